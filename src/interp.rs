@@ -1,0 +1,212 @@
+//! The interpreter: executes one guest instruction at a time, straight from the
+//! specification. It is the oracle every translating backend is tested against, so it
+//! stays plain. Translated code also uses [`step`] for the instructions that need the
+//! runtime (ecall, CSR accesses, mret, fence.i, faults).
+
+use crate::cpu::CsrFile;
+use crate::decode::{decode, AluOp, BranchOp, CsrOp, Inst, LoadOp, StoreOp};
+use crate::machine::{Exit, FaultKind, GuestFault, Machine};
+use crate::memory::{DeviceEffect, Width};
+use crate::syscall;
+
+/// The value of an ALU operation (RV32I and M, including the M edge cases: division by
+/// zero gives all ones / the dividend, INT_MIN / -1 gives INT_MIN / 0).
+pub fn alu(op: AluOp, a: u32, b: u32) -> u32 {
+    let (sa, sb) = (a as i32, b as i32);
+    match op {
+        AluOp::Add => a.wrapping_add(b),
+        AluOp::Sub => a.wrapping_sub(b),
+        AluOp::Sll => a << (b & 31),
+        AluOp::Slt => u32::from(sa < sb),
+        AluOp::Sltu => u32::from(a < b),
+        AluOp::Xor => a ^ b,
+        AluOp::Srl => a >> (b & 31),
+        AluOp::Sra => (sa >> (b & 31)) as u32,
+        AluOp::Or => a | b,
+        AluOp::And => a & b,
+        AluOp::Mul => a.wrapping_mul(b),
+        AluOp::Mulh => ((i64::from(sa) * i64::from(sb)) >> 32) as u32,
+        AluOp::Mulhsu => ((i64::from(sa) * i64::from(b)) >> 32) as u32,
+        AluOp::Mulhu => ((u64::from(a) * u64::from(b)) >> 32) as u32,
+        AluOp::Div => match sb {
+            0 => u32::MAX,
+            -1 => sa.wrapping_neg() as u32,
+            _ => (sa / sb) as u32,
+        },
+        AluOp::Divu => a.checked_div(b).unwrap_or(u32::MAX),
+        AluOp::Rem => match sb {
+            0 => a,
+            -1 => 0,
+            _ => (sa % sb) as u32,
+        },
+        AluOp::Remu => a.checked_rem(b).unwrap_or(a),
+    }
+}
+
+/// Is the branch taken?
+pub fn branch_taken(op: BranchOp, a: u32, b: u32) -> bool {
+    match op {
+        BranchOp::Beq => a == b,
+        BranchOp::Bne => a != b,
+        BranchOp::Blt => (a as i32) < (b as i32),
+        BranchOp::Bge => (a as i32) >= (b as i32),
+        BranchOp::Bltu => a < b,
+        BranchOp::Bgeu => a >= b,
+    }
+}
+
+/// Width of a load and whether it sign-extends.
+pub fn load_shape(op: LoadOp) -> (Width, bool) {
+    match op {
+        LoadOp::Lb => (Width::B1, true),
+        LoadOp::Lh => (Width::B2, true),
+        LoadOp::Lw => (Width::B4, false),
+        LoadOp::Lbu => (Width::B1, false),
+        LoadOp::Lhu => (Width::B2, false),
+    }
+}
+
+pub fn store_width(op: StoreOp) -> Width {
+    match op {
+        StoreOp::Sb => Width::B1,
+        StoreOp::Sh => Width::B2,
+        StoreOp::Sw => Width::B4,
+    }
+}
+
+/// Sign- or zero-extends a loaded value.
+pub fn extend(value: u32, width: Width, signed: bool) -> u32 {
+    match (width, signed) {
+        (Width::B1, true) => value as u8 as i8 as i32 as u32,
+        (Width::B2, true) => value as u16 as i16 as i32 as u32,
+        (Width::B1, false) => value & 0xff,
+        (Width::B2, false) => value & 0xffff,
+        (Width::B4, _) => value,
+    }
+}
+
+fn fault(kind: FaultKind, pc: u32, addr: u32) -> Exit {
+    Exit::Fault(GuestFault { kind, pc, addr })
+}
+
+/// Fetches and executes the instruction at `cpu.pc`. On success the instruction has
+/// retired (`cpu.retired` incremented, pc advanced). On `Err` the run ends; a fault
+/// leaves the state as it was before the instruction.
+pub fn step(m: &mut Machine) -> Result<(), Exit> {
+    let pc = m.cpu.pc;
+    let word = m.mem.fetch(pc).map_err(|_| fault(FaultKind::FetchAccess, pc, pc))?;
+    execute(m, decode(word))
+}
+
+/// Executes one decoded instruction located at `cpu.pc`.
+pub fn execute(m: &mut Machine, inst: Inst) -> Result<(), Exit> {
+    let pc = m.cpu.pc;
+    let mut next = pc.wrapping_add(4);
+    let cpu = &mut m.cpu;
+    match inst {
+        Inst::Lui { rd, imm } => cpu.set_reg(rd, imm),
+        Inst::Auipc { rd, imm } => cpu.set_reg(rd, pc.wrapping_add(imm)),
+        Inst::Jal { rd, offset } => {
+            let target = pc.wrapping_add(offset as u32);
+            if target & 3 != 0 {
+                return Err(fault(FaultKind::FetchMisaligned, pc, target));
+            }
+            cpu.set_reg(rd, next);
+            next = target;
+        }
+        Inst::Jalr { rd, rs1, offset } => {
+            let target = cpu.reg(rs1).wrapping_add(offset as u32) & !1;
+            if target & 3 != 0 {
+                return Err(fault(FaultKind::FetchMisaligned, pc, target));
+            }
+            cpu.set_reg(rd, next);
+            next = target;
+        }
+        Inst::Branch { op, rs1, rs2, offset } => {
+            if branch_taken(op, cpu.reg(rs1), cpu.reg(rs2)) {
+                let target = pc.wrapping_add(offset as u32);
+                if target & 3 != 0 {
+                    return Err(fault(FaultKind::FetchMisaligned, pc, target));
+                }
+                next = target;
+            }
+        }
+        Inst::Load { op, rd, rs1, offset } => {
+            let addr = cpu.reg(rs1).wrapping_add(offset as u32);
+            let (width, signed) = load_shape(op);
+            let v = m.mem.load(addr, width).map_err(|_| fault(FaultKind::LoadAccess, pc, addr))?;
+            m.cpu.set_reg(rd, extend(v, width, signed));
+        }
+        Inst::Store { op, rs1, rs2, offset } => {
+            let addr = cpu.reg(rs1).wrapping_add(offset as u32);
+            let value = cpu.reg(rs2);
+            let effect =
+                m.mem.store(addr, store_width(op), value).map_err(|_| fault(FaultKind::StoreAccess, pc, addr))?;
+            if let DeviceEffect::Exit(code) = effect {
+                m.cpu.retired += 1;
+                m.cpu.pc = next;
+                m.flush_uart();
+                return Err(Exit::Exited(code));
+            }
+        }
+        Inst::OpImm { op, rd, rs1, imm } => cpu.set_reg(rd, alu(op, cpu.reg(rs1), imm as u32)),
+        Inst::Op { op, rd, rs1, rs2 } => cpu.set_reg(rd, alu(op, cpu.reg(rs1), cpu.reg(rs2))),
+        Inst::Fence { .. } | Inst::Wfi | Inst::FenceI => {}
+        Inst::Ecall => {
+            m.cpu.retired += 1;
+            let result = syscall::handle_ecall(m);
+            m.cpu.pc = next;
+            return result;
+        }
+        Inst::Ebreak => return Err(fault(FaultKind::Breakpoint, pc, 0)),
+        Inst::Mret => next = m.csrs.read(crate::cpu::CSR_MEPC, m.counters()) & !3,
+        Inst::Csr { op, rd, src, csr } => {
+            let operand = match op {
+                CsrOp::Rw | CsrOp::Rs | CsrOp::Rc => cpu.reg(src),
+                CsrOp::Rwi | CsrOp::Rsi | CsrOp::Rci => u32::from(src),
+            };
+            // csrrs/csrrc (and the immediate forms) with a zero source do not write.
+            let writes = matches!(op, CsrOp::Rw | CsrOp::Rwi) || src != 0;
+            if writes && CsrFile::is_read_only(csr) {
+                return Err(fault(FaultKind::IllegalInstruction, pc, 0));
+            }
+            let old = m.csrs.read(csr, m.counters());
+            if writes {
+                let new = match op {
+                    CsrOp::Rw | CsrOp::Rwi => operand,
+                    CsrOp::Rs | CsrOp::Rsi => old | operand,
+                    CsrOp::Rc | CsrOp::Rci => old & !operand,
+                };
+                m.csrs.write(csr, new);
+            }
+            m.cpu.set_reg(rd, old);
+        }
+        Inst::Illegal(_) => return Err(fault(FaultKind::IllegalInstruction, pc, 0)),
+    }
+    m.cpu.pc = next;
+    m.cpu.retired += 1;
+    Ok(())
+}
+
+/// How often the interpreter looks at the interrupt flag.
+const INTERRUPT_CHECK_INTERVAL: u64 = 1 << 16;
+
+/// Runs the machine on the interpreter until it exits, faults, reaches `max_insns`
+/// retired instructions, or `interrupted` returns a signal number.
+pub fn run(m: &mut Machine, max_insns: Option<u64>, interrupted: &dyn Fn() -> Option<i32>) -> Exit {
+    let limit = max_insns.unwrap_or(u64::MAX);
+    loop {
+        if m.cpu.retired >= limit {
+            return Exit::InsnLimit(m.cpu.retired);
+        }
+        let chunk_end = limit.min(m.cpu.retired + INTERRUPT_CHECK_INTERVAL);
+        while m.cpu.retired < chunk_end {
+            if let Err(exit) = step(m) {
+                return exit;
+            }
+        }
+        if let Some(sig) = interrupted() {
+            return Exit::Interrupted(sig);
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The guest machine: CPU state, CSRs, memory and streams together, how a run ends
+//! ([`Exit`], [`GuestFault`]) and the run's statistics.
+//!
+//! Every backend runs a [`Machine`]; the interpreter and the translated code change it
+//! in exactly the same way, which is what the differential tests check.
+
+use crate::cpu::{Counters, Cpu, CsrFile};
+use crate::disasm::disassemble_word;
+use crate::loader::{self, LoadError, DEFAULT_STACK_SIZE, STACK_TOP};
+use crate::memory::{Memory, PAGE, PERM_R, PERM_W};
+use crate::syscall::Io;
+use std::fmt;
+
+/// Why the guest stopped with a fault. Each kind maps to the signal a native RISC-V
+/// Linux process would get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    IllegalInstruction,
+    Breakpoint,
+    LoadAccess,
+    StoreAccess,
+    FetchAccess,
+    /// A jump or branch to an address that is not 4-byte aligned.
+    FetchMisaligned,
+    /// An unknown syscall under `--strict-syscalls`.
+    UnknownSyscall(u32),
+}
+
+impl FaultKind {
+    /// The host signal number a native process would die of.
+    pub fn signal(self) -> i32 {
+        match self {
+            FaultKind::IllegalInstruction => libc::SIGILL,
+            FaultKind::Breakpoint => libc::SIGTRAP,
+            FaultKind::LoadAccess | FaultKind::StoreAccess | FaultKind::FetchAccess => libc::SIGSEGV,
+            FaultKind::FetchMisaligned => libc::SIGBUS,
+            FaultKind::UnknownSyscall(_) => libc::SIGSYS,
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            FaultKind::IllegalInstruction => "illegal instruction".into(),
+            FaultKind::Breakpoint => "ebreak (breakpoint)".into(),
+            FaultKind::LoadAccess => "load access fault".into(),
+            FaultKind::StoreAccess => "store access fault".into(),
+            FaultKind::FetchAccess => "instruction fetch access fault".into(),
+            FaultKind::FetchMisaligned => "instruction address misaligned".into(),
+            FaultKind::UnknownSyscall(nr) => format!("unknown syscall {nr} (--strict-syscalls)"),
+        }
+    }
+}
+
+/// A guest fault: what, where (pc of the faulting instruction), and the address involved
+/// (the data address of a load/store, the target of a fetch; 0 otherwise).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestFault {
+    pub kind: FaultKind,
+    pub pc: u32,
+    pub addr: u32,
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// The program exited (exit syscall or test finisher) with this status.
+    Exited(i32),
+    Fault(GuestFault),
+    /// `--max-insns` was reached after this many instructions.
+    InsnLimit(u64),
+    /// SIGINT or SIGTERM (the signal number) stopped the run.
+    Interrupted(i32),
+}
+
+/// Exit status for `--max-insns` (as `timeout(1)` uses).
+pub const EXIT_INSN_LIMIT: i32 = 124;
+
+impl Exit {
+    /// The process exit status rvdbt reports, as a native process would.
+    pub fn status(&self) -> i32 {
+        match self {
+            Exit::Exited(code) => code & 0xff,
+            Exit::Fault(f) => 128 + f.kind.signal(),
+            Exit::InsnLimit(_) => EXIT_INSN_LIMIT,
+            Exit::Interrupted(sig) => 128 + sig,
+        }
+    }
+}
+
+/// Counters reported by `--stats`. Backends add to them.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub syscalls: u64,
+    pub unknown_syscalls: u64,
+    pub blocks_compiled: u64,
+    pub compile_ns: u64,
+    pub chained_exits: u64,
+    pub dispatcher_entries: u64,
+    pub code_bytes: u64,
+    pub cache_flushes: u64,
+}
+
+/// Settings that change how the guest machine is built and behaves.
+#[derive(Clone, Debug)]
+pub struct MachineConfig {
+    pub stack_size: u32,
+    pub strict_syscalls: bool,
+    pub huge_pages: bool,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        MachineConfig { stack_size: DEFAULT_STACK_SIZE, strict_syscalls: false, huge_pages: true }
+    }
+}
+
+/// The whole guest machine. `cpu` comes first so a `*mut Cpu` handed to translated
+/// code is also a pointer to the machine.
+#[repr(C)]
+pub struct Machine {
+    pub cpu: Cpu,
+    pub csrs: CsrFile,
+    pub mem: Memory,
+    pub io: Io,
+    pub config: MachineConfig,
+    pub stats: Stats,
+}
+
+impl Machine {
+    /// Builds a machine from an ELF image: maps the stack and the segments, places the
+    /// heap and the initial stack contents. `args[0]` is the program name.
+    pub fn from_elf(
+        elf: &[u8],
+        args: &[String],
+        env: &[String],
+        config: MachineConfig,
+        io: Io,
+    ) -> Result<Machine, LoadError> {
+        let mem_err = |e: std::io::Error| LoadError::Memory(e.to_string());
+        if config.stack_size < PAGE || config.stack_size > (1 << 30) || !config.stack_size.is_multiple_of(PAGE) {
+            return Err(LoadError::Memory(format!(
+                "stack size {} must be a multiple of 4096 between 4 KiB and 1 GiB",
+                config.stack_size
+            )));
+        }
+        let mut mem = Memory::new(config.huge_pages).map_err(mem_err)?;
+        let stack_bottom = STACK_TOP - config.stack_size;
+        mem.add_ram(stack_bottom, u64::from(STACK_TOP), PERM_R | PERM_W, "stack").map_err(mem_err)?;
+        let image = loader::load_elf(&mut mem, elf)?;
+        let heap_start = crate::memory::page_up(u64::from(image.end)) as u32;
+        // The heap may grow up to the next region above it, leaving one guard page.
+        let next = mem.regions().iter().map(|r| r.start).filter(|&s| s >= heap_start).min().unwrap_or(!(PAGE - 1));
+        mem.set_heap(heap_start, next.saturating_sub(PAGE).max(heap_start));
+        let sp = loader::build_stack(&mut mem, &image, args, env)?;
+        let mut cpu = Cpu::default();
+        cpu.pc = image.entry;
+        cpu.regs[2] = sp;
+        Ok(Machine { cpu, csrs: CsrFile::default(), mem, io, config, stats: Stats::default() })
+    }
+
+    /// Counter values for CSR reads.
+    pub fn counters(&self) -> Counters {
+        Counters { retired: self.cpu.retired, mtime: self.mem.mtime() }
+    }
+
+    /// Sends bytes written to the UART to the guest's stdout.
+    pub fn flush_uart(&mut self) {
+        if !self.mem.uart_out.is_empty() {
+            let bytes = std::mem::take(&mut self.mem.uart_out);
+            self.io.write(1, &bytes);
+        }
+    }
+
+    /// Ends a run: delivers pending output.
+    pub fn finish(&mut self) {
+        self.flush_uart();
+        self.io.flush();
+    }
+
+    /// The instruction word at `pc`, if it can be read.
+    pub fn instruction_at(&self, pc: u32) -> Option<u32> {
+        self.mem.read_bytes(pc, 4).ok().map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A one-line description of a fault: kind, pc, address, the faulting instruction.
+    pub fn describe_fault(&self, f: &GuestFault) -> String {
+        let insn = match self.instruction_at(f.pc) {
+            Some(word) => format!("{word:08x}  {}", disassemble_word(word, f.pc).replace('\t', " ")),
+            None => "<not readable>".into(),
+        };
+        let addr = match f.kind {
+            FaultKind::LoadAccess | FaultKind::StoreAccess | FaultKind::FetchAccess | FaultKind::FetchMisaligned => {
+                format!(", address {:#010x}", f.addr)
+            }
+            _ => String::new(),
+        };
+        format!("guest {} at pc {:#010x}{addr}: {insn}", f.kind.describe(), f.pc)
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exit::Exited(code) => write!(f, "exited with status {code}"),
+            Exit::Fault(g) => write!(f, "{} at pc {:#010x}", g.kind.describe(), g.pc),
+            Exit::InsnLimit(n) => write!(f, "stopped after {n} instructions (--max-insns)"),
+            Exit::Interrupted(sig) => write!(f, "interrupted by signal {sig}"),
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The `rvdbt` command line.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use rvdbt::machine::{Exit, Machine, MachineConfig};
+use rvdbt::runner::{self, Backend, RunOptions};
+use rvdbt::syscall::Io;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+/// Exit status for a bad command line or a file that cannot be loaded.
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "rvdbt", version, about = "Run RISC-V RV32IM Linux programs on x86-64")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a static RV32IM ELF program.
+    Run(RunArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    /// The interpreter (the reference implementation).
+    Interp,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The guest program (a static RV32IM ELF executable).
+    program: PathBuf,
+    /// Arguments for the guest program (after `--`).
+    #[arg(last = true)]
+    args: Vec<String>,
+    /// Execution engine.
+    #[arg(long, value_enum, default_value = "interp")]
+    backend: BackendArg,
+    /// Stop after this many guest instructions (exit status 124).
+    #[arg(long, value_name = "N")]
+    max_insns: Option<u64>,
+    /// Guest stack size in bytes; K and M suffixes allowed (default 8M).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "8M")]
+    stack_size: u32,
+    /// Set a guest environment variable (repeatable). The guest gets no host environment.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Stop the run at an unknown syscall instead of returning -ENOSYS.
+    #[arg(long)]
+    strict_syscalls: bool,
+    /// Do not ask for transparent huge pages for large guest RAM regions.
+    #[arg(long)]
+    no_huge_pages: bool,
+    /// Print statistics on stderr at the end.
+    #[arg(long)]
+    stats: bool,
+    /// Write statistics as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
+}
+
+fn parse_size(s: &str) -> Result<u32, String> {
+    let (digits, mult) = match s.chars().last() {
+        Some('k' | 'K') => (&s[..s.len() - 1], 1024),
+        Some('m' | 'M') => (&s[..s.len() - 1], 1024 * 1024),
+        _ => (s, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| format!("invalid size '{s}' (use e.g. 65536, 64K, 8M)"))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Run(args) => match run(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("rvdbt: {e:#}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let elf = std::fs::read(&args.program).with_context(|| format!("cannot read {}", args.program.display()))?;
+    let mut guest_args = vec![args.program.to_string_lossy().into_owned()];
+    guest_args.extend(args.args.iter().cloned());
+    for e in &args.env {
+        anyhow::ensure!(e.contains('='), "--env wants KEY=VALUE, got '{e}'");
+    }
+    let config = MachineConfig {
+        stack_size: args.stack_size,
+        strict_syscalls: args.strict_syscalls,
+        huge_pages: !args.no_huge_pages,
+    };
+    let mut machine = Machine::from_elf(&elf, &guest_args, &args.env, config, Io::host())
+        .with_context(|| format!("cannot load {}", args.program.display()))?;
+
+    let interrupt = Arc::new(AtomicUsize::new(0));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_usize(sig, Arc::clone(&interrupt), sig as usize)
+            .context("cannot install the SIGINT/SIGTERM handler")?;
+    }
+    let backend = match args.backend {
+        BackendArg::Interp => Backend::Interp,
+    };
+    let opts = RunOptions { backend, max_insns: args.max_insns, interrupt: Some(interrupt) };
+    let report = runner::run(&mut machine, &opts);
+
+    match &report.exit {
+        Exit::Exited(_) => {}
+        Exit::Fault(f) => eprintln!("rvdbt: {}", machine.describe_fault(f)),
+        other => eprintln!("rvdbt: {other}"),
+    }
+    if args.stats {
+        eprint!("{}", runner::stats_table(&machine, &report));
+    }
+    if let Some(path) = &args.stats_json {
+        std::fs::write(path, runner::stats_json(&machine, &report))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ExitCode::from(report.exit.status() as u8))
+}

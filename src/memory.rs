@@ -1,0 +1,685 @@
+//! Guest memory: the 4 GiB host arena and the guest memory map (RAM regions and devices).
+//!
+//! The arena reserves 4 GiB plus a guard of host address space with `PROT_NONE`, so
+//! `arena_base + zext(addr)` can never leave the reservation. RAM regions are made
+//! accessible inside it with the permissions the guest sees (read-only code and rodata);
+//! device pages and holes stay `PROT_NONE`, which is what makes inline accesses from
+//! translated code safe: anything that is not RAM faults.
+//!
+//! The memory map answers `region_of(addr)` and implements the generic access path used
+//! by the interpreter and by the translated code's helper calls. Guest permission
+//! violations come back as [`MemFault`]s, never as host faults.
+
+use std::ptr;
+
+/// Size of the guest address space.
+pub const GUEST_SPACE: u64 = 1 << 32;
+/// Guard above the 4 GiB so a misaligned access at the very top stays in the reservation.
+pub const ARENA_GUARD: u64 = 64 * 1024;
+/// Guest (and host) page size.
+pub const PAGE: u32 = 4096;
+
+pub const PERM_R: u8 = 1;
+pub const PERM_W: u8 = 2;
+pub const PERM_X: u8 = 4;
+
+/// SiFive test finisher (QEMU `virt`).
+pub const TEST_FINISHER_BASE: u32 = 0x0010_0000;
+pub const TEST_FINISHER_SIZE: u32 = 0x1000;
+/// CLINT-style timer (QEMU `virt`); `mtime` at +0xBFF8, `mtimecmp` at +0x4000.
+pub const CLINT_BASE: u32 = 0x0200_0000;
+pub const CLINT_SIZE: u32 = 0x1_0000;
+/// 16550 UART subset (QEMU `virt`).
+pub const UART_BASE: u32 = 0x1000_0000;
+pub const UART_SIZE: u32 = 0x100;
+
+/// `mtime` ticks per second (QEMU `virt` runs its CLINT at 10 MHz).
+pub const MTIME_HZ: u64 = 10_000_000;
+
+/// The devices of the memory map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Device {
+    TestFinisher,
+    Clint,
+    Uart,
+}
+
+impl Device {
+    pub fn name(self) -> &'static str {
+        match self {
+            Device::TestFinisher => "test-finisher",
+            Device::Clint => "clint",
+            Device::Uart => "uart",
+        }
+    }
+}
+
+/// What lives in a region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RegionKind {
+    Ram { perms: u8 },
+    Device(Device),
+}
+
+/// One contiguous range of the guest address space, `[start, end)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub start: u32,
+    /// Exclusive end; a u64 so a region may end at 4 GiB.
+    pub end: u64,
+    pub kind: RegionKind,
+    pub name: String,
+}
+
+impl Region {
+    pub fn contains(&self, addr: u32, size: u32) -> bool {
+        addr >= self.start && u64::from(addr) + u64::from(size) <= self.end
+    }
+}
+
+/// Why a generic access failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemFault {
+    /// No region, or a region whose permissions forbid the access.
+    Access,
+}
+
+/// Access widths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Width {
+    B1 = 1,
+    B2 = 2,
+    B4 = 4,
+}
+
+impl Width {
+    pub fn bytes(self) -> u32 {
+        self as u32
+    }
+}
+
+/// Side effects a device write asks the machine to carry out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceEffect {
+    None,
+    /// The test finisher was told to stop the machine with this exit code.
+    Exit(i32),
+}
+
+/// The 4 GiB + guard reservation of host address space that backs all guest RAM.
+pub struct Arena {
+    base: *mut u8,
+}
+
+// SAFETY: the arena is a plain memory reservation; it has no thread affinity.
+unsafe impl Send for Arena {}
+
+impl Arena {
+    fn reserve() -> std::io::Result<Arena> {
+        let len = (GUEST_SPACE + ARENA_GUARD) as usize;
+        // SAFETY: an anonymous private PROT_NONE mapping at an address of the kernel's
+        // choosing; it aliases nothing.
+        let base = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Arena { base: base.cast() })
+    }
+
+    pub fn base(&self) -> *mut u8 {
+        self.base
+    }
+
+    /// Sets the host protection of guest pages `[start, end)` (page aligned).
+    fn protect(&self, start: u32, end: u64, perms: u8) -> std::io::Result<()> {
+        let mut prot = libc::PROT_NONE;
+        if perms & PERM_R != 0 {
+            prot |= libc::PROT_READ;
+        }
+        if perms & PERM_W != 0 {
+            prot |= libc::PROT_READ | libc::PROT_WRITE;
+        }
+        // SAFETY: [start, end) lies inside the reservation (end <= 4 GiB) and is page
+        // aligned; only guest memory changes protection.
+        let rc =
+            unsafe { libc::mprotect(self.base.add(start as usize).cast(), (end - u64::from(start)) as usize, prot) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Replaces guest pages `[start, end)` by fresh inaccessible zero pages.
+    fn discard(&self, start: u32, end: u64) -> std::io::Result<()> {
+        // SAFETY: MAP_FIXED over a sub-range of our own reservation; nothing else lives there.
+        let p = unsafe {
+            libc::mmap(
+                self.base.add(start as usize).cast(),
+                (end - u64::from(start)) as usize,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Asks for transparent huge pages on `[start, end)`.
+    fn advise_huge(&self, start: u32, end: u64) {
+        // SAFETY: advisory only, on our own mapping.
+        unsafe {
+            libc::madvise(self.base.add(start as usize).cast(), (end - u64::from(start)) as usize, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the reservation made in `reserve`.
+        unsafe {
+            libc::munmap(self.base.cast(), (GUEST_SPACE + ARENA_GUARD) as usize);
+        }
+    }
+}
+
+/// Device state that lives beside the map.
+#[derive(Debug)]
+struct DeviceState {
+    mtimecmp: u64,
+    msip: u32,
+    uart_regs: [u8; 8],
+    start: std::time::Instant,
+}
+
+/// Bytes the UART produced that the machine still has to send to the guest's stdout.
+pub type UartOutput = Vec<u8>;
+
+/// The guest memory map over the arena.
+pub struct Memory {
+    arena: Arena,
+    /// Sorted by start, non-overlapping.
+    regions: Vec<Region>,
+    heap_index: usize,
+    heap_limit: u32,
+    devices: DeviceState,
+    /// UART bytes written since the last drain.
+    pub uart_out: UartOutput,
+    huge_pages: bool,
+}
+
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memory").field("regions", &self.regions).finish()
+    }
+}
+
+/// RAM regions of at least this size ask for transparent huge pages.
+const HUGE_PAGE_MIN: u64 = 2 << 20;
+
+pub fn page_down(addr: u64) -> u64 {
+    addr & !(u64::from(PAGE) - 1)
+}
+
+pub fn page_up(addr: u64) -> u64 {
+    (addr + u64::from(PAGE) - 1) & !(u64::from(PAGE) - 1)
+}
+
+impl Memory {
+    /// An empty map (devices only) over a fresh arena.
+    pub fn new(huge_pages: bool) -> std::io::Result<Memory> {
+        let devices = [
+            (TEST_FINISHER_BASE, TEST_FINISHER_SIZE, Device::TestFinisher),
+            (CLINT_BASE, CLINT_SIZE, Device::Clint),
+            (UART_BASE, UART_SIZE, Device::Uart),
+        ];
+        let regions = devices
+            .iter()
+            .map(|&(start, size, dev)| Region {
+                start,
+                end: u64::from(start) + u64::from(size),
+                kind: RegionKind::Device(dev),
+                name: dev.name().to_string(),
+            })
+            .collect();
+        Ok(Memory {
+            arena: Arena::reserve()?,
+            regions,
+            heap_index: usize::MAX,
+            heap_limit: 0,
+            devices: DeviceState { mtimecmp: u64::MAX, msip: 0, uart_regs: [0; 8], start: std::time::Instant::now() },
+            uart_out: Vec::new(),
+            huge_pages,
+        })
+    }
+
+    pub fn arena_base(&self) -> *mut u8 {
+        self.arena.base()
+    }
+
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+
+    /// The first region that intersects `[start, end)`, if any.
+    pub fn first_overlap(&self, start: u32, end: u64) -> Option<&Region> {
+        self.regions.iter().find(|r| u64::from(r.start) < end && r.end > u64::from(start))
+    }
+
+    /// Adds a RAM region over page-aligned `[start, end)`, zero filled, with `perms`.
+    /// The caller has checked that it overlaps nothing.
+    pub fn add_ram(&mut self, start: u32, end: u64, perms: u8, name: &str) -> std::io::Result<()> {
+        debug_assert!(start.is_multiple_of(PAGE) && end.is_multiple_of(u64::from(PAGE)) && end <= GUEST_SPACE);
+        debug_assert!(self.first_overlap(start, end).is_none());
+        self.arena.protect(start, end, perms)?;
+        if self.huge_pages && end - u64::from(start) >= HUGE_PAGE_MIN {
+            self.arena.advise_huge(start, end);
+        }
+        let region = Region { start, end, kind: RegionKind::Ram { perms }, name: name.to_string() };
+        let at = self.regions.partition_point(|r| r.start < start);
+        self.regions.insert(at, region);
+        if self.heap_index != usize::MAX && at <= self.heap_index {
+            self.heap_index += 1;
+        }
+        Ok(())
+    }
+
+    /// Copies bytes into guest RAM regardless of guest permissions (loader use).
+    /// Returns false if any byte is outside RAM.
+    pub fn write_initial(&mut self, addr: u32, bytes: &[u8]) -> std::io::Result<bool> {
+        let end = u64::from(addr) + bytes.len() as u64;
+        let mut a = u64::from(addr);
+        while a < end {
+            let Some(i) = self.find(a as u32) else {
+                return Ok(false);
+            };
+            let r = &self.regions[i];
+            let RegionKind::Ram { perms } = r.kind else {
+                return Ok(false);
+            };
+            let chunk_end = end.min(r.end);
+            let (rs, re) = (r.start, r.end);
+            self.arena.protect(rs, re, PERM_R | PERM_W)?;
+            let off = (a - u64::from(addr)) as usize;
+            let len = (chunk_end - a) as usize;
+            // SAFETY: [a, chunk_end) is inside a RAM region that is now host-writable,
+            // and inside the arena reservation.
+            unsafe {
+                ptr::copy_nonoverlapping(bytes[off..].as_ptr(), self.arena.base().add(a as usize), len);
+            }
+            self.arena.protect(rs, re, perms)?;
+            a = chunk_end;
+        }
+        Ok(true)
+    }
+
+    /// Declares the brk heap: it starts empty at `start` and may grow up to `limit`.
+    pub fn set_heap(&mut self, start: u32, limit: u32) {
+        let region = Region {
+            start,
+            end: u64::from(start),
+            kind: RegionKind::Ram { perms: PERM_R | PERM_W },
+            name: "heap".to_string(),
+        };
+        let at = self.regions.partition_point(|r| r.start < start);
+        self.regions.insert(at, region);
+        self.heap_index = at;
+        self.heap_limit = limit;
+    }
+
+    /// Current program break (end of the heap region).
+    pub fn brk(&self) -> u32 {
+        self.regions.get(self.heap_index).map_or(0, |r| r.end as u32)
+    }
+
+    pub fn heap_start(&self) -> u32 {
+        self.regions.get(self.heap_index).map_or(0, |r| r.start)
+    }
+
+    /// Moves the program break like Linux `brk`: returns the new break, or the old one
+    /// when the request cannot be met.
+    pub fn set_brk(&mut self, new_brk: u32) -> u32 {
+        let Some(heap) = self.regions.get(self.heap_index) else {
+            return 0;
+        };
+        let (start, old_end) = (heap.start, heap.end);
+        if new_brk < start || new_brk > self.heap_limit {
+            return old_end as u32;
+        }
+        let old_top = page_up(old_end);
+        let new_top = page_up(u64::from(new_brk));
+        let ok = if new_top > old_top {
+            self.arena.protect(old_top as u32, new_top, PERM_R | PERM_W).is_ok()
+        } else if new_top < old_top {
+            self.arena.discard(new_top as u32, old_top).is_ok()
+        } else {
+            true
+        };
+        if !ok {
+            return old_end as u32;
+        }
+        self.regions[self.heap_index].end = u64::from(new_brk);
+        new_brk
+    }
+
+    /// Index of the region holding `addr`.
+    fn find(&self, addr: u32) -> Option<usize> {
+        let i = self.regions.partition_point(|r| r.start <= addr);
+        let i = i.checked_sub(1)?;
+        (u64::from(addr) < self.regions[i].end).then_some(i)
+    }
+
+    /// The region holding `addr`.
+    pub fn region_of(&self, addr: u32) -> Option<&Region> {
+        self.find(addr).map(|i| &self.regions[i])
+    }
+
+    /// The region index holding the whole access, if one region does.
+    pub fn region_index_of(&self, addr: u32, size: u32) -> Option<usize> {
+        let i = self.find(addr)?;
+        self.regions[i].contains(addr, size).then_some(i)
+    }
+
+    pub fn region(&self, index: usize) -> &Region {
+        &self.regions[index]
+    }
+
+    /// Is `[addr, addr+size)` RAM with all of `perms`?
+    pub fn ram_allows(&self, addr: u32, size: u32, perms: u8) -> bool {
+        match self.find(addr) {
+            Some(i) => {
+                let r = &self.regions[i];
+                match r.kind {
+                    RegionKind::Ram { perms: p } if p & perms == perms => {
+                        r.contains(addr, size)
+                            || (r.end <= u64::from(u32::MAX)
+                                && self.ram_allows(
+                                    r.end as u32,
+                                    (u64::from(addr) + u64::from(size) - r.end) as u32,
+                                    perms,
+                                ))
+                    }
+                    _ => false,
+                }
+            }
+            None => false,
+        }
+    }
+
+    /// Fetches an instruction word (needs execute permission).
+    pub fn fetch(&self, addr: u32) -> Result<u32, MemFault> {
+        if !self.ram_allows(addr, 4, PERM_X) {
+            return Err(MemFault::Access);
+        }
+        Ok(self.ram_read(addr, Width::B4))
+    }
+
+    fn ram_read(&self, addr: u32, width: Width) -> u32 {
+        // SAFETY: the caller checked that [addr, addr+width) is readable guest RAM, so it
+        // is host-readable inside the arena.
+        unsafe {
+            let p = self.arena.base().add(addr as usize);
+            match width {
+                Width::B1 => u32::from(*p),
+                Width::B2 => u32::from(ptr::read_unaligned(p.cast::<u16>())),
+                Width::B4 => ptr::read_unaligned(p.cast::<u32>()),
+            }
+        }
+    }
+
+    fn ram_write(&mut self, addr: u32, width: Width, value: u32) {
+        // SAFETY: the caller checked that [addr, addr+width) is writable guest RAM, so it
+        // is host-writable inside the arena.
+        unsafe {
+            let p = self.arena.base().add(addr as usize);
+            match width {
+                Width::B1 => *p = value as u8,
+                Width::B2 => ptr::write_unaligned(p.cast::<u16>(), value as u16),
+                Width::B4 => ptr::write_unaligned(p.cast::<u32>(), value),
+            }
+        }
+    }
+
+    /// Generic load (zero-extended to 32 bits).
+    pub fn load(&mut self, addr: u32, width: Width) -> Result<u32, MemFault> {
+        let size = width.bytes();
+        if let Some(i) = self.find(addr) {
+            match self.regions[i].kind {
+                RegionKind::Ram { .. } => {
+                    if self.ram_allows(addr, size, PERM_R) {
+                        return Ok(self.ram_read(addr, width));
+                    }
+                }
+                RegionKind::Device(dev) if self.regions[i].contains(addr, size) => {
+                    let off = addr - self.regions[i].start;
+                    return Ok(self.device_read(dev, off, width));
+                }
+                RegionKind::Device(_) => {}
+            }
+        }
+        Err(MemFault::Access)
+    }
+
+    /// Generic store (the low `width` bytes of `value`).
+    pub fn store(&mut self, addr: u32, width: Width, value: u32) -> Result<DeviceEffect, MemFault> {
+        let size = width.bytes();
+        if let Some(i) = self.find(addr) {
+            match self.regions[i].kind {
+                RegionKind::Ram { .. } => {
+                    if self.ram_allows(addr, size, PERM_W) {
+                        self.ram_write(addr, width, value);
+                        return Ok(DeviceEffect::None);
+                    }
+                }
+                RegionKind::Device(dev) if self.regions[i].contains(addr, size) => {
+                    let off = addr - self.regions[i].start;
+                    return Ok(self.device_write(dev, off, width, value));
+                }
+                RegionKind::Device(_) => {}
+            }
+        }
+        Err(MemFault::Access)
+    }
+
+    /// Reads guest bytes for a syscall (needs read permission on RAM).
+    pub fn read_bytes(&self, addr: u32, len: u32) -> Result<Vec<u8>, MemFault> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        if !self.ram_allows(addr, len, PERM_R) {
+            return Err(MemFault::Access);
+        }
+        let mut out = vec![0u8; len as usize];
+        // SAFETY: [addr, addr+len) is readable guest RAM inside the arena.
+        unsafe {
+            ptr::copy_nonoverlapping(self.arena.base().add(addr as usize), out.as_mut_ptr(), len as usize);
+        }
+        Ok(out)
+    }
+
+    /// Writes guest bytes for a syscall (needs write permission on RAM).
+    pub fn write_bytes(&mut self, addr: u32, bytes: &[u8]) -> Result<(), MemFault> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let len = u32::try_from(bytes.len()).map_err(|_| MemFault::Access)?;
+        if !self.ram_allows(addr, len, PERM_W) {
+            return Err(MemFault::Access);
+        }
+        // SAFETY: [addr, addr+len) is writable guest RAM inside the arena.
+        unsafe {
+            ptr::copy_nonoverlapping(bytes.as_ptr(), self.arena.base().add(addr as usize), bytes.len());
+        }
+        Ok(())
+    }
+
+    /// Current `mtime` value.
+    pub fn mtime(&self) -> u64 {
+        let ns = self.devices.start.elapsed().as_nanos() as u64;
+        ns / (1_000_000_000 / MTIME_HZ)
+    }
+
+    fn device_read(&mut self, dev: Device, off: u32, width: Width) -> u32 {
+        let shift = (off & 3) * 8;
+        let word = match dev {
+            Device::TestFinisher => 0,
+            Device::Clint => match off & !3 {
+                0x0 => self.devices.msip,
+                0x4000 => self.devices.mtimecmp as u32,
+                0x4004 => (self.devices.mtimecmp >> 32) as u32,
+                0xbff8 => self.mtime() as u32,
+                0xbffc => (self.mtime() >> 32) as u32,
+                _ => 0,
+            },
+            Device::Uart => {
+                return match off {
+                    // LSR: transmitter holding register empty + transmitter empty.
+                    5 => 0x60,
+                    // RBR: no input.
+                    0 => 0,
+                    o if (o as usize) < self.devices.uart_regs.len() => u32::from(self.devices.uart_regs[o as usize]),
+                    _ => 0,
+                };
+            }
+        };
+        let v = word >> shift;
+        match width {
+            Width::B1 => v & 0xff,
+            Width::B2 => v & 0xffff,
+            Width::B4 => v,
+        }
+    }
+
+    fn device_write(&mut self, dev: Device, off: u32, width: Width, value: u32) -> DeviceEffect {
+        match dev {
+            Device::TestFinisher => {
+                if off == 0 && width == Width::B4 {
+                    match value & 0xffff {
+                        0x5555 => return DeviceEffect::Exit(0),
+                        0x3333 => return DeviceEffect::Exit((value >> 16) as i32),
+                        _ => {}
+                    }
+                }
+            }
+            Device::Clint => {
+                let set_lo = |old: u64| (old & !0xffff_ffff) | u64::from(value);
+                let set_hi = |old: u64| (old & 0xffff_ffff) | (u64::from(value) << 32);
+                if width == Width::B4 {
+                    match off {
+                        0x0 => self.devices.msip = value & 1,
+                        0x4000 => self.devices.mtimecmp = set_lo(self.devices.mtimecmp),
+                        0x4004 => self.devices.mtimecmp = set_hi(self.devices.mtimecmp),
+                        _ => {}
+                    }
+                }
+            }
+            Device::Uart => match off {
+                0 => self.uart_out.push(value as u8),
+                o if (o as usize) < self.devices.uart_regs.len() => {
+                    self.devices.uart_regs[o as usize] = value as u8;
+                }
+                _ => {}
+            },
+        }
+        DeviceEffect::None
+    }
+
+    /// A hash of all RAM contents (FNV-1a over each region's bytes), for tests that
+    /// compare final memory between backends.
+    pub fn ram_hash(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for r in &self.regions {
+            let RegionKind::Ram { perms } = r.kind else {
+                continue;
+            };
+            if perms & PERM_R == 0 || r.end == u64::from(r.start) {
+                continue;
+            }
+            let bytes = self.read_bytes(r.start, (r.end - u64::from(r.start)) as u32).unwrap_or_default();
+            for b in bytes {
+                h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mem_with_ram() -> Memory {
+        let mut m = Memory::new(false).unwrap();
+        m.add_ram(0x1_0000, 0x1_2000, PERM_R | PERM_X, "text").unwrap();
+        m.add_ram(0x1_2000, 0x1_3000, PERM_R | PERM_W, "data").unwrap();
+        m.set_heap(0x1_3000, 0x10_0000_u32 * 16);
+        m
+    }
+
+    #[test]
+    fn region_lookup_and_permissions() {
+        let mut m = mem_with_ram();
+        assert!(m.region_of(0x1_0000).is_some());
+        assert!(m.region_of(0xffff).is_none());
+        assert_eq!(m.store(0x1_0000, Width::B4, 1), Err(MemFault::Access), "text is read-only");
+        assert_eq!(m.store(0x1_2000, Width::B4, 0xdead_beef), Ok(DeviceEffect::None));
+        assert_eq!(m.load(0x1_2000, Width::B2), Ok(0xbeef));
+        assert_eq!(m.load(0x1_2001, Width::B2), Ok(0xadbe), "misaligned load works");
+        assert_eq!(m.fetch(0x1_2000), Err(MemFault::Access), "data is not executable");
+        assert_eq!(m.load(0x4000_0000, Width::B1), Err(MemFault::Access));
+    }
+
+    #[test]
+    fn access_spanning_two_ram_regions_is_allowed_when_both_permit() {
+        let mut m = mem_with_ram();
+        // text [..0x12000) is R+X, data [0x12000..) is R+W: a load across the seam reads.
+        assert!(m.load(0x1_1ffe, Width::B4).is_ok());
+        // ... a store across the seam needs W on both sides.
+        assert_eq!(m.store(0x1_1ffe, Width::B4, 0), Err(MemFault::Access));
+        // ... and an access running off the end of RAM faults.
+        assert_eq!(m.store(0x1_2ffe, Width::B4, 0), Err(MemFault::Access));
+    }
+
+    #[test]
+    fn brk_grows_and_shrinks_with_zeroed_pages() {
+        let mut m = mem_with_ram();
+        assert_eq!(m.brk(), 0x1_3000);
+        assert_eq!(m.set_brk(0x1_5010), 0x1_5010);
+        m.store(0x1_5000, Width::B4, 7).unwrap();
+        assert_eq!(m.load(0x1_5000, Width::B4), Ok(7));
+        assert_eq!(m.load(0x1_5010, Width::B1), Err(MemFault::Access), "beyond brk");
+        assert_eq!(m.set_brk(0x1_3000), 0x1_3000);
+        assert_eq!(m.load(0x1_5000, Width::B4), Err(MemFault::Access));
+        assert_eq!(m.set_brk(0x1_6000), 0x1_6000);
+        assert_eq!(m.load(0x1_5000, Width::B4), Ok(0), "regrown heap is zeroed");
+        assert_eq!(m.set_brk(0x1000), 0x1_6000, "below heap start: unchanged");
+        assert_eq!(m.set_brk(0xffff_0000), 0x1_6000, "beyond limit: unchanged");
+    }
+
+    #[test]
+    fn devices_respond() {
+        let mut m = mem_with_ram();
+        assert_eq!(m.load(UART_BASE + 5, Width::B1), Ok(0x60));
+        assert_eq!(m.store(UART_BASE, Width::B1, u32::from(b'x')), Ok(DeviceEffect::None));
+        assert_eq!(m.uart_out, b"x");
+        assert_eq!(m.store(TEST_FINISHER_BASE, Width::B4, 0x5555), Ok(DeviceEffect::Exit(0)));
+        assert_eq!(m.store(TEST_FINISHER_BASE, Width::B4, (3 << 16) | 0x3333), Ok(DeviceEffect::Exit(3)));
+        let t0 = m.load(CLINT_BASE + 0xbff8, Width::B4).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let t1 = m.load(CLINT_BASE + 0xbff8, Width::B4).unwrap();
+        assert!(t1 > t0, "mtime advances");
+        assert_eq!(m.load(UART_BASE + UART_SIZE, Width::B1), Err(MemFault::Access), "past the UART");
+    }
+}

@@ -1,0 +1,92 @@
+//! Runs a machine to its end on the chosen backend, times the run and formats the
+//! statistics (`--stats` table, `--stats-json`).
+
+use crate::interp;
+use crate::machine::{Exit, Machine};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Which engine executes guest code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    Interp,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Interp => "interp",
+        }
+    }
+}
+
+/// Options of one run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub backend: Backend,
+    pub max_insns: Option<u64>,
+    /// Set to a signal number by a SIGINT/SIGTERM handler; the run stops when non-zero.
+    pub interrupt: Option<Arc<AtomicUsize>>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { backend: Backend::Interp, max_insns: None, interrupt: None }
+    }
+}
+
+/// The outcome of a run with its measurements.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub exit: Exit,
+    pub backend: Backend,
+    pub wall_ns: u64,
+}
+
+/// Runs `m` until it stops.
+pub fn run(m: &mut Machine, opts: &RunOptions) -> RunReport {
+    let interrupt = opts.interrupt.clone();
+    let interrupted = move || {
+        let sig = interrupt.as_ref()?.load(Ordering::Relaxed);
+        (sig != 0).then_some(sig as i32)
+    };
+    let start = Instant::now();
+    let exit = match opts.backend {
+        Backend::Interp => interp::run(m, opts.max_insns, &interrupted),
+    };
+    m.finish();
+    RunReport { exit, backend: opts.backend, wall_ns: start.elapsed().as_nanos() as u64 }
+}
+
+/// The statistics as (key, value) pairs, in a stable order. Values are JSON literals.
+pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String)> {
+    let insns = m.cpu.retired;
+    let mips = if report.wall_ns > 0 { insns as f64 * 1e3 / report.wall_ns as f64 } else { 0.0 };
+    let s = &m.stats;
+    vec![
+        ("backend", format!("\"{}\"", report.backend.name())),
+        ("guest_instructions", insns.to_string()),
+        ("wall_ns", report.wall_ns.to_string()),
+        ("mips", format!("{mips:.2}")),
+        ("exit_code", report.exit.status().to_string()),
+        ("syscalls", s.syscalls.to_string()),
+        ("unknown_syscalls", s.unknown_syscalls.to_string()),
+    ]
+}
+
+/// `--stats`: a small table for humans.
+pub fn stats_table(m: &Machine, report: &RunReport) -> String {
+    let mut out = String::from("rvdbt statistics\n");
+    for (k, v) in stats_pairs(m, report) {
+        let _ = writeln!(out, "  {k:<22} {}", v.trim_matches('"'));
+    }
+    out
+}
+
+/// `--stats-json`: the same as one JSON object.
+pub fn stats_json(m: &Machine, report: &RunReport) -> String {
+    let body: Vec<String> = stats_pairs(m, report).into_iter().map(|(k, v)| format!("  \"{k}\": {v}")).collect();
+    format!("{{\n{}\n}}\n", body.join(",\n"))
+}

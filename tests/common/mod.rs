@@ -1,0 +1,145 @@
+//! Test support: a small RV32IM encoder, an in-memory ELF writer and run helpers.
+#![allow(dead_code)]
+
+use rvdbt::machine::{Exit, Machine, MachineConfig};
+use rvdbt::runner::{self, Backend, RunOptions};
+use rvdbt::syscall::Io;
+
+pub const TEXT_BASE: u32 = 0x1_0000;
+pub const DATA_BASE: u32 = 0x2_0000;
+
+/// Register names by ABI number.
+pub const ZERO: u8 = 0;
+pub const RA: u8 = 1;
+pub const SP: u8 = 2;
+pub const T0: u8 = 5;
+pub const T1: u8 = 6;
+pub const T2: u8 = 7;
+pub const A0: u8 = 10;
+pub const A1: u8 = 11;
+pub const A2: u8 = 12;
+pub const A7: u8 = 17;
+
+pub fn r_type(op: u32, f3: u32, f7: u32, rd: u8, rs1: u8, rs2: u8) -> u32 {
+    op | (u32::from(rd) << 7) | (f3 << 12) | (u32::from(rs1) << 15) | (u32::from(rs2) << 20) | (f7 << 25)
+}
+pub fn i_type(op: u32, f3: u32, rd: u8, rs1: u8, imm: i32) -> u32 {
+    op | (u32::from(rd) << 7) | (f3 << 12) | (u32::from(rs1) << 15) | ((imm as u32 & 0xfff) << 20)
+}
+pub fn s_type(op: u32, f3: u32, rs1: u8, rs2: u8, imm: i32) -> u32 {
+    let imm = imm as u32;
+    op | ((imm & 31) << 7) | (f3 << 12) | (u32::from(rs1) << 15) | (u32::from(rs2) << 20) | (((imm >> 5) & 0x7f) << 25)
+}
+pub fn b_type(f3: u32, rs1: u8, rs2: u8, off: i32) -> u32 {
+    let o = off as u32;
+    0x63 | (((o >> 11) & 1) << 7)
+        | (((o >> 1) & 0xf) << 8)
+        | (f3 << 12)
+        | (u32::from(rs1) << 15)
+        | (u32::from(rs2) << 20)
+        | (((o >> 5) & 0x3f) << 25)
+        | (((o >> 12) & 1) << 31)
+}
+pub fn j_type(rd: u8, off: i32) -> u32 {
+    let o = off as u32;
+    0x6f | (u32::from(rd) << 7)
+        | (o & 0xff000)
+        | (((o >> 11) & 1) << 20)
+        | (((o >> 1) & 0x3ff) << 21)
+        | (((o >> 20) & 1) << 31)
+}
+pub fn lui(rd: u8, imm20: u32) -> u32 {
+    0x37 | (u32::from(rd) << 7) | (imm20 << 12)
+}
+pub fn auipc(rd: u8, imm20: u32) -> u32 {
+    0x17 | (u32::from(rd) << 7) | (imm20 << 12)
+}
+pub fn addi(rd: u8, rs1: u8, imm: i32) -> u32 {
+    i_type(0x13, 0, rd, rs1, imm)
+}
+pub fn jalr(rd: u8, rs1: u8, imm: i32) -> u32 {
+    i_type(0x67, 0, rd, rs1, imm)
+}
+pub fn ecall() -> u32 {
+    0x73
+}
+
+/// `li rd, value` as lui + addi (always two instructions).
+pub fn li(rd: u8, value: u32) -> [u32; 2] {
+    let lo = ((value & 0xfff) as i32) << 20 >> 20;
+    let hi = value.wrapping_sub(lo as u32) >> 12;
+    [lui(rd, hi), addi(rd, rd, lo)]
+}
+
+/// `exit(a0)`: li a7, 93; ecall.
+pub fn exit_seq() -> [u32; 2] {
+    [addi(A7, ZERO, 93), ecall()]
+}
+
+/// A minimal static ELF32 RISC-V executable: text (R+X) at TEXT_BASE, optional data
+/// (R+W) at DATA_BASE with `bss` extra zero bytes.
+pub fn elf_image(text: &[u32], data: &[u8], bss: u32) -> Vec<u8> {
+    let text_bytes: Vec<u8> = text.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let nph: u16 = if data.is_empty() && bss == 0 { 1 } else { 2 };
+    let ehsize = 52u32;
+    let phsize = 32u32;
+    let text_off = 0x1000u32;
+    let data_off = text_off + ((text_bytes.len() as u32 + 0xfff) & !0xfff);
+    let mut f = Vec::new();
+    f.extend_from_slice(b"\x7fELF");
+    f.extend_from_slice(&[1, 1, 1, 0]);
+    f.extend_from_slice(&[0; 8]);
+    f.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+    f.extend_from_slice(&243u16.to_le_bytes()); // EM_RISCV
+    f.extend_from_slice(&1u32.to_le_bytes());
+    f.extend_from_slice(&TEXT_BASE.to_le_bytes()); // entry
+    f.extend_from_slice(&ehsize.to_le_bytes()); // phoff
+    f.extend_from_slice(&0u32.to_le_bytes()); // shoff
+    f.extend_from_slice(&0u32.to_le_bytes()); // flags
+    f.extend_from_slice(&(ehsize as u16).to_le_bytes());
+    f.extend_from_slice(&(phsize as u16).to_le_bytes());
+    f.extend_from_slice(&nph.to_le_bytes());
+    f.extend_from_slice(&40u16.to_le_bytes());
+    f.extend_from_slice(&0u16.to_le_bytes());
+    f.extend_from_slice(&0u16.to_le_bytes());
+    let ph = |f: &mut Vec<u8>, off: u32, vaddr: u32, filesz: u32, memsz: u32, flags: u32| {
+        for w in [1u32, off, vaddr, vaddr, filesz, memsz, flags, 0x1000] {
+            f.extend_from_slice(&w.to_le_bytes());
+        }
+    };
+    ph(&mut f, text_off, TEXT_BASE, text_bytes.len() as u32, text_bytes.len() as u32, 5);
+    if nph == 2 {
+        ph(&mut f, data_off, DATA_BASE, data.len() as u32, data.len() as u32 + bss, 6);
+    }
+    f.resize(text_off as usize, 0);
+    f.extend_from_slice(&text_bytes);
+    if nph == 2 {
+        f.resize(data_off as usize, 0);
+        f.extend_from_slice(data);
+    }
+    f
+}
+
+/// Loads an ELF image into a machine with buffered streams.
+pub fn machine(elf: &[u8], args: &[&str], stdin: &[u8]) -> Machine {
+    let mut argv = vec!["prog".to_string()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    Machine::from_elf(elf, &argv, &[], MachineConfig::default(), Io::buffered(stdin.to_vec())).expect("loadable ELF")
+}
+
+/// Runs a machine on a backend.
+pub fn run_on(m: &mut Machine, backend: Backend, max_insns: Option<u64>) -> Exit {
+    runner::run(m, &RunOptions { backend, max_insns, ..RunOptions::default() }).exit
+}
+
+/// Runs raw text words (data optional) on a backend and returns the machine.
+pub fn run_words(text: &[u32], data: &[u8], backend: Backend) -> (Machine, Exit) {
+    let mut m = machine(&elf_image(text, data, 0), &[], b"");
+    let exit = run_on(&mut m, backend, Some(1_000_000));
+    (m, exit)
+}
+
+/// All the backends that must agree with the interpreter.
+pub fn backends() -> Vec<Backend> {
+    vec![Backend::Interp]
+}

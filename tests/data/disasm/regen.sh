@@ -1,0 +1,18 @@
+#!/bin/sh
+# Regenerates all.objdump from all.S with the GNU RISC-V cross toolchain
+# (Debian: apt-get install binutils-riscv64-unknown-elf; tested with binutils 2.40).
+# The test (tests/disasm_objdump.rs) only reads the committed all.objdump.
+#
+# objdump's CSR names depend on the ELF's Tag_RISCV_priv_spec attribute; gas 2.40
+# records 1.11 by default as soon as a CSR instruction is assembled, and src/disasm.rs
+# follows that table, so the version is pinned here.
+set -eu
+cd "$(dirname "$0")"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+riscv64-unknown-elf-as -march=rv32im_zicsr_zifencei -mabi=ilp32 -mpriv-spec=1.11 -o "$tmp/all.o" all.S
+riscv64-unknown-elf-ld -m elf32lriscv --no-relax -e _start -Ttext=0x10000 \
+    --section-start=.lowtext=0x0 --section-start=.hightext=0xfffff000 \
+    -o "$tmp/all.elf" "$tmp/all.o"
+(cd "$tmp" && riscv64-unknown-elf-objdump -d all.elf) > all.objdump
+echo "regenerated all.objdump ($(grep -c '^ *[0-9a-f]*:	' all.objdump) instruction lines)"
