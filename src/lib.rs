@@ -4,10 +4,15 @@
 //! Pipeline: [`loader`] -> [`memory`] -> dispatcher -> decode -> backend -> run. The
 //! [`interp`]reter is the oracle every translating backend is tested against.
 
+pub mod block;
+pub mod cache;
+pub mod codemem;
 pub mod cpu;
 pub mod decode;
 pub mod disasm;
+pub mod dispatch;
 pub mod interp;
+pub mod lift;
 pub mod loader;
 pub mod machine;
 pub mod memory;

@@ -153,7 +153,8 @@ pub fn load_elf(mem: &mut Memory, data: &[u8]) -> Result<Image, LoadError> {
             perms |= PERM_W | PERM_R;
         }
         if flags & elf::PF_X != 0 {
-            perms |= PERM_X;
+            // Executable implies readable, as Linux maps PROT_EXEC on most targets.
+            perms |= PERM_X | PERM_R;
         }
         segments.push(Segment { vaddr, memsz, perms, bytes, offset });
     }
@@ -217,6 +218,9 @@ pub fn load_elf(mem: &mut Memory, data: &[u8]) -> Result<Image, LoadError> {
     }
 
     let entry = header.e_entry(e);
+    if entry % 4 != 0 {
+        return Err(malformed(format!("entry point {entry:#x} is not 4-byte aligned")));
+    }
     if !segments.iter().any(|s| {
         s.perms & PERM_X != 0 && entry >= s.vaddr && u64::from(entry) + 4 <= u64::from(s.vaddr) + u64::from(s.memsz)
     }) {

@@ -93,11 +93,14 @@ pub struct Stats {
     pub syscalls: u64,
     pub unknown_syscalls: u64,
     pub blocks_compiled: u64,
+    pub guest_insns_compiled: u64,
     pub compile_ns: u64,
     pub chained_exits: u64,
     pub dispatcher_entries: u64,
     pub code_bytes: u64,
     pub cache_flushes: u64,
+    /// Was translated code placed near the executable (rel32 helper calls)?
+    pub near_code: bool,
 }
 
 /// Settings that change how the guest machine is built and behaves.
@@ -124,6 +127,8 @@ pub struct Machine {
     pub io: Io,
     pub config: MachineConfig,
     pub stats: Stats,
+    /// Warnings about the guest's behaviour (also printed at once unless `io.quiet`).
+    pub warnings: Vec<String>,
 }
 
 impl Machine {
@@ -147,15 +152,27 @@ impl Machine {
         let stack_bottom = STACK_TOP - config.stack_size;
         mem.add_ram(stack_bottom, u64::from(STACK_TOP), PERM_R | PERM_W, "stack").map_err(mem_err)?;
         let image = loader::load_elf(&mut mem, elf)?;
-        let heap_start = crate::memory::page_up(u64::from(image.end)) as u32;
-        // The heap may grow up to the next region above it, leaving one guard page.
-        let next = mem.regions().iter().map(|r| r.start).filter(|&s| s >= heap_start).min().unwrap_or(!(PAGE - 1));
-        mem.set_heap(heap_start, next.saturating_sub(PAGE).max(heap_start));
+        // The heap may grow up to the next region above it, leaving one guard page. A
+        // program that ends in the last page of the address space gets no heap.
+        if let Ok(heap_start) = u32::try_from(crate::memory::page_up(u64::from(image.end))) {
+            let next = mem.regions().iter().map(|r| r.start).filter(|&s| s >= heap_start).min().unwrap_or(!(PAGE - 1));
+            mem.set_heap(heap_start, next.saturating_sub(PAGE).max(heap_start));
+        }
         let sp = loader::build_stack(&mut mem, &image, args, env)?;
         let mut cpu = Cpu::default();
         cpu.pc = image.entry;
         cpu.regs[2] = sp;
-        Ok(Machine { cpu, csrs: CsrFile::default(), mem, io, config, stats: Stats::default() })
+        Ok(Machine { cpu, csrs: CsrFile::default(), mem, io, config, stats: Stats::default(), warnings: Vec::new() })
+    }
+
+    /// Records a warning and, unless quiet, prints it on the host's stderr.
+    pub fn warn(&mut self, msg: String) {
+        if !self.io.quiet {
+            self.flush_uart();
+            self.io.flush();
+            eprintln!("rvdbt: warning: {msg}");
+        }
+        self.warnings.push(msg);
     }
 
     /// Counter values for CSR reads.

@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use rvdbt::cache::JitConfig;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
 use rvdbt::syscall::Io;
@@ -28,8 +29,16 @@ enum Command {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum BackendArg {
+    /// Translate blocks to x86-64 through Cranelift.
+    Cranelift,
     /// The interpreter (the reference implementation).
     Interp,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OptArg {
+    None,
+    Speed,
 }
 
 #[derive(clap::Args)]
@@ -40,8 +49,20 @@ struct RunArgs {
     #[arg(last = true)]
     args: Vec<String>,
     /// Execution engine.
-    #[arg(long, value_enum, default_value = "interp")]
+    #[arg(long, value_enum, default_value = "cranelift")]
     backend: BackendArg,
+    /// Cranelift optimization level.
+    #[arg(long, value_enum, default_value = "speed")]
+    opt: OptArg,
+    /// Translation cache budget in MiB; when full, all translations are dropped.
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    code_cache: u32,
+    /// Cap on guest instructions per translated block.
+    #[arg(long, value_name = "N", default_value_t = rvdbt::block::DEFAULT_MAX_BLOCK_INSNS, value_parser = parse_block_cap)]
+    max_block_insns: usize,
+    /// Run Cranelift's IR verifier on every block (default: on in debug builds).
+    #[arg(long)]
+    verify: bool,
     /// Stop after this many guest instructions (exit status 124).
     #[arg(long, value_name = "N")]
     max_insns: Option<u64>,
@@ -65,6 +86,13 @@ struct RunArgs {
     stats_json: Option<PathBuf>,
 }
 
+fn parse_block_cap(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=4096).contains(&n) => Ok(n),
+        _ => Err(format!("invalid block cap '{s}' (1 to 4096)")),
+    }
+}
+
 fn parse_size(s: &str) -> Result<u32, String> {
     let (digits, mult) = match s.chars().last() {
         Some('k' | 'K') => (&s[..s.len() - 1], 1024),
@@ -82,10 +110,28 @@ fn parse_size(s: &str) -> Result<u32, String> {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line: clap's message without its usage and tips.
+            let text = e.render().to_string();
+            let reason: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                .collect();
+            let reason = match reason.join(" ") {
+                r if r.is_empty() || r.starts_with("Run RISC-V") => {
+                    "missing command (try 'rvdbt run PROGRAM.elf')".into()
+                }
+                r => r.trim_start_matches("error: ").to_string(),
+            };
+            eprintln!("rvdbt: {reason} (see 'rvdbt --help')");
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     match cli.command {
@@ -121,9 +167,17 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let backend = match args.backend {
         BackendArg::Interp => Backend::Interp,
+        BackendArg::Cranelift => Backend::Cranelift,
     };
-    let opts = RunOptions { backend, max_insns: args.max_insns, interrupt: Some(interrupt) };
-    let report = runner::run(&mut machine, &opts);
+    let jit = JitConfig {
+        optimize: matches!(args.opt, OptArg::Speed),
+        verify: args.verify || cfg!(debug_assertions),
+        max_block_insns: args.max_block_insns,
+        code_cache_bytes: args.code_cache as usize * 1024 * 1024,
+        near_code: true,
+    };
+    let opts = RunOptions { backend, max_insns: args.max_insns, interrupt: Some(interrupt), jit };
+    let report = runner::run(&mut machine, &opts)?;
 
     match &report.exit {
         Exit::Exited(_) => {}

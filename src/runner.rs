@@ -1,8 +1,9 @@
 //! Runs a machine to its end on the chosen backend, times the run and formats the
 //! statistics (`--stats` table, `--stats-json`).
 
-use crate::interp;
+use crate::cache::{JitConfig, JitError};
 use crate::machine::{Exit, Machine};
+use crate::{dispatch, interp};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,12 +13,14 @@ use std::time::Instant;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Backend {
     Interp,
+    Cranelift,
 }
 
 impl Backend {
     pub fn name(self) -> &'static str {
         match self {
             Backend::Interp => "interp",
+            Backend::Cranelift => "cranelift",
         }
     }
 }
@@ -29,11 +32,13 @@ pub struct RunOptions {
     pub max_insns: Option<u64>,
     /// Set to a signal number by a SIGINT/SIGTERM handler; the run stops when non-zero.
     pub interrupt: Option<Arc<AtomicUsize>>,
+    /// Settings of the Cranelift backend.
+    pub jit: JitConfig,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { backend: Backend::Interp, max_insns: None, interrupt: None }
+        RunOptions { backend: Backend::Cranelift, max_insns: None, interrupt: None, jit: JitConfig::default() }
     }
 }
 
@@ -45,8 +50,8 @@ pub struct RunReport {
     pub wall_ns: u64,
 }
 
-/// Runs `m` until it stops.
-pub fn run(m: &mut Machine, opts: &RunOptions) -> RunReport {
+/// Runs `m` until it stops. Errors are host-side failures of the translator.
+pub fn run(m: &mut Machine, opts: &RunOptions) -> Result<RunReport, JitError> {
     let interrupt = opts.interrupt.clone();
     let interrupted = move || {
         let sig = interrupt.as_ref()?.load(Ordering::Relaxed);
@@ -55,9 +60,23 @@ pub fn run(m: &mut Machine, opts: &RunOptions) -> RunReport {
     let start = Instant::now();
     let exit = match opts.backend {
         Backend::Interp => interp::run(m, opts.max_insns, &interrupted),
+        Backend::Cranelift => {
+            let mut cache = dispatch::new_cache(opts.jit.clone())?;
+            let exit = dispatch::run(m, &mut cache, opts.max_insns, &interrupted);
+            let c = &cache.stats;
+            let s = &mut m.stats;
+            s.blocks_compiled = c.blocks_compiled;
+            s.guest_insns_compiled = c.guest_insns_compiled;
+            s.compile_ns = c.compile_ns;
+            s.code_bytes = c.code_bytes;
+            s.cache_flushes = c.cache_flushes;
+            s.chained_exits = c.chained_exits;
+            s.near_code = cache.near();
+            exit?
+        }
     };
     m.finish();
-    RunReport { exit, backend: opts.backend, wall_ns: start.elapsed().as_nanos() as u64 }
+    Ok(RunReport { exit, backend: opts.backend, wall_ns: start.elapsed().as_nanos() as u64 })
 }
 
 /// The statistics as (key, value) pairs, in a stable order. Values are JSON literals.
@@ -73,6 +92,14 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
         ("exit_code", report.exit.status().to_string()),
         ("syscalls", s.syscalls.to_string()),
         ("unknown_syscalls", s.unknown_syscalls.to_string()),
+        ("blocks_compiled", s.blocks_compiled.to_string()),
+        ("guest_insns_compiled", s.guest_insns_compiled.to_string()),
+        ("compile_ns", s.compile_ns.to_string()),
+        ("chained_exits", s.chained_exits.to_string()),
+        ("dispatcher_entries", s.dispatcher_entries.to_string()),
+        ("code_bytes", s.code_bytes.to_string()),
+        ("cache_flushes", s.cache_flushes.to_string()),
+        ("near_code", s.near_code.to_string()),
     ]
 }
 

@@ -230,10 +230,7 @@ pub fn handle_ecall(m: &mut Machine) -> Result<(), Exit> {
             if m.config.strict_syscalls {
                 return Err(Exit::Fault(GuestFault { kind: FaultKind::UnknownSyscall(nr), pc: m.cpu.pc, addr: 0 }));
             }
-            if !m.io.quiet {
-                m.io.flush();
-                eprintln!("rvdbt: warning: unknown syscall {nr} at pc {:#010x}, returning -ENOSYS", m.cpu.pc);
-            }
+            m.warn(format!("unknown syscall {nr} at pc {:#010x}, returning -ENOSYS", m.cpu.pc));
             m.stats.unknown_syscalls += 1;
             Err(ENOSYS)
         }

@@ -129,7 +129,9 @@ pub fn machine(elf: &[u8], args: &[&str], stdin: &[u8]) -> Machine {
 
 /// Runs a machine on a backend.
 pub fn run_on(m: &mut Machine, backend: Backend, max_insns: Option<u64>) -> Exit {
-    runner::run(m, &RunOptions { backend, max_insns, ..RunOptions::default() }).exit
+    let mut opts = RunOptions { backend, max_insns, ..RunOptions::default() };
+    opts.jit.verify = true;
+    runner::run(m, &opts).expect("translator works").exit
 }
 
 /// Runs raw text words (data optional) on a backend and returns the machine.
@@ -141,5 +143,5 @@ pub fn run_words(text: &[u32], data: &[u8], backend: Backend) -> (Machine, Exit)
 
 /// All the backends that must agree with the interpreter.
 pub fn backends() -> Vec<Backend> {
-    vec![Backend::Interp]
+    vec![Backend::Interp, Backend::Cranelift]
 }

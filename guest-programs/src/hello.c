@@ -1,0 +1,8 @@
+/* hello: the smallest useful guest program. */
+#include "runtime.h"
+
+int main(void)
+{
+	printf("Hello, world!\n");
+	return 0;
+}

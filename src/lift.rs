@@ -1,0 +1,481 @@
+//! The lifter: one guest block to one Cranelift IR function.
+//!
+//! A block function takes `*mut Cpu` and uses the `tail` calling convention, so a
+//! block exit with a known target can continue straight into the next block through a
+//! per-exit slot (`return_call_indirect`), and an indirect jump can continue through
+//! the jump cache. Guest registers are `Variable`s, loaded from `Cpu` on first use and
+//! written back at exits; x0 is the constant 0.
+//!
+//! The invariant that makes bailing out possible: every exit, including the cold exit
+//! taken when a memory helper refuses an access, leaves `Cpu` exactly as the
+//! interpreter would have it before the instruction named by `cpu.pc` (registers,
+//! pc and retired count). A refused access exits with [`EXIT_STEP`]: the dispatcher
+//! lets the interpreter execute that one instruction, which raises the guest fault (or
+//! performs the device side effect) exactly as it would have.
+
+use crate::block::{Block, BlockEnd};
+use crate::cpu::{OFFSET_BUDGET_END, OFFSET_PC, OFFSET_REGS, OFFSET_RETIRED};
+use crate::decode::{AluOp, BranchOp, Inst, LoadOp, StoreOp};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{I16, I32, I64, I8};
+use cranelift_codegen::ir::{
+    self, AbiParam, ExtFuncData, ExternalName, FuncRef, InstBuilder, MemFlagsData, Signature, SourceLoc,
+    UserExternalName, Value,
+};
+use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+
+/// Block exit codes returned to the dispatcher. `cpu.pc` names where to go on.
+pub const EXIT_DISPATCH: i64 = 0;
+/// Execute the instruction at `cpu.pc` with the interpreter, then go on.
+pub const EXIT_STEP: i64 = 1;
+
+/// Memory helpers the lifter calls, by the index the module declared them with.
+#[derive(Clone, Copy, Debug)]
+pub struct HelperIds {
+    /// Loads of 1, 2, 4 bytes: `extern "C" fn(*mut Cpu, u32) -> u64`, zero-extended
+    /// value, bit 32 set when the access was refused.
+    pub load: [u32; 3],
+    /// Stores of 1, 2, 4 bytes: `extern "C" fn(*mut Cpu, u32, u32) -> u32`, non-zero
+    /// when the access was refused.
+    pub store: [u32; 3],
+}
+
+/// Everything a lift needs besides the block.
+pub struct LiftEnv {
+    pub helpers: HelperIds,
+    /// Are helpers within rel32 reach of the code (colocated calls)?
+    pub near_calls: bool,
+    /// The host calling convention of the helpers.
+    pub host_call_conv: CallConv,
+    /// Base of the jump cache (entries of [`JumpCacheEntry`]) and its index mask.
+    pub jump_cache: u64,
+    pub jump_cache_mask: u32,
+    /// The target's front-end configuration (for `FunctionBuilder::finalize`).
+    pub frontend: TargetFrontendConfig,
+}
+
+/// One entry of the jalr jump cache: a guest pc and its translated code.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct JumpCacheEntry {
+    /// Guest pc, or 1 (never a jump target) when empty.
+    pub pc: u64,
+    pub code: u64,
+}
+
+impl JumpCacheEntry {
+    pub const EMPTY: JumpCacheEntry = JumpCacheEntry { pc: 1, code: 0 };
+}
+
+/// Jump cache index of a guest pc.
+pub fn jump_cache_index(pc: u32, mask: u32) -> usize {
+    ((pc >> 2) & mask) as usize
+}
+
+/// The signature of every block function.
+pub fn block_signature() -> Signature {
+    let mut sig = Signature::new(CallConv::Tail);
+    sig.params.push(AbiParam::new(I64));
+    sig.returns.push(AbiParam::new(I64));
+    sig
+}
+
+fn load_helper_signature(cc: CallConv) -> Signature {
+    let mut sig = Signature::new(cc);
+    sig.params.extend([AbiParam::new(I64), AbiParam::new(I32)]);
+    sig.returns.push(AbiParam::new(I64));
+    sig
+}
+
+fn store_helper_signature(cc: CallConv) -> Signature {
+    let mut sig = Signature::new(cc);
+    sig.params.extend([AbiParam::new(I64), AbiParam::new(I32), AbiParam::new(I32)]);
+    sig.returns.push(AbiParam::new(I32));
+    sig
+}
+
+/// Signatures of the helpers, for declaring them in the module.
+pub fn helper_signatures(cc: CallConv) -> (Signature, Signature) {
+    (load_helper_signature(cc), store_helper_signature(cc))
+}
+
+fn trusted() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+/// Lifting state for one block.
+struct Lifter<'a, 'b> {
+    b: FunctionBuilder<'a>,
+    env: &'b LiftEnv,
+    block: &'b Block,
+    cpu: Value,
+    retired0: Value,
+    regs: [Variable; 32],
+    loaded: u32,
+    dirty: u32,
+    load_fns: [FuncRef; 3],
+    store_fns: [FuncRef; 3],
+    tail_sig: ir::SigRef,
+    slot_for: &'b mut dyn FnMut(u32) -> u64,
+}
+
+/// Builds the IR of `block` into `func` (whose signature must be [`block_signature`]).
+/// `slot_for(target)` returns the address of the exit slot to chain through for a
+/// jump to `target`.
+pub fn lift_block(
+    func: &mut ir::Function,
+    fctx: &mut FunctionBuilderContext,
+    block: &Block,
+    env: &LiftEnv,
+    slot_for: &mut dyn FnMut(u32) -> u64,
+) {
+    let (load_sig, store_sig) = helper_signatures(env.host_call_conv);
+    let load_sig = func.import_signature(load_sig);
+    let store_sig = func.import_signature(store_sig);
+    let import = |func: &mut ir::Function, index: u32, sig| {
+        let name = func.declare_imported_user_function(UserExternalName::new(0, index));
+        func.import_function(ExtFuncData {
+            name: ExternalName::user(name),
+            signature: sig,
+            colocated: env.near_calls,
+            patchable: false,
+        })
+    };
+    let load_fns = env.helpers.load.map(|i| import(func, i, load_sig));
+    let store_fns = env.helpers.store.map(|i| import(func, i, store_sig));
+    let tail_sig = func.import_signature(block_signature());
+
+    let mut b = FunctionBuilder::new(func, fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    let cpu = b.block_params(entry)[0];
+    let regs = std::array::from_fn(|_| b.declare_var(I32));
+
+    // Budget check: return to the dispatcher (pc is already this block's) when running
+    // the whole block could pass `budget_end`.
+    b.set_srcloc(SourceLoc::new(block.pc));
+    let retired0 = b.ins().load(I64, trusted(), cpu, OFFSET_RETIRED);
+    let budget_end = b.ins().load(I64, trusted(), cpu, OFFSET_BUDGET_END);
+    let after = b.ins().iadd_imm_s(retired0, block.len() as i64);
+    let over = b.ins().icmp(IntCC::UnsignedGreaterThan, after, budget_end);
+    let out_of_budget = b.create_block();
+    let body = b.create_block();
+    b.set_cold_block(out_of_budget);
+    b.ins().brif(over, out_of_budget, &[], body, &[]);
+    b.switch_to_block(out_of_budget);
+    b.seal_block(out_of_budget);
+    let code = b.ins().iconst(I64, EXIT_DISPATCH);
+    b.ins().return_(&[code]);
+    b.switch_to_block(body);
+    b.seal_block(body);
+
+    let mut l =
+        Lifter { b, env, block, cpu, retired0, regs, loaded: 0, dirty: 0, load_fns, store_fns, tail_sig, slot_for };
+    for (i, inst) in block.insts.iter().enumerate() {
+        l.b.set_srcloc(SourceLoc::new(block.pc_of(i)));
+        l.lift(i, *inst);
+    }
+    match block.end {
+        BlockEnd::Jump => {}
+        BlockEnd::Cap => l.exit_chain(block.next_pc(), block.len()),
+        BlockEnd::Runtime => {
+            let pc = l.b.ins().iconst(I32, i64::from(block.next_pc() as i32));
+            l.exit_return(pc, block.len(), EXIT_DISPATCH);
+        }
+    }
+    l.b.finalize(env.frontend);
+}
+
+impl Lifter<'_, '_> {
+    fn reg(&mut self, r: u8) -> Value {
+        if r == 0 {
+            return self.b.ins().iconst(I32, 0);
+        }
+        let bit = 1u32 << r;
+        if self.loaded & bit == 0 {
+            let v = self.b.ins().load(I32, trusted(), self.cpu, OFFSET_REGS + 4 * i32::from(r));
+            self.b.def_var(self.regs[r as usize], v);
+            self.loaded |= bit;
+        }
+        self.b.use_var(self.regs[r as usize])
+    }
+
+    fn set_reg(&mut self, r: u8, v: Value) {
+        if r == 0 {
+            return;
+        }
+        self.b.def_var(self.regs[r as usize], v);
+        self.loaded |= 1 << r;
+        self.dirty |= 1 << r;
+    }
+
+    fn iconst(&mut self, v: u32) -> Value {
+        self.b.ins().iconst(I32, i64::from(v as i32))
+    }
+
+    /// Stores dirty registers, pc and the retired count (`executed` instructions of this
+    /// block have retired).
+    fn write_back(&mut self, pc: Value, executed: usize) {
+        for r in 1..32u8 {
+            if self.dirty & (1 << r) != 0 {
+                let v = self.b.use_var(self.regs[r as usize]);
+                self.b.ins().store(trusted(), v, self.cpu, OFFSET_REGS + 4 * i32::from(r));
+            }
+        }
+        self.b.ins().store(trusted(), pc, self.cpu, OFFSET_PC);
+        let retired = self.b.ins().iadd_imm_s(self.retired0, executed as i64);
+        self.b.ins().store(trusted(), retired, self.cpu, OFFSET_RETIRED);
+    }
+
+    /// Leaves the block for the dispatcher with `code`.
+    fn exit_return(&mut self, pc: Value, executed: usize, code: i64) {
+        self.write_back(pc, executed);
+        let code = self.b.ins().iconst(I64, code);
+        self.b.ins().return_(&[code]);
+    }
+
+    /// Continues at a known target through its exit slot.
+    fn exit_chain(&mut self, target: u32, executed: usize) {
+        let pc = self.iconst(target);
+        self.write_back(pc, executed);
+        let slot = (self.slot_for)(target);
+        let slot = self.b.ins().iconst(I64, slot as i64);
+        let code = self.b.ins().load(I64, trusted(), slot, 0);
+        let cpu = self.cpu;
+        self.b.ins().return_call_indirect(self.tail_sig, code, &[cpu]);
+    }
+
+    /// Continues at a computed target through the jump cache, or the dispatcher.
+    fn exit_indirect(&mut self, target: Value, executed: usize) {
+        self.write_back(target, executed);
+        let idx = self.b.ins().ushr_imm_s(target, 2);
+        let idx = self.b.ins().band_imm_s(idx, i64::from(self.env.jump_cache_mask));
+        let idx = self.b.ins().uextend(I64, idx);
+        let off = self.b.ins().ishl_imm_s(idx, 4);
+        let entry = self.b.ins().iadd_imm_s(off, self.env.jump_cache as i64);
+        let cached = self.b.ins().load(I64, trusted(), entry, 0);
+        let target64 = self.b.ins().uextend(I64, target);
+        let hit = self.b.ins().icmp(IntCC::Equal, cached, target64);
+        let hit_block = self.b.create_block();
+        let miss_block = self.b.create_block();
+        self.b.ins().brif(hit, hit_block, &[], miss_block, &[]);
+        self.b.switch_to_block(hit_block);
+        self.b.seal_block(hit_block);
+        let code = self.b.ins().load(I64, trusted(), entry, 8);
+        let cpu = self.cpu;
+        self.b.ins().return_call_indirect(self.tail_sig, code, &[cpu]);
+        self.b.switch_to_block(miss_block);
+        self.b.seal_block(miss_block);
+        let code = self.b.ins().iconst(I64, EXIT_DISPATCH);
+        self.b.ins().return_(&[code]);
+    }
+
+    /// Branches to a cold exit that hands instruction `i` to the interpreter when
+    /// `cond` is true; continues in a fresh block otherwise.
+    fn step_if(&mut self, cond: Value, i: usize) {
+        let cold = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.set_cold_block(cold);
+        self.b.ins().brif(cond, cold, &[], cont, &[]);
+        self.b.switch_to_block(cold);
+        self.b.seal_block(cold);
+        let pc = self.iconst(self.block.pc_of(i));
+        self.exit_return(pc, i, EXIT_STEP);
+        self.b.switch_to_block(cont);
+        self.b.seal_block(cont);
+    }
+
+    fn alu(&mut self, op: AluOp, a: Value, bv: Value) -> Value {
+        let b = &mut self.b;
+        match op {
+            AluOp::Add => b.ins().iadd(a, bv),
+            AluOp::Sub => b.ins().isub(a, bv),
+            // Cranelift takes shift amounts modulo the type width, as RISC-V does.
+            AluOp::Sll => b.ins().ishl(a, bv),
+            AluOp::Srl => b.ins().ushr(a, bv),
+            AluOp::Sra => b.ins().sshr(a, bv),
+            AluOp::Slt => {
+                let c = b.ins().icmp(IntCC::SignedLessThan, a, bv);
+                b.ins().uextend(I32, c)
+            }
+            AluOp::Sltu => {
+                let c = b.ins().icmp(IntCC::UnsignedLessThan, a, bv);
+                b.ins().uextend(I32, c)
+            }
+            AluOp::Xor => b.ins().bxor(a, bv),
+            AluOp::Or => b.ins().bor(a, bv),
+            AluOp::And => b.ins().band(a, bv),
+            AluOp::Mul => b.ins().imul(a, bv),
+            AluOp::Mulh => b.ins().smulhi(a, bv),
+            AluOp::Mulhu => b.ins().umulhi(a, bv),
+            AluOp::Mulhsu => {
+                let a64 = b.ins().sextend(I64, a);
+                let b64 = b.ins().uextend(I64, bv);
+                let p = b.ins().imul(a64, b64);
+                let hi = b.ins().sshr_imm_s(p, 32);
+                b.ins().ireduce(I32, hi)
+            }
+            AluOp::Div | AluOp::Rem => {
+                // Cranelift traps on division by zero and INT_MIN / -1; RISC-V does not.
+                let zero = b.ins().icmp_imm_s(IntCC::Equal, bv, 0);
+                let a_min = b.ins().icmp_imm_s(IntCC::Equal, a, i64::from(i32::MIN));
+                let b_neg1 = b.ins().icmp_imm_s(IntCC::Equal, bv, -1);
+                let overflow = b.ins().band(a_min, b_neg1);
+                let special = b.ins().bor(zero, overflow);
+                let one = b.ins().iconst(I32, 1);
+                let divisor = b.ins().select(special, one, bv);
+                if op == AluOp::Div {
+                    // x / 1 = INT_MIN for the overflow case; all ones for division by zero.
+                    let q = b.ins().sdiv(a, divisor);
+                    let all_ones = b.ins().iconst(I32, -1);
+                    b.ins().select(zero, all_ones, q)
+                } else {
+                    // x % 1 = 0 for the overflow case; the dividend for division by zero.
+                    let r = b.ins().srem(a, divisor);
+                    b.ins().select(zero, a, r)
+                }
+            }
+            AluOp::Divu | AluOp::Remu => {
+                let zero = b.ins().icmp_imm_s(IntCC::Equal, bv, 0);
+                let one = b.ins().iconst(I32, 1);
+                let divisor = b.ins().select(zero, one, bv);
+                if op == AluOp::Divu {
+                    let q = b.ins().udiv(a, divisor);
+                    let all_ones = b.ins().iconst(I32, -1);
+                    b.ins().select(zero, all_ones, q)
+                } else {
+                    let r = b.ins().urem(a, divisor);
+                    b.ins().select(zero, a, r)
+                }
+            }
+        }
+    }
+
+    fn lift(&mut self, i: usize, inst: Inst) {
+        let pc = self.block.pc_of(i);
+        match inst {
+            Inst::Lui { rd, imm } => {
+                let v = self.iconst(imm);
+                self.set_reg(rd, v);
+            }
+            Inst::Auipc { rd, imm } => {
+                let v = self.iconst(pc.wrapping_add(imm));
+                self.set_reg(rd, v);
+            }
+            Inst::OpImm { op, rd, rs1, imm } => {
+                let a = self.reg(rs1);
+                let b = self.iconst(imm as u32);
+                let v = self.alu(op, a, b);
+                self.set_reg(rd, v);
+            }
+            Inst::Op { op, rd, rs1, rs2 } => {
+                let a = self.reg(rs1);
+                let b = self.reg(rs2);
+                let v = self.alu(op, a, b);
+                self.set_reg(rd, v);
+            }
+            Inst::Load { op, rd, rs1, offset } => {
+                let base = self.reg(rs1);
+                let addr = self.b.ins().iadd_imm_s(base, i64::from(offset));
+                let (width, ty, signed) = match op {
+                    LoadOp::Lb => (0, I8, true),
+                    LoadOp::Lbu => (0, I8, false),
+                    LoadOp::Lh => (1, I16, true),
+                    LoadOp::Lhu => (1, I16, false),
+                    LoadOp::Lw => (2, I32, false),
+                };
+                let cpu = self.cpu;
+                let call = self.b.ins().call(self.load_fns[width], &[cpu, addr]);
+                let result = self.b.inst_results(call)[0];
+                let refused = self.b.ins().ushr_imm_s(result, 32);
+                self.step_if(refused, i);
+                let narrow = self.b.ins().ireduce(ty, result);
+                let v = match (ty == I32, signed) {
+                    (true, _) => narrow,
+                    (false, true) => self.b.ins().sextend(I32, narrow),
+                    (false, false) => self.b.ins().uextend(I32, narrow),
+                };
+                self.set_reg(rd, v);
+            }
+            Inst::Store { op, rs1, rs2, offset } => {
+                let base = self.reg(rs1);
+                let addr = self.b.ins().iadd_imm_s(base, i64::from(offset));
+                let value = self.reg(rs2);
+                let width = match op {
+                    StoreOp::Sb => 0,
+                    StoreOp::Sh => 1,
+                    StoreOp::Sw => 2,
+                };
+                let cpu = self.cpu;
+                let call = self.b.ins().call(self.store_fns[width], &[cpu, addr, value]);
+                let refused = self.b.inst_results(call)[0];
+                self.step_if(refused, i);
+            }
+            Inst::Fence { .. } => {}
+            Inst::Jal { rd, offset } => {
+                let target = pc.wrapping_add(offset as u32);
+                if target & 3 != 0 {
+                    // The interpreter raises the misaligned-target fault.
+                    let pcv = self.iconst(pc);
+                    self.exit_return(pcv, i, EXIT_STEP);
+                    return;
+                }
+                let link = self.iconst(pc.wrapping_add(4));
+                self.set_reg(rd, link);
+                self.exit_chain(target, i + 1);
+            }
+            Inst::Jalr { rd, rs1, offset } => {
+                let base = self.reg(rs1);
+                let sum = self.b.ins().iadd_imm_s(base, i64::from(offset));
+                let target = self.b.ins().band_imm_s(sum, -2);
+                let misaligned = self.b.ins().band_imm_s(target, 2);
+                self.step_if(misaligned, i);
+                let link = self.iconst(pc.wrapping_add(4));
+                self.set_reg(rd, link);
+                self.exit_indirect(target, i + 1);
+            }
+            Inst::Branch { op, rs1, rs2, offset } => {
+                let a = self.reg(rs1);
+                let b = self.reg(rs2);
+                let cc = match op {
+                    BranchOp::Beq => IntCC::Equal,
+                    BranchOp::Bne => IntCC::NotEqual,
+                    BranchOp::Blt => IntCC::SignedLessThan,
+                    BranchOp::Bge => IntCC::SignedGreaterThanOrEqual,
+                    BranchOp::Bltu => IntCC::UnsignedLessThan,
+                    BranchOp::Bgeu => IntCC::UnsignedGreaterThanOrEqual,
+                };
+                let cond = self.b.ins().icmp(cc, a, b);
+                let taken = self.b.create_block();
+                let not_taken = self.b.create_block();
+                self.b.ins().brif(cond, taken, &[], not_taken, &[]);
+                self.b.switch_to_block(taken);
+                self.b.seal_block(taken);
+                let target = pc.wrapping_add(offset as u32);
+                if target & 3 != 0 {
+                    let pcv = self.iconst(pc);
+                    self.exit_return(pcv, i, EXIT_STEP);
+                } else {
+                    self.exit_chain(target, i + 1);
+                }
+                self.b.switch_to_block(not_taken);
+                self.b.seal_block(not_taken);
+                self.exit_chain(pc.wrapping_add(4), i + 1);
+            }
+            // Instructions that need the runtime never reach the lifter (see block.rs).
+            Inst::FenceI
+            | Inst::Ecall
+            | Inst::Ebreak
+            | Inst::Mret
+            | Inst::Wfi
+            | Inst::Csr { .. }
+            | Inst::Illegal(_) => {
+                let pcv = self.iconst(pc);
+                self.exit_return(pcv, i, EXIT_STEP);
+            }
+        }
+    }
+}

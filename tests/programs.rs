@@ -1,0 +1,149 @@
+//! Every bundled guest program on every backend: exact stdout and exit status against
+//! the committed expectations (qemu-riscv32's output where qemu can run the program),
+//! and on every translating backend exactly the interpreter's final state: retired
+//! instructions, registers, pc and a hash of all RAM.
+
+mod common;
+use common::*;
+use rvdbt::machine::{Exit, Machine, MachineConfig};
+use rvdbt::runner::{self, Backend, RunOptions};
+use rvdbt::syscall::Io;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-programs")
+}
+
+struct Program {
+    name: String,
+    elf: Vec<u8>,
+    args: Vec<String>,
+    stdin: Vec<u8>,
+    stdout: Vec<u8>,
+    code: i32,
+    stderr: Option<String>,
+}
+
+fn programs() -> Vec<Program> {
+    let dir = root().join("expected");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("guest-programs/expected exists")
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            if p.extension()? != "code" {
+                return None;
+            }
+            Some(p.file_stem()?.to_string_lossy().into_owned())
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 20, "expected at least 20 guest programs, found {}", names.len());
+    names
+        .into_iter()
+        .map(|name| {
+            let read = |ext: &str| std::fs::read(dir.join(format!("{name}.{ext}"))).ok();
+            let code = String::from_utf8(read("code").unwrap()).unwrap().trim().parse().expect("numeric .code");
+            Program {
+                elf: std::fs::read(root().join("bin").join(format!("{name}.elf"))).expect("ELF for every expectation"),
+                args: read("args")
+                    .map(|a| String::from_utf8(a).unwrap().lines().map(str::to_string).collect())
+                    .unwrap_or_default(),
+                stdin: read("stdin").unwrap_or_default(),
+                stdout: read("stdout").unwrap_or_default(),
+                stderr: read("stderr").map(|s| String::from_utf8(s).unwrap().trim().to_string()),
+                code,
+                name,
+            }
+        })
+        .collect()
+}
+
+fn run_program(p: &Program, backend: Backend, tweak: &dyn Fn(&mut RunOptions)) -> (Machine, Exit) {
+    // argv[0] as qemu-riscv32 was given it when the expectations were recorded.
+    let mut argv = vec![format!("{}.elf", p.name)];
+    argv.extend(p.args.iter().cloned());
+    let io = Io::buffered(p.stdin.clone());
+    let mut m = Machine::from_elf(&p.elf, &argv, &[], MachineConfig::default(), io).expect("loads");
+    let mut opts = RunOptions { backend, max_insns: Some(2_000_000_000), ..RunOptions::default() };
+    opts.jit.verify = true;
+    tweak(&mut opts);
+    let report = runner::run(&mut m, &opts).expect("translator works");
+    (m, report.exit)
+}
+
+/// Compares a backend's final machine with the interpreter's.
+fn assert_same_state(name: &str, what: &str, reference: &Machine, m: &Machine) {
+    assert_eq!(m.cpu.retired, reference.cpu.retired, "{name} ({what}): retired instructions");
+    assert_eq!(m.cpu.regs, reference.cpu.regs, "{name} ({what}): registers");
+    assert_eq!(m.cpu.pc, reference.cpu.pc, "{name} ({what}): pc");
+    assert_eq!(m.mem.ram_hash(), reference.mem.ram_hash(), "{name} ({what}): RAM contents");
+    assert_eq!(m.io.stdout_bytes(), reference.io.stdout_bytes(), "{name} ({what}): stdout");
+}
+
+#[test]
+fn every_program_gives_its_expected_output_on_every_backend() {
+    for p in programs() {
+        let (reference, exit) = run_program(&p, Backend::Interp, &|_| {});
+        assert_eq!(exit.status(), p.code, "{}: exit status ({exit:?})", p.name);
+        assert_eq!(
+            String::from_utf8_lossy(reference.io.stdout_bytes()),
+            String::from_utf8_lossy(&p.stdout),
+            "{}: stdout",
+            p.name
+        );
+        if let Some(want) = &p.stderr {
+            let said = match &exit {
+                Exit::Fault(f) => reference.describe_fault(f),
+                _ => reference.warnings.join("\n"),
+            };
+            assert!(said.contains(want.as_str()), "{}: diagnostic {said:?} should mention {want:?}", p.name);
+        }
+        for backend in backends().into_iter().filter(|&b| b != Backend::Interp) {
+            let (m, e) = run_program(&p, backend, &|_| {});
+            assert_eq!(e, exit, "{} on {backend:?}: exit", p.name);
+            assert_same_state(&p.name, backend.name(), &reference, &m);
+        }
+    }
+}
+
+#[test]
+fn tiny_code_cache_forces_flushes_and_changes_nothing() {
+    for p in programs() {
+        let (reference, exit) = run_program(&p, Backend::Interp, &|_| {});
+        let (m, e) = run_program(&p, Backend::Cranelift, &|o| o.jit.code_cache_bytes = 16 * 1024);
+        assert_eq!(e, exit, "{}: exit", p.name);
+        assert_same_state(&p.name, "16 KiB code cache", &reference, &m);
+        if m.stats.blocks_compiled > 200 {
+            assert!(m.stats.cache_flushes > 0, "{}: a 16 KiB cache must flush", p.name);
+        }
+    }
+}
+
+#[test]
+fn unoptimized_and_tiny_blocks_agree_with_the_interpreter() {
+    for p in programs() {
+        let (reference, exit) = run_program(&p, Backend::Interp, &|_| {});
+        for (what, tweak) in [
+            ("opt none", &(|o: &mut RunOptions| o.jit.optimize = false) as &dyn Fn(&mut RunOptions)),
+            ("1-instruction blocks", &|o: &mut RunOptions| o.jit.max_block_insns = 1),
+            ("code far from the executable", &|o: &mut RunOptions| o.jit.near_code = false),
+        ] {
+            let (m, e) = run_program(&p, Backend::Cranelift, tweak);
+            assert_eq!(e, exit, "{} ({what}): exit", p.name);
+            assert_same_state(&p.name, what, &reference, &m);
+        }
+    }
+}
+
+#[test]
+fn max_insns_is_exact_on_every_backend() {
+    let programs = programs();
+    let p = programs.iter().find(|p| p.name == "sieve").expect("sieve");
+    for limit in [1u64, 17, 1000, 123_457] {
+        let (reference, exit) = run_program(p, Backend::Interp, &|o| o.max_insns = Some(limit));
+        assert_eq!(exit, Exit::InsnLimit(limit));
+        let (m, e) = run_program(p, Backend::Cranelift, &|o| o.max_insns = Some(limit));
+        assert_eq!(e, Exit::InsnLimit(limit), "cranelift at {limit}");
+        assert_same_state("sieve", &format!("--max-insns {limit}"), &reference, &m);
+    }
+}
