@@ -9,12 +9,20 @@
 //! - The jump cache: a direct-mapped table (guest pc -> code) that `jalr` consults
 //!   before it returns to the dispatcher.
 //!
-//! When the code budget is exceeded, or on `fence.i`, everything is flushed at once:
-//! the JIT module is dropped and rebuilt, its chunks reused (the QEMU "tb_flush" way).
+//! - Access records (the per-access state machine, see `access`) and the fault map:
+//!   host address of every inline access -> its guest pc and block.
+//!
+//! A block whose access changed state is invalidated (its slot and jump cache entry go
+//! back to the dispatcher) and recompiled on its next entry; its old code stays in
+//! memory, unreachable, until the next flush. When the code budget is exceeded, or on
+//! `fence.i`, everything is flushed at once: the JIT module is dropped and rebuilt, its
+//! chunks reused (the QEMU "tb_flush" way). Access records survive flushes: what was
+//! learned about an access stays true.
 
+use crate::access::{AccessRecord, MemMode, StateCounts, Transition};
 use crate::block::{discover, Block};
 use crate::codemem::CodePool;
-use crate::lift::{self, HelperIds, JumpCacheEntry, LiftEnv, EXIT_DISPATCH};
+use crate::lift::{self, AccessPlan, Helper, JumpCacheEntry, LiftEnv, EXIT_DISPATCH};
 use crate::memory::Memory;
 use cranelift_codegen::ir::types::I64;
 use cranelift_codegen::ir::{AbiParam, InstBuilder, Signature, UserFuncName};
@@ -24,7 +32,7 @@ use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 /// Settings of the Cranelift backend.
@@ -40,6 +48,10 @@ pub struct JitConfig {
     pub code_cache_bytes: usize,
     /// Place code near the executable (rel32 helper calls); false forces the fallback.
     pub near_code: bool,
+    /// How memory accesses start (`--mem`).
+    pub mem: MemMode,
+    /// N of the state machine: observations of one region that commit an access.
+    pub commit_after: u32,
 }
 
 impl Default for JitConfig {
@@ -50,6 +62,8 @@ impl Default for JitConfig {
             max_block_insns: crate::block::DEFAULT_MAX_BLOCK_INSNS,
             code_cache_bytes: 64 << 20,
             near_code: true,
+            mem: MemMode::Adaptive,
+            commit_after: 3,
         }
     }
 }
@@ -61,17 +75,12 @@ pub enum JitError {
     Setup(String),
     #[error("cannot compile the block at {pc:#010x}: {msg}")]
     Compile { pc: u32, msg: String },
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
-/// Addresses of the Rust functions translated code calls.
-#[derive(Clone, Copy, Debug)]
-pub struct HelperAddrs {
-    pub load: [*const u8; 3],
-    pub store: [*const u8; 3],
-}
-
-const HELPER_NAMES: [&str; 6] =
-    ["rvdbt_load_u8", "rvdbt_load_u16", "rvdbt_load_u32", "rvdbt_store_u8", "rvdbt_store_u16", "rvdbt_store_u32"];
+/// Addresses of the Rust functions translated code calls, indexed by [`Helper::index`].
+pub type HelperAddrs = [*const u8; 18];
 
 /// Entries of the jump cache (a power of two).
 const JUMP_CACHE_ENTRIES: usize = 4096;
@@ -88,6 +97,15 @@ pub struct CacheStats {
     pub cache_flushes: u64,
     /// Exit slots pointed at translated code (chaining links made).
     pub chained_exits: u64,
+    /// Blocks compiled again after an access in them changed state.
+    pub recompiles: u64,
+}
+
+/// Where an inline access lives: its guest pc and the block it was compiled in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultSite {
+    pub pc: u32,
+    pub block: u32,
 }
 
 /// A compiled block.
@@ -133,6 +151,14 @@ impl Slots {
         slot
     }
 
+    /// Points the slot of `target` (if any) back at the stub.
+    fn unlink(&mut self, target: u32) {
+        if let Some(&s) = self.by_target.get(&target) {
+            // SAFETY: slots live as long as their slab, until `clear`.
+            unsafe { s.write(self.stub) };
+        }
+    }
+
     /// Points the slot of `target` (if any) at `code`.
     fn link(&mut self, target: u32, code: u64, linked: &mut u64) {
         if let Some(&s) = self.by_target.get(&target) {
@@ -152,14 +178,19 @@ impl Slots {
 pub struct CodeCache {
     config: JitConfig,
     helpers: HelperAddrs,
+    arena_base: u64,
     pool: CodePool,
     module: Option<JITModule>,
-    helper_ids: HelperIds,
+    helper_ids: [u32; 18],
     /// System V entry: `extern "sysv64" fn(*mut Cpu, code) -> i64`.
     enter: u64,
     blocks: HashMap<u32, Compiled>,
     slots: Slots,
     jump_cache: Box<[JumpCacheEntry]>,
+    records: HashMap<u32, Box<AccessRecord>>,
+    fault_map: BTreeMap<u64, FaultSite>,
+    /// Blocks dropped for recompilation (to count recompiles).
+    invalidated: HashSet<u32>,
     ctx: Context,
     fctx: FunctionBuilderContext,
     pub stats: CacheStats,
@@ -180,18 +211,23 @@ fn build_isa(config: &JitConfig) -> Result<OwnedTargetIsa, JitError> {
 }
 
 impl CodeCache {
-    pub fn new(config: JitConfig, helpers: HelperAddrs) -> Result<CodeCache, JitError> {
+    /// A cache for the machine whose guest arena starts at host address `arena_base`.
+    pub fn new(config: JitConfig, helpers: HelperAddrs, arena_base: u64) -> Result<CodeCache, JitError> {
         let pool = CodePool::new(config.near_code);
         let mut cache = CodeCache {
             config,
             helpers,
+            arena_base,
             pool,
             module: None,
-            helper_ids: HelperIds { load: [0; 3], store: [0; 3] },
+            helper_ids: [0; 18],
             enter: 0,
             blocks: HashMap::new(),
             slots: Slots { slabs: Vec::new(), used: 0, by_target: HashMap::new(), stub: 0 },
             jump_cache: vec![JumpCacheEntry::EMPTY; JUMP_CACHE_ENTRIES].into_boxed_slice(),
+            records: HashMap::new(),
+            fault_map: BTreeMap::new(),
+            invalidated: HashSet::new(),
             ctx: Context::new(),
             fctx: FunctionBuilderContext::new(),
             stats: CacheStats::default(),
@@ -220,22 +256,18 @@ impl CodeCache {
         let isa = build_isa(&self.config)?;
         let host_cc = isa.default_call_conv();
         let mut jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
-        let addrs = self.helpers.load.iter().chain(self.helpers.store.iter());
-        for (name, &addr) in HELPER_NAMES.iter().zip(addrs) {
-            jb.symbol(*name, addr);
+        for h in Helper::ALL {
+            jb.symbol(h.name(), self.helpers[h.index()]);
         }
         jb.memory_provider(self.pool.provider());
         let mut module = JITModule::new(jb);
         let frontend = module.isa().frontend_config();
         let setup = |e: &dyn std::fmt::Display| JitError::Setup(e.to_string());
-        let (load_sig, store_sig) = lift::helper_signatures(host_cc);
-        let mut ids = [0u32; 6];
-        for (i, name) in HELPER_NAMES.iter().enumerate() {
-            let sig = if i < 3 { &load_sig } else { &store_sig };
-            let id = module.declare_function(name, Linkage::Import, sig).map_err(|e| setup(&e))?;
-            ids[i] = id.as_u32();
+        for h in Helper::ALL {
+            let id =
+                module.declare_function(&h.name(), Linkage::Import, &h.signature(host_cc)).map_err(|e| setup(&e))?;
+            self.helper_ids[h.index()] = id.as_u32();
         }
-        self.helper_ids = HelperIds { load: [ids[0], ids[1], ids[2]], store: [ids[3], ids[4], ids[5]] };
 
         // The return-to-dispatcher stub every unlinked slot points at.
         let tail_sig = lift::block_signature();
@@ -295,6 +327,11 @@ impl CodeCache {
         self.blocks.clear();
         self.slots.clear();
         self.jump_cache.fill(JumpCacheEntry::EMPTY);
+        self.fault_map.clear();
+        self.invalidated.clear();
+        for r in self.records.values_mut() {
+            r.blocks.clear();
+        }
         self.stats.cache_flushes += 1;
         self.rebuild_module()
     }
@@ -324,6 +361,9 @@ impl CodeCache {
             Err(e) => return Err(e),
         };
         self.blocks.insert(pc, compiled);
+        if self.invalidated.remove(&pc) {
+            self.stats.recompiles += 1;
+        }
         self.slots.link(pc, compiled.code, &mut self.stats.chained_exits);
         let e = &mut self.jump_cache[lift::jump_cache_index(pc, (JUMP_CACHE_ENTRIES - 1) as u32)];
         *e = JumpCacheEntry { pc: u64::from(pc), code: compiled.code };
@@ -335,12 +375,13 @@ impl CodeCache {
         let err = |e: &dyn std::fmt::Display| JitError::Compile { pc: block.pc, msg: e.to_string() };
         let module = self.module.as_mut().ok_or_else(|| err(&"no module"))?;
         let env = LiftEnv {
-            helpers: self.helper_ids,
+            helper_ids: self.helper_ids,
             near_calls: self.pool.near(),
             host_call_conv: module.isa().default_call_conv(),
             jump_cache: self.jump_cache.as_ptr() as u64,
             jump_cache_mask: (JUMP_CACHE_ENTRIES - 1) as u32,
             frontend: module.isa().frontend_config(),
+            arena_base: self.arena_base,
         };
         self.ctx.clear();
         self.ctx.func.signature = lift::block_signature();
@@ -348,17 +389,77 @@ impl CodeCache {
         let slots = &mut self.slots;
         let linked = &mut self.stats.chained_exits;
         let mut slot_for = |target: u32| slots.slot(target, blocks.get(&target).map(|c| c.code), linked) as u64;
-        lift::lift_block(&mut self.ctx.func, &mut self.fctx, block, &env, &mut slot_for);
+        let records = &mut self.records;
+        let (mode, commit_after) = (self.config.mem, self.config.commit_after);
+        let mut plan_for = |pc: u32| {
+            let rec = records.entry(pc).or_insert_with(|| Box::new(AccessRecord::new(pc, mode, commit_after)));
+            if !rec.blocks.contains(&block.pc) {
+                rec.blocks.push(block.pc);
+            }
+            AccessPlan { state: rec.state, record: &mut **rec as *mut AccessRecord as u64 }
+        };
+        lift::lift_block(&mut self.ctx.func, &mut self.fctx, block, &env, &mut slot_for, &mut plan_for);
         let id: FuncId = module.declare_anonymous_function(&lift::block_signature()).map_err(|e| err(&e))?;
         module.define_function(id, &mut self.ctx).map_err(|e| err(&e))?;
         module.finalize_definitions().map_err(|e| err(&e))?;
         let code = module.get_finalized_function(id) as u64;
-        let size = self.ctx.compiled_code().map_or(0, |c| c.code_info().total_size);
+        let compiled = self.ctx.compiled_code().ok_or_else(|| err(&"no compiled code"))?;
+        let size = compiled.code_info().total_size;
+        // The fault map: every inline access, by host address, with its guest pc
+        // (from the source location set for each guest instruction).
+        let srclocs = compiled.buffer.get_srclocs_sorted();
+        for trap in compiled.buffer.traps().iter().filter(|t| t.code == lift::inline_trap_code()) {
+            let loc = srclocs.iter().find(|l| l.start <= trap.offset && trap.offset < l.end);
+            let pc = loc.map(|l| l.loc.bits()).ok_or_else(|| err(&"inline access without source location"))?;
+            self.fault_map.insert(code + u64::from(trap.offset), FaultSite { pc, block: block.pc });
+        }
         self.stats.blocks_compiled += 1;
         self.stats.guest_insns_compiled += block.len() as u64;
         self.stats.code_bytes += u64::from(size);
         self.stats.compile_ns += start.elapsed().as_nanos() as u64;
         Ok(Compiled { code, len: block.len() as u32, size })
+    }
+
+    /// Drops the translation of the block at `pc` so its next entry recompiles it. Its
+    /// old code stays in memory (nothing still running is overwritten).
+    pub fn invalidate(&mut self, pc: u32) {
+        if self.blocks.remove(&pc).is_some() {
+            self.invalidated.insert(pc);
+            self.slots.unlink(pc);
+            let e = &mut self.jump_cache[lift::jump_cache_index(pc, (JUMP_CACHE_ENTRIES - 1) as u32)];
+            if e.pc == u64::from(pc) {
+                *e = JumpCacheEntry::EMPTY;
+            }
+        }
+    }
+
+    /// An access record changed state (in a helper): recompile every block holding it.
+    pub fn access_changed(&mut self, access_pc: u32) {
+        let blocks = self.records.get(&access_pc).map(|r| r.blocks.clone()).unwrap_or_default();
+        for b in blocks {
+            self.invalidate(b);
+        }
+    }
+
+    /// An inline access at host address `rip` faulted: the access becomes VARIABLE and
+    /// its blocks are recompiled. Returns where the access is, or None if `rip` is not an
+    /// inline access (a translator bug).
+    pub fn inline_fault(&mut self, rip: u64) -> Option<(FaultSite, Option<Transition>)> {
+        let site = *self.fault_map.get(&rip)?;
+        let transition = self.records.get_mut(&site.pc).and_then(|r| r.make_variable());
+        self.access_changed(site.pc);
+        self.invalidate(site.block);
+        Some((site, transition))
+    }
+
+    /// Counts of access records per state.
+    pub fn access_states(&self) -> StateCounts {
+        StateCounts::of(self.records.values().map(|r| &**r))
+    }
+
+    /// The access record of the load/store at guest `pc`, if it was translated.
+    pub fn access_record(&self, pc: u32) -> Option<&AccessRecord> {
+        self.records.get(&pc).map(|r| &**r)
     }
 
     /// The translation of the block at `pc`, if compiled (for inspection in tests).

@@ -191,6 +191,9 @@ impl CodePool {
                         map_chunk(0, exec).ok_or_else(io::Error::last_os_error)?
                     }
                 };
+                if exec {
+                    crate::fault::register_code(base as usize, CHUNK_SIZE);
+                }
                 s.chunks.push(Chunk { base, used: 0, exec });
                 s.chunks.len() - 1
             }
@@ -207,6 +210,9 @@ impl CodePool {
 impl Drop for PoolState {
     fn drop(&mut self) {
         for c in &self.chunks {
+            if c.exec {
+                crate::fault::unregister_code(c.base as usize);
+            }
             // SAFETY: each chunk was mapped by `map_chunk` with CHUNK_SIZE bytes; the pool
             // is dropped only after every module using it.
             unsafe { libc::munmap(c.base.cast(), CHUNK_SIZE) };

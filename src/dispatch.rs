@@ -1,15 +1,18 @@
 //! The dispatcher: the only loop of a translated run. It looks up (or compiles) the
-//! block at `cpu.pc`, enters translated code, and handles what translated code hands
-//! back: instructions that need the runtime, refused memory accesses, budget ends,
+//! block at `cpu.pc`, enters translated code through the fault-catching trampoline, and
+//! handles what comes back: instructions that need the runtime, refused accesses,
+//! inline accesses that faulted, access records that changed state, budget ends and
 //! cache flushes. It also owns the helper functions translated code calls.
 
+use crate::access::{AccessRecord, RegionClass};
 use crate::cache::{CodeCache, HelperAddrs, JitConfig, JitError};
 use crate::cpu::Cpu;
 use crate::decode::{decode, Inst};
+use crate::fault::{self, EntryResult};
 use crate::interp;
-use crate::lift::{EXIT_DISPATCH, EXIT_STEP};
+use crate::lift::{Helper, EXIT_STEP};
 use crate::machine::{Exit, FaultKind, GuestFault, Machine};
-use crate::memory::{DeviceEffect, Width};
+use crate::memory::{Device, DeviceEffect, Width, ARENA_GUARD, GUEST_SPACE};
 
 /// Guest instructions between two returns to the dispatcher (interrupt checks).
 const SLICE: u64 = 1 << 22;
@@ -24,61 +27,106 @@ fn machine_of<'a>(cpu: *mut Cpu) -> &'a mut Machine {
     unsafe { &mut *cpu.cast::<Machine>() }
 }
 
-fn load(cpu: *mut Cpu, addr: u32, width: Width) -> u64 {
-    machine_of(cpu).mem.load(addr, width).map_or(LOAD_REFUSED, u64::from)
+fn record_of<'a>(rec: *mut AccessRecord) -> &'a mut AccessRecord {
+    // SAFETY: translated code passes the address of a boxed record owned by the cache
+    // that compiled it; records are never freed while the cache lives, and nothing
+    // else touches them while translated code runs.
+    unsafe { &mut *rec }
 }
 
-fn store(cpu: *mut Cpu, addr: u32, value: u32, width: Width) -> u32 {
-    // A store with a side effect the dispatcher must see (test finisher) is "refused"
-    // too: the interpreter repeats it and stops the machine.
-    match machine_of(cpu).mem.store(addr, width, value) {
-        Ok(DeviceEffect::None) => 0,
-        Ok(DeviceEffect::Exit(_)) | Err(_) => 1,
+const fn width(w: usize) -> Width {
+    match w {
+        0 => Width::B1,
+        1 => Width::B2,
+        _ => Width::B4,
     }
 }
 
-extern "C" fn load_u8(cpu: *mut Cpu, addr: u32) -> u64 {
-    load(cpu, addr, Width::B1)
-}
-extern "C" fn load_u16(cpu: *mut Cpu, addr: u32) -> u64 {
-    load(cpu, addr, Width::B2)
-}
-extern "C" fn load_u32(cpu: *mut Cpu, addr: u32) -> u64 {
-    load(cpu, addr, Width::B4)
-}
-extern "C" fn store_u8(cpu: *mut Cpu, addr: u32, value: u32) -> u32 {
-    store(cpu, addr, value, Width::B1)
-}
-extern "C" fn store_u16(cpu: *mut Cpu, addr: u32, value: u32) -> u32 {
-    store(cpu, addr, value, Width::B2)
-}
-extern "C" fn store_u32(cpu: *mut Cpu, addr: u32, value: u32) -> u32 {
-    store(cpu, addr, value, Width::B4)
+fn width_of_bytes(bytes: u32) -> Width {
+    match bytes {
+        1 => Width::B1,
+        2 => Width::B2,
+        _ => Width::B4,
+    }
 }
 
-/// The helpers translated code calls.
+/// Store result for translated code: 0, or 1 when refused or when the store has an
+/// effect the dispatcher must see (test finisher): the interpreter then repeats it.
+fn store_result(r: Result<DeviceEffect, crate::memory::MemFault>) -> u32 {
+    u32::from(!matches!(r, Ok(DeviceEffect::None)))
+}
+
+/// Feeds one observation to an access record; a state change is reported to the
+/// dispatcher, which recompiles at the next block entry (budget cut to 0).
+fn observe(m: &mut Machine, rec: &mut AccessRecord, addr: u32) {
+    if let Some(t) = rec.observe(RegionClass::of(&m.mem, addr)) {
+        m.stats.transitions.add(t);
+        m.access_events.push(rec.pc);
+        m.cpu.budget_end = 0;
+    }
+}
+
+extern "C" fn load<const W: usize>(cpu: *mut Cpu, addr: u32) -> u64 {
+    machine_of(cpu).mem.load(addr, width(W)).map_or(LOAD_REFUSED, u64::from)
+}
+
+extern "C" fn store<const W: usize>(cpu: *mut Cpu, addr: u32, value: u32) -> u32 {
+    store_result(machine_of(cpu).mem.store(addr, width(W), value))
+}
+
+extern "C" fn profile_load<const W: usize>(cpu: *mut Cpu, addr: u32, rec: *mut AccessRecord) -> u64 {
+    let m = machine_of(cpu);
+    let result = m.mem.load(addr, width(W));
+    if result.is_ok() {
+        observe(m, record_of(rec), addr);
+    }
+    result.map_or(LOAD_REFUSED, u64::from)
+}
+
+extern "C" fn profile_store<const W: usize>(cpu: *mut Cpu, addr: u32, value: u32, rec: *mut AccessRecord) -> u32 {
+    let m = machine_of(cpu);
+    let result = m.mem.store(addr, width(W), value);
+    if result.is_ok() {
+        observe(m, record_of(rec), addr);
+    }
+    store_result(result)
+}
+
+extern "C" fn device_read<const D: usize>(cpu: *mut Cpu, offset: u32, bytes: u32) -> u64 {
+    u64::from(machine_of(cpu).mem.device_read(Device::ALL[D], offset, width_of_bytes(bytes)))
+}
+
+extern "C" fn device_write<const D: usize>(cpu: *mut Cpu, offset: u32, bytes: u32, value: u32) -> u32 {
+    store_result(Ok(machine_of(cpu).mem.device_write(Device::ALL[D], offset, width_of_bytes(bytes), value)))
+}
+
+/// The helpers translated code calls, indexed by [`Helper::index`].
 pub fn helper_addrs() -> HelperAddrs {
-    HelperAddrs {
-        load: [load_u8 as *const u8, load_u16 as *const u8, load_u32 as *const u8],
-        store: [store_u8 as *const u8, store_u16 as *const u8, store_u32 as *const u8],
-    }
+    Helper::ALL.map(|h| match h {
+        Helper::Load(0) => load::<0> as *const u8,
+        Helper::Load(1) => load::<1> as *const u8,
+        Helper::Load(_) => load::<2> as *const u8,
+        Helper::Store(0) => store::<0> as *const u8,
+        Helper::Store(1) => store::<1> as *const u8,
+        Helper::Store(_) => store::<2> as *const u8,
+        Helper::ProfileLoad(0) => profile_load::<0> as *const u8,
+        Helper::ProfileLoad(1) => profile_load::<1> as *const u8,
+        Helper::ProfileLoad(_) => profile_load::<2> as *const u8,
+        Helper::ProfileStore(0) => profile_store::<0> as *const u8,
+        Helper::ProfileStore(1) => profile_store::<1> as *const u8,
+        Helper::ProfileStore(_) => profile_store::<2> as *const u8,
+        Helper::DeviceRead(0) => device_read::<0> as *const u8,
+        Helper::DeviceRead(1) => device_read::<1> as *const u8,
+        Helper::DeviceRead(_) => device_read::<2> as *const u8,
+        Helper::DeviceWrite(0) => device_write::<0> as *const u8,
+        Helper::DeviceWrite(1) => device_write::<1> as *const u8,
+        Helper::DeviceWrite(_) => device_write::<2> as *const u8,
+    })
 }
 
-/// A translation cache for the Cranelift backend.
-pub fn new_cache(config: JitConfig) -> Result<CodeCache, JitError> {
-    CodeCache::new(config, helper_addrs())
-}
-
-/// Runs translated code at `code` on machine `m` until it returns an exit code.
-fn enter(m: &mut Machine, cache: &CodeCache, code: u64) -> i64 {
-    let cpu = (m as *mut Machine).cast::<Cpu>();
-    // SAFETY: `enter_fn` is the System V entry function compiled by the cache; it calls
-    // `code`, a block compiled by the same cache (alive: no flush happens until we
-    // return), with the machine pointer, which stays valid and unaliased for the call.
-    unsafe {
-        let f: extern "sysv64" fn(*mut Cpu, u64) -> i64 = std::mem::transmute(cache.enter_fn() as usize);
-        f(cpu, code)
-    }
+/// A translation cache for the Cranelift backend, for machine `m`.
+pub fn new_cache(config: JitConfig, m: &Machine) -> Result<CodeCache, JitError> {
+    CodeCache::new(config, helper_addrs(), m.mem.arena_base() as u64)
 }
 
 /// Executes the instruction at `cpu.pc` with the interpreter. Returns true when it was
@@ -102,8 +150,13 @@ pub fn run(
     max_insns: Option<u64>,
     interrupted: &dyn Fn() -> Option<i32>,
 ) -> Result<Exit, JitError> {
+    fault::install();
+    let arena = (m.mem.arena_base() as usize, (GUEST_SPACE + ARENA_GUARD) as usize);
     let limit = max_insns.unwrap_or(u64::MAX);
     loop {
+        for pc in m.access_events.drain(..) {
+            cache.access_changed(pc);
+        }
         if m.cpu.retired >= limit {
             return Ok(Exit::InsnLimit(m.cpu.retired));
         }
@@ -114,16 +167,37 @@ pub fn run(
             cache.flush()?;
         }
         let step = match cache.lookup(&m.mem, m.cpu.pc)? {
-            // The block would pass --max-insns: finish instruction by instruction.
+            // A block that would pass --max-insns is finished instruction by instruction.
             Some(block) if m.cpu.retired + u64::from(block.len) <= limit => {
                 m.cpu.budget_end = limit.min(m.cpu.retired.saturating_add(SLICE));
                 m.stats.dispatcher_entries += 1;
-                let code = enter(m, cache, block.code);
+                let cpu = (m as *mut Machine).cast::<Cpu>();
+                // SAFETY: the entry function and the block were compiled by `cache`,
+                // which flushes only between entries; `cpu` comes from `&mut Machine`,
+                // which nothing else uses until translated code returns.
+                let result = unsafe { fault::enter(cpu, block.code, cache.enter_fn(), arena) };
                 if !m.mem.uart_out.is_empty() {
                     m.flush_uart();
                 }
-                debug_assert!(code == EXIT_DISPATCH || code == EXIT_STEP, "exit code {code}");
-                code == EXIT_STEP
+                match result {
+                    EntryResult::Exit(code) => code == EXIT_STEP,
+                    EntryResult::Fault { rip, addr } => {
+                        let Some((site, transition)) = cache.inline_fault(rip as u64) else {
+                            return Err(JitError::Internal(format!(
+                                "host fault at {rip:#x} (address {addr:#x}) is not an inline guest access"
+                            )));
+                        };
+                        // Registers are current (written back before every inline
+                        // access); pc and the retired count come from the fault map.
+                        m.cpu.pc = site.pc;
+                        m.cpu.retired += u64::from(site.pc.wrapping_sub(site.block) / 4);
+                        m.stats.faults_handled += 1;
+                        if let Some(t) = transition {
+                            m.stats.transitions.add(t);
+                        }
+                        false
+                    }
+                }
             }
             _ => true,
         };

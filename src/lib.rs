@@ -4,6 +4,7 @@
 //! Pipeline: [`loader`] -> [`memory`] -> dispatcher -> decode -> backend -> run. The
 //! [`interp`]reter is the oracle every translating backend is tested against.
 
+pub mod access;
 pub mod block;
 pub mod cache;
 pub mod codemem;
@@ -11,6 +12,7 @@ pub mod cpu;
 pub mod decode;
 pub mod disasm;
 pub mod dispatch;
+pub mod fault;
 pub mod interp;
 pub mod lift;
 pub mod loader;

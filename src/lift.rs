@@ -1,25 +1,35 @@
 //! The lifter: one guest block to one Cranelift IR function.
 //!
 //! A block function takes `*mut Cpu` and uses the `tail` calling convention, so a
-//! block exit with a known target can continue straight into the next block through a
-//! per-exit slot (`return_call_indirect`), and an indirect jump can continue through
-//! the jump cache. Guest registers are `Variable`s, loaded from `Cpu` on first use and
+//! block exit with a known target can continue straight into the next block through its
+//! exit slot (`return_call_indirect`), and an indirect jump can continue through the
+//! jump cache. Guest registers are `Variable`s, loaded from `Cpu` on first use and
 //! written back at exits; x0 is the constant 0.
 //!
-//! The invariant that makes bailing out possible: every exit, including the cold exit
-//! taken when a memory helper refuses an access, leaves `Cpu` exactly as the
-//! interpreter would have it before the instruction named by `cpu.pc` (registers,
-//! pc and retired count). A refused access exits with [`EXIT_STEP`]: the dispatcher
-//! lets the interpreter execute that one instruction, which raises the guest fault (or
-//! performs the device side effect) exactly as it would have.
+//! Memory accesses are lifted by the state of their access record (see `access`):
+//! a profiling call (NAIVE), one inline arena access carrying a trap code
+//! (COMMITTED(RAM)), a bounds check plus a direct call of the device's function
+//! (COMMITTED(device)), or a generic call (VARIABLE).
+//!
+//! The invariants that make bailing out and fault recovery possible:
+//! - every exit, including the cold exit taken when a helper refuses an access, leaves
+//!   `Cpu` exactly as the interpreter would have it before the instruction named by
+//!   `cpu.pc` (registers, pc, retired count). A refused access exits with
+//!   [`EXIT_STEP`]: the interpreter executes that one instruction, raising the guest
+//!   fault (or carrying out the device effect) exactly as it would have;
+//! - before every inline access, registers written since the last write-back are stored
+//!   to `Cpu`, and `cpu.retired` always holds the count at block entry, so when the
+//!   access faults the dispatcher completes the state from the fault map alone.
 
+use crate::access::{AccessState, RegionClass};
 use crate::block::{Block, BlockEnd};
 use crate::cpu::{OFFSET_BUDGET_END, OFFSET_PC, OFFSET_REGS, OFFSET_RETIRED};
 use crate::decode::{AluOp, BranchOp, Inst, LoadOp, StoreOp};
+use crate::memory::Device;
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{I16, I32, I64, I8};
+use cranelift_codegen::ir::types::{I32, I64};
 use cranelift_codegen::ir::{
-    self, AbiParam, ExtFuncData, ExternalName, FuncRef, InstBuilder, MemFlagsData, Signature, SourceLoc,
+    self, AbiParam, ExtFuncData, ExternalName, FuncRef, InstBuilder, MemFlagsData, Signature, SourceLoc, TrapCode,
     UserExternalName, Value,
 };
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
@@ -30,20 +40,95 @@ pub const EXIT_DISPATCH: i64 = 0;
 /// Execute the instruction at `cpu.pc` with the interpreter, then go on.
 pub const EXIT_STEP: i64 = 1;
 
-/// Memory helpers the lifter calls, by the index the module declared them with.
+/// The Rust functions translated code calls. Widths are indexed 0, 1, 2 for 1, 2, 4
+/// bytes; devices by [`Device::index`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Helper {
+    /// Generic load: `extern "C" fn(*mut Cpu, addr: u32) -> u64`: the zero-extended
+    /// value, or bit 32 set when the access is refused.
+    Load(usize),
+    /// Generic store: `extern "C" fn(*mut Cpu, addr: u32, value: u32) -> u32`: non-zero
+    /// when refused (or when it has an effect the dispatcher must carry out).
+    Store(usize),
+    /// Profiling load: as `Load`, plus the access record: `(cpu, addr, rec)`.
+    ProfileLoad(usize),
+    /// Profiling store: as `Store`, plus the record: `(cpu, addr, value, rec)`.
+    ProfileStore(usize),
+    /// A device's read function: `(cpu, offset: u32, width: u32) -> u64`.
+    DeviceRead(usize),
+    /// A device's write function: `(cpu, offset, width, value) -> u32`, non-zero when
+    /// the write has an effect the dispatcher must carry out.
+    DeviceWrite(usize),
+}
+
+impl Helper {
+    /// Every helper, in declaration order ([`Helper::index`]).
+    pub const ALL: [Helper; 18] = [
+        Helper::Load(0),
+        Helper::Load(1),
+        Helper::Load(2),
+        Helper::Store(0),
+        Helper::Store(1),
+        Helper::Store(2),
+        Helper::ProfileLoad(0),
+        Helper::ProfileLoad(1),
+        Helper::ProfileLoad(2),
+        Helper::ProfileStore(0),
+        Helper::ProfileStore(1),
+        Helper::ProfileStore(2),
+        Helper::DeviceRead(0),
+        Helper::DeviceRead(1),
+        Helper::DeviceRead(2),
+        Helper::DeviceWrite(0),
+        Helper::DeviceWrite(1),
+        Helper::DeviceWrite(2),
+    ];
+
+    /// Position in [`Helper::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Helper::Load(i) => i,
+            Helper::Store(i) => 3 + i,
+            Helper::ProfileLoad(i) => 6 + i,
+            Helper::ProfileStore(i) => 9 + i,
+            Helper::DeviceRead(i) => 12 + i,
+            Helper::DeviceWrite(i) => 15 + i,
+        }
+    }
+
+    /// Symbol name in the JIT module.
+    pub fn name(self) -> String {
+        format!("rvdbt_helper_{}", self.index())
+    }
+
+    pub fn signature(self, cc: CallConv) -> Signature {
+        let (params, ret): (&[ir::Type], ir::Type) = match self {
+            Helper::Load(_) => (&[I64, I32], I64),
+            Helper::Store(_) => (&[I64, I32, I32], I32),
+            Helper::ProfileLoad(_) => (&[I64, I32, I64], I64),
+            Helper::ProfileStore(_) => (&[I64, I32, I32, I64], I32),
+            Helper::DeviceRead(_) => (&[I64, I32, I32], I64),
+            Helper::DeviceWrite(_) => (&[I64, I32, I32, I32], I32),
+        };
+        let mut sig = Signature::new(cc);
+        sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+        sig.returns.push(AbiParam::new(ret));
+        sig
+    }
+}
+
+/// How translated code performs one access, and the record that profiling updates.
 #[derive(Clone, Copy, Debug)]
-pub struct HelperIds {
-    /// Loads of 1, 2, 4 bytes: `extern "C" fn(*mut Cpu, u32) -> u64`, zero-extended
-    /// value, bit 32 set when the access was refused.
-    pub load: [u32; 3],
-    /// Stores of 1, 2, 4 bytes: `extern "C" fn(*mut Cpu, u32, u32) -> u32`, non-zero
-    /// when the access was refused.
-    pub store: [u32; 3],
+pub struct AccessPlan {
+    pub state: AccessState,
+    /// Address of the access's `AccessRecord` (passed to profiling helpers).
+    pub record: u64,
 }
 
 /// Everything a lift needs besides the block.
 pub struct LiftEnv {
-    pub helpers: HelperIds,
+    /// Module function ids of the helpers, indexed by [`Helper::index`].
+    pub helper_ids: [u32; 18],
     /// Are helpers within rel32 reach of the code (colocated calls)?
     pub near_calls: bool,
     /// The host calling convention of the helpers.
@@ -51,8 +136,15 @@ pub struct LiftEnv {
     /// Base of the jump cache (entries of [`JumpCacheEntry`]) and its index mask.
     pub jump_cache: u64,
     pub jump_cache_mask: u32,
+    /// Host address of guest address 0.
+    pub arena_base: u64,
     /// The target's front-end configuration (for `FunctionBuilder::finalize`).
     pub frontend: TargetFrontendConfig,
+}
+
+/// Trap code of inline guest accesses (the fault map finds them by it).
+pub fn inline_trap_code() -> TrapCode {
+    TrapCode::user(1).expect("1 is a valid user trap code")
 }
 
 /// One entry of the jalr jump cache: a guest pc and its translated code.
@@ -81,27 +173,15 @@ pub fn block_signature() -> Signature {
     sig
 }
 
-fn load_helper_signature(cc: CallConv) -> Signature {
-    let mut sig = Signature::new(cc);
-    sig.params.extend([AbiParam::new(I64), AbiParam::new(I32)]);
-    sig.returns.push(AbiParam::new(I64));
-    sig
-}
-
-fn store_helper_signature(cc: CallConv) -> Signature {
-    let mut sig = Signature::new(cc);
-    sig.params.extend([AbiParam::new(I64), AbiParam::new(I32), AbiParam::new(I32)]);
-    sig.returns.push(AbiParam::new(I32));
-    sig
-}
-
-/// Signatures of the helpers, for declaring them in the module.
-pub fn helper_signatures(cc: CallConv) -> (Signature, Signature) {
-    (load_helper_signature(cc), store_helper_signature(cc))
-}
-
 fn trusted() -> MemFlagsData {
     MemFlagsData::trusted()
+}
+
+/// The shape of one guest access.
+#[derive(Clone, Copy)]
+enum Access {
+    Load { rd: u8, width: usize, signed: bool },
+    Store { width: usize, value: Value },
 }
 
 /// Lifting state for one block.
@@ -112,38 +192,37 @@ struct Lifter<'a, 'b> {
     cpu: Value,
     retired0: Value,
     regs: [Variable; 32],
+    /// Registers with a definition on the current path.
     loaded: u32,
+    /// Registers written since they were last stored to `Cpu`.
     dirty: u32,
-    load_fns: [FuncRef; 3],
-    store_fns: [FuncRef; 3],
+    helpers: [FuncRef; 18],
     tail_sig: ir::SigRef,
     slot_for: &'b mut dyn FnMut(u32) -> u64,
+    plan_for: &'b mut dyn FnMut(u32) -> AccessPlan,
 }
 
 /// Builds the IR of `block` into `func` (whose signature must be [`block_signature`]).
 /// `slot_for(target)` returns the address of the exit slot to chain through for a
-/// jump to `target`.
+/// jump to `target`; `plan_for(pc)` says how to perform the access at `pc`.
 pub fn lift_block(
     func: &mut ir::Function,
     fctx: &mut FunctionBuilderContext,
     block: &Block,
     env: &LiftEnv,
     slot_for: &mut dyn FnMut(u32) -> u64,
+    plan_for: &mut dyn FnMut(u32) -> AccessPlan,
 ) {
-    let (load_sig, store_sig) = helper_signatures(env.host_call_conv);
-    let load_sig = func.import_signature(load_sig);
-    let store_sig = func.import_signature(store_sig);
-    let import = |func: &mut ir::Function, index: u32, sig| {
-        let name = func.declare_imported_user_function(UserExternalName::new(0, index));
+    let helpers = Helper::ALL.map(|h| {
+        let signature = func.import_signature(h.signature(env.host_call_conv));
+        let name = func.declare_imported_user_function(UserExternalName::new(0, env.helper_ids[h.index()]));
         func.import_function(ExtFuncData {
             name: ExternalName::user(name),
-            signature: sig,
+            signature,
             colocated: env.near_calls,
             patchable: false,
         })
-    };
-    let load_fns = env.helpers.load.map(|i| import(func, i, load_sig));
-    let store_fns = env.helpers.store.map(|i| import(func, i, store_sig));
+    });
     let tail_sig = func.import_signature(block_signature());
 
     let mut b = FunctionBuilder::new(func, fctx);
@@ -173,7 +252,7 @@ pub fn lift_block(
     b.seal_block(body);
 
     let mut l =
-        Lifter { b, env, block, cpu, retired0, regs, loaded: 0, dirty: 0, load_fns, store_fns, tail_sig, slot_for };
+        Lifter { b, env, block, cpu, retired0, regs, loaded: 0, dirty: 0, helpers, tail_sig, slot_for, plan_for };
     for (i, inst) in block.insts.iter().enumerate() {
         l.b.set_srcloc(SourceLoc::new(block.pc_of(i)));
         l.lift(i, *inst);
@@ -182,7 +261,7 @@ pub fn lift_block(
         BlockEnd::Jump => {}
         BlockEnd::Cap => l.exit_chain(block.next_pc(), block.len()),
         BlockEnd::Runtime => {
-            let pc = l.b.ins().iconst(I32, i64::from(block.next_pc() as i32));
+            let pc = l.iconst(block.next_pc());
             l.exit_return(pc, block.len(), EXIT_DISPATCH);
         }
     }
@@ -216,15 +295,31 @@ impl Lifter<'_, '_> {
         self.b.ins().iconst(I32, i64::from(v as i32))
     }
 
-    /// Stores dirty registers, pc and the retired count (`executed` instructions of this
-    /// block have retired).
-    fn write_back(&mut self, pc: Value, executed: usize) {
+    fn call(&mut self, helper: Helper, args: &[Value]) -> Value {
+        let call = self.b.ins().call(self.helpers[helper.index()], args);
+        self.b.inst_results(call)[0]
+    }
+
+    /// Stores the registers written since their last store.
+    fn store_dirty(&mut self) {
         for r in 1..32u8 {
             if self.dirty & (1 << r) != 0 {
                 let v = self.b.use_var(self.regs[r as usize]);
                 self.b.ins().store(trusted(), v, self.cpu, OFFSET_REGS + 4 * i32::from(r));
             }
         }
+    }
+
+    /// On the main path: makes `Cpu`'s registers current (before an access that can fault).
+    fn sync(&mut self) {
+        self.store_dirty();
+        self.dirty = 0;
+    }
+
+    /// Stores registers, pc and the retired count (`executed` instructions of this block
+    /// have retired). Leaves `dirty` alone: exits are ends of paths.
+    fn write_back(&mut self, pc: Value, executed: usize) {
+        self.store_dirty();
         self.b.ins().store(trusted(), pc, self.cpu, OFFSET_PC);
         let retired = self.b.ins().iadd_imm_s(self.retired0, executed as i64);
         self.b.ins().store(trusted(), retired, self.cpu, OFFSET_RETIRED);
@@ -286,6 +381,135 @@ impl Lifter<'_, '_> {
         self.exit_return(pc, i, EXIT_STEP);
         self.b.switch_to_block(cont);
         self.b.seal_block(cont);
+    }
+
+    /// A helper call for the access (generic or profiling): on refusal, the interpreter
+    /// takes over at instruction `i`. Returns the loaded value (zero-extended).
+    fn access_call(&mut self, i: usize, access: Access, addr: Value, record: Option<u64>) -> Option<Value> {
+        let cpu = self.cpu;
+        let rec = record.map(|r| self.b.ins().iconst(I64, r as i64));
+        match access {
+            Access::Load { width, .. } => {
+                let result = match rec {
+                    Some(rec) => self.call(Helper::ProfileLoad(width), &[cpu, addr, rec]),
+                    None => self.call(Helper::Load(width), &[cpu, addr]),
+                };
+                let refused = self.b.ins().ushr_imm_s(result, 32);
+                self.step_if(refused, i);
+                Some(self.b.ins().ireduce(I32, result))
+            }
+            Access::Store { width, value } => {
+                let refused = match rec {
+                    Some(rec) => self.call(Helper::ProfileStore(width), &[cpu, addr, value, rec]),
+                    None => self.call(Helper::Store(width), &[cpu, addr, value]),
+                };
+                self.step_if(refused, i);
+                None
+            }
+        }
+    }
+
+    /// One inline access to `arena_base + zext(addr)`, marked with the inline trap code.
+    fn access_inline(&mut self, access: Access, addr: Value) -> Option<Value> {
+        self.sync();
+        let addr64 = self.b.ins().uextend(I64, addr);
+        let host = self.b.ins().iadd_imm_s(addr64, self.env.arena_base as i64);
+        let flags = MemFlagsData::new().with_trap_code(Some(inline_trap_code()));
+        let ins = self.b.ins();
+        match access {
+            Access::Load { width: 0, signed: true, .. } => Some(ins.sload8(I32, flags, host, 0)),
+            Access::Load { width: 0, signed: false, .. } => Some(ins.uload8(I32, flags, host, 0)),
+            Access::Load { width: 1, signed: true, .. } => Some(ins.sload16(I32, flags, host, 0)),
+            Access::Load { width: 1, signed: false, .. } => Some(ins.uload16(I32, flags, host, 0)),
+            Access::Load { .. } => Some(ins.load(I32, flags, host, 0)),
+            Access::Store { width: 0, value } => {
+                ins.istore8(flags, value, host, 0);
+                None
+            }
+            Access::Store { width: 1, value } => {
+                ins.istore16(flags, value, host, 0);
+                None
+            }
+            Access::Store { value, .. } => {
+                ins.store(flags, value, host, 0);
+                None
+            }
+        }
+    }
+
+    /// COMMITTED(device): inside the device, a direct call of its function; outside,
+    /// the profiling helper (which makes the access VARIABLE).
+    fn access_device(&mut self, i: usize, access: Access, addr: Value, dev: Device, record: u64) -> Option<Value> {
+        let (base, size) = dev.range();
+        let width = match access {
+            Access::Load { width, .. } | Access::Store { width, .. } => width,
+        };
+        let bytes = 1u32 << width;
+        let offset = self.b.ins().iadd_imm_s(addr, -i64::from(base as i32));
+        let inside = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThanOrEqual, offset, i64::from(size - bytes));
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        let join = self.b.create_block();
+        let is_load = matches!(access, Access::Load { .. });
+        if is_load {
+            self.b.append_block_param(join, I32);
+        }
+        self.b.set_cold_block(slow);
+        self.b.ins().brif(inside, fast, &[], slow, &[]);
+
+        self.b.switch_to_block(fast);
+        self.b.seal_block(fast);
+        let cpu = self.cpu;
+        let width_v = self.b.ins().iconst(I32, i64::from(bytes));
+        match access {
+            Access::Load { .. } => {
+                let v = self.call(Helper::DeviceRead(dev.index()), &[cpu, offset, width_v]);
+                let v = self.b.ins().ireduce(I32, v);
+                self.b.ins().jump(join, &[v.into()]);
+            }
+            Access::Store { value, .. } => {
+                let effect = self.call(Helper::DeviceWrite(dev.index()), &[cpu, offset, width_v, value]);
+                self.step_if(effect, i);
+                self.b.ins().jump(join, &[]);
+            }
+        }
+
+        self.b.switch_to_block(slow);
+        self.b.seal_block(slow);
+        let v = self.access_call(i, access, addr, Some(record));
+        let args: Vec<_> = v.into_iter().map(Into::into).collect();
+        self.b.ins().jump(join, &args);
+
+        self.b.switch_to_block(join);
+        self.b.seal_block(join);
+        is_load.then(|| self.b.block_params(join)[0])
+    }
+
+    /// Lifts a load or store at instruction `i` as its access plan says.
+    fn access(&mut self, i: usize, access: Access, addr: Value) {
+        let plan = (self.plan_for)(self.block.pc_of(i));
+        let value = match plan.state {
+            AccessState::Variable => self.access_call(i, access, addr, None),
+            AccessState::Naive { .. } => self.access_call(i, access, addr, Some(plan.record)),
+            AccessState::Committed(RegionClass::Ram) => self.access_inline(access, addr),
+            AccessState::Committed(RegionClass::Device(dev)) => self.access_device(i, access, addr, dev, plan.record),
+        };
+        if let (Access::Load { rd, width, signed }, Some(v)) = (access, value) {
+            // Helpers return zero-extended values; inline loads are already extended.
+            let v = match (plan.state, width, signed) {
+                (AccessState::Committed(RegionClass::Ram), _, _) | (_, 2, _) => v,
+                (_, 0, true) => {
+                    let n = self.b.ins().ireduce(ir::types::I8, v);
+                    self.b.ins().sextend(I32, n)
+                }
+                (_, 1, true) => {
+                    let n = self.b.ins().ireduce(ir::types::I16, v);
+                    self.b.ins().sextend(I32, n)
+                }
+                _ => v,
+            };
+            self.set_reg(rd, v);
+        }
     }
 
     fn alu(&mut self, op: AluOp, a: Value, bv: Value) -> Value {
@@ -380,25 +604,14 @@ impl Lifter<'_, '_> {
             Inst::Load { op, rd, rs1, offset } => {
                 let base = self.reg(rs1);
                 let addr = self.b.ins().iadd_imm_s(base, i64::from(offset));
-                let (width, ty, signed) = match op {
-                    LoadOp::Lb => (0, I8, true),
-                    LoadOp::Lbu => (0, I8, false),
-                    LoadOp::Lh => (1, I16, true),
-                    LoadOp::Lhu => (1, I16, false),
-                    LoadOp::Lw => (2, I32, false),
+                let (width, signed) = match op {
+                    LoadOp::Lb => (0, true),
+                    LoadOp::Lbu => (0, false),
+                    LoadOp::Lh => (1, true),
+                    LoadOp::Lhu => (1, false),
+                    LoadOp::Lw => (2, false),
                 };
-                let cpu = self.cpu;
-                let call = self.b.ins().call(self.load_fns[width], &[cpu, addr]);
-                let result = self.b.inst_results(call)[0];
-                let refused = self.b.ins().ushr_imm_s(result, 32);
-                self.step_if(refused, i);
-                let narrow = self.b.ins().ireduce(ty, result);
-                let v = match (ty == I32, signed) {
-                    (true, _) => narrow,
-                    (false, true) => self.b.ins().sextend(I32, narrow),
-                    (false, false) => self.b.ins().uextend(I32, narrow),
-                };
-                self.set_reg(rd, v);
+                self.access(i, Access::Load { rd, width, signed }, addr);
             }
             Inst::Store { op, rs1, rs2, offset } => {
                 let base = self.reg(rs1);
@@ -409,10 +622,7 @@ impl Lifter<'_, '_> {
                     StoreOp::Sh => 1,
                     StoreOp::Sw => 2,
                 };
-                let cpu = self.cpu;
-                let call = self.b.ins().call(self.store_fns[width], &[cpu, addr, value]);
-                let refused = self.b.inst_results(call)[0];
-                self.step_if(refused, i);
+                self.access(i, Access::Store { width, value }, addr);
             }
             Inst::Fence { .. } => {}
             Inst::Jal { rd, offset } => {

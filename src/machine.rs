@@ -4,6 +4,7 @@
 //! Every backend runs a [`Machine`]; the interpreter and the translated code change it
 //! in exactly the same way, which is what the differential tests check.
 
+use crate::access::{StateCounts, TransitionCounts};
 use crate::cpu::{Counters, Cpu, CsrFile};
 use crate::disasm::disassemble_word;
 use crate::loader::{self, LoadError, DEFAULT_STACK_SIZE, STACK_TOP};
@@ -101,6 +102,12 @@ pub struct Stats {
     pub cache_flushes: u64,
     /// Was translated code placed near the executable (rel32 helper calls)?
     pub near_code: bool,
+    /// Access records per state at the end of the run.
+    pub accesses: StateCounts,
+    pub transitions: TransitionCounts,
+    pub recompiles: u64,
+    /// Inline accesses that faulted and were repaired.
+    pub faults_handled: u64,
 }
 
 /// Settings that change how the guest machine is built and behaves.
@@ -129,6 +136,9 @@ pub struct Machine {
     pub stats: Stats,
     /// Warnings about the guest's behaviour (also printed at once unless `io.quiet`).
     pub warnings: Vec<String>,
+    /// Guest pcs of accesses whose state a helper changed; the dispatcher recompiles
+    /// the blocks that hold them.
+    pub access_events: Vec<u32>,
 }
 
 impl Machine {
@@ -162,7 +172,16 @@ impl Machine {
         let mut cpu = Cpu::default();
         cpu.pc = image.entry;
         cpu.regs[2] = sp;
-        Ok(Machine { cpu, csrs: CsrFile::default(), mem, io, config, stats: Stats::default(), warnings: Vec::new() })
+        Ok(Machine {
+            cpu,
+            csrs: CsrFile::default(),
+            mem,
+            io,
+            config,
+            stats: Stats::default(),
+            warnings: Vec::new(),
+            access_events: Vec::new(),
+        })
     }
 
     /// Records a warning and, unless quiet, prints it on the host's stderr.

@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use rvdbt::access::MemMode;
 use rvdbt::cache::JitConfig;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
@@ -36,6 +37,16 @@ enum BackendArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum MemArg {
+    /// Every guest access calls the generic path.
+    Calls,
+    /// The per-access state machine: profile, then inline RAM accesses or direct device calls.
+    Adaptive,
+    /// Every access starts as an inline RAM access and relies on the fault path.
+    Fastmem,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum OptArg {
     None,
     Speed,
@@ -60,6 +71,12 @@ struct RunArgs {
     /// Cap on guest instructions per translated block.
     #[arg(long, value_name = "N", default_value_t = rvdbt::block::DEFAULT_MAX_BLOCK_INSNS, value_parser = parse_block_cap)]
     max_block_insns: usize,
+    /// How translated code accesses guest memory.
+    #[arg(long, value_enum, default_value = "adaptive")]
+    mem: MemArg,
+    /// Consecutive observations of one region that commit an access (adaptive mode).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    commit_after: u32,
     /// Run Cranelift's IR verifier on every block (default: on in debug builds).
     #[arg(long)]
     verify: bool,
@@ -175,6 +192,12 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         max_block_insns: args.max_block_insns,
         code_cache_bytes: args.code_cache as usize * 1024 * 1024,
         near_code: true,
+        mem: match args.mem {
+            MemArg::Calls => MemMode::Calls,
+            MemArg::Adaptive => MemMode::Adaptive,
+            MemArg::Fastmem => MemMode::Fastmem,
+        },
+        commit_after: args.commit_after,
     };
     let opts = RunOptions { backend, max_insns: args.max_insns, interrupt: Some(interrupt), jit };
     let report = runner::run(&mut machine, &opts)?;

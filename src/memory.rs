@@ -45,6 +45,22 @@ pub enum Device {
 }
 
 impl Device {
+    pub const ALL: [Device; 3] = [Device::TestFinisher, Device::Clint, Device::Uart];
+
+    /// Guest address range of the device: (base, size).
+    pub fn range(self) -> (u32, u32) {
+        match self {
+            Device::TestFinisher => (TEST_FINISHER_BASE, TEST_FINISHER_SIZE),
+            Device::Clint => (CLINT_BASE, CLINT_SIZE),
+            Device::Uart => (UART_BASE, UART_SIZE),
+        }
+    }
+
+    /// Position in [`Device::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Device::TestFinisher => "test-finisher",
@@ -240,14 +256,10 @@ pub fn page_up(addr: u64) -> u64 {
 impl Memory {
     /// An empty map (devices only) over a fresh arena.
     pub fn new(huge_pages: bool) -> std::io::Result<Memory> {
-        let devices = [
-            (TEST_FINISHER_BASE, TEST_FINISHER_SIZE, Device::TestFinisher),
-            (CLINT_BASE, CLINT_SIZE, Device::Clint),
-            (UART_BASE, UART_SIZE, Device::Uart),
-        ];
-        let regions = devices
+        let regions = Device::ALL
             .iter()
-            .map(|&(start, size, dev)| Region {
+            .map(|&dev| (dev.range(), dev))
+            .map(|((start, size), dev)| Region {
                 start,
                 end: u64::from(start) + u64::from(size),
                 kind: RegionKind::Device(dev),
@@ -531,7 +543,8 @@ impl Memory {
         ns / (1_000_000_000 / MTIME_HZ)
     }
 
-    fn device_read(&mut self, dev: Device, off: u32, width: Width) -> u32 {
+    /// Reads a device register at offset `off` (the caller checked the range).
+    pub fn device_read(&mut self, dev: Device, off: u32, width: Width) -> u32 {
         let shift = (off & 3) * 8;
         let word = match dev {
             Device::TestFinisher => 0,
@@ -562,7 +575,8 @@ impl Memory {
         }
     }
 
-    fn device_write(&mut self, dev: Device, off: u32, width: Width, value: u32) -> DeviceEffect {
+    /// Writes a device register at offset `off` (the caller checked the range).
+    pub fn device_write(&mut self, dev: Device, off: u32, width: Width, value: u32) -> DeviceEffect {
         match dev {
             Device::TestFinisher => {
                 if off == 0 && width == Width::B4 {

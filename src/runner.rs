@@ -1,6 +1,7 @@
 //! Runs a machine to its end on the chosen backend, times the run and formats the
 //! statistics (`--stats` table, `--stats-json`).
 
+use crate::access::MemMode;
 use crate::cache::{JitConfig, JitError};
 use crate::machine::{Exit, Machine};
 use crate::{dispatch, interp};
@@ -47,6 +48,8 @@ impl Default for RunOptions {
 pub struct RunReport {
     pub exit: Exit,
     pub backend: Backend,
+    /// How translated code accessed memory (None on the interpreter).
+    pub mem: Option<MemMode>,
     pub wall_ns: u64,
 }
 
@@ -61,7 +64,7 @@ pub fn run(m: &mut Machine, opts: &RunOptions) -> Result<RunReport, JitError> {
     let exit = match opts.backend {
         Backend::Interp => interp::run(m, opts.max_insns, &interrupted),
         Backend::Cranelift => {
-            let mut cache = dispatch::new_cache(opts.jit.clone())?;
+            let mut cache = dispatch::new_cache(opts.jit.clone(), m)?;
             let exit = dispatch::run(m, &mut cache, opts.max_insns, &interrupted);
             let c = &cache.stats;
             let s = &mut m.stats;
@@ -72,11 +75,14 @@ pub fn run(m: &mut Machine, opts: &RunOptions) -> Result<RunReport, JitError> {
             s.cache_flushes = c.cache_flushes;
             s.chained_exits = c.chained_exits;
             s.near_code = cache.near();
+            s.recompiles = c.recompiles;
+            s.accesses = cache.access_states();
             exit?
         }
     };
     m.finish();
-    Ok(RunReport { exit, backend: opts.backend, wall_ns: start.elapsed().as_nanos() as u64 })
+    let mem = (opts.backend == Backend::Cranelift).then_some(opts.jit.mem);
+    Ok(RunReport { exit, backend: opts.backend, mem, wall_ns: start.elapsed().as_nanos() as u64 })
 }
 
 /// The statistics as (key, value) pairs, in a stable order. Values are JSON literals.
@@ -100,6 +106,23 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
         ("code_bytes", s.code_bytes.to_string()),
         ("cache_flushes", s.cache_flushes.to_string()),
         ("near_code", s.near_code.to_string()),
+        ("mem_mode", format!("\"{}\"", report.mem.map_or("none", MemMode::name))),
+        (
+            "accesses",
+            format!(
+                "{{\"naive\": {}, \"committed_ram\": {}, \"committed_device\": {}, \"variable\": {}}}",
+                s.accesses.naive, s.accesses.committed_ram, s.accesses.committed_device, s.accesses.variable
+            ),
+        ),
+        (
+            "transitions",
+            format!(
+                "{{\"naive_to_committed\": {}, \"naive_to_variable\": {}, \"committed_to_variable\": {}}}",
+                s.transitions.naive_to_committed, s.transitions.naive_to_variable, s.transitions.committed_to_variable
+            ),
+        ),
+        ("recompiles", s.recompiles.to_string()),
+        ("faults_handled", s.faults_handled.to_string()),
     ]
 }
 

@@ -5,6 +5,7 @@
 
 mod common;
 use common::*;
+use rvdbt::access::MemMode;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
 use rvdbt::syscall::Io;
@@ -98,10 +99,10 @@ fn every_program_gives_its_expected_output_on_every_backend() {
             };
             assert!(said.contains(want.as_str()), "{}: diagnostic {said:?} should mention {want:?}", p.name);
         }
-        for backend in backends().into_iter().filter(|&b| b != Backend::Interp) {
-            let (m, e) = run_program(&p, backend, &|_| {});
-            assert_eq!(e, exit, "{} on {backend:?}: exit", p.name);
-            assert_same_state(&p.name, backend.name(), &reference, &m);
+        for mode in [MemMode::Calls, MemMode::Adaptive, MemMode::Fastmem] {
+            let (m, e) = run_program(&p, Backend::Cranelift, &|o| o.jit.mem = mode);
+            assert_eq!(e, exit, "{} on cranelift --mem {}: exit", p.name, mode.name());
+            assert_same_state(&p.name, mode.name(), &reference, &m);
         }
     }
 }
@@ -127,6 +128,11 @@ fn unoptimized_and_tiny_blocks_agree_with_the_interpreter() {
             ("opt none", &(|o: &mut RunOptions| o.jit.optimize = false) as &dyn Fn(&mut RunOptions)),
             ("1-instruction blocks", &|o: &mut RunOptions| o.jit.max_block_insns = 1),
             ("code far from the executable", &|o: &mut RunOptions| o.jit.near_code = false),
+            ("commit after 1", &|o: &mut RunOptions| o.jit.commit_after = 1),
+            ("fastmem with 1-instruction blocks", &|o: &mut RunOptions| {
+                o.jit.mem = MemMode::Fastmem;
+                o.jit.max_block_insns = 1;
+            }),
         ] {
             let (m, e) = run_program(&p, Backend::Cranelift, tweak);
             assert_eq!(e, exit, "{} ({what}): exit", p.name);

@@ -1,0 +1,248 @@
+//! The fault path: the entry trampoline into translated code and the SIGSEGV/SIGBUS
+//! handler that turns a host fault of an inline guest access into an ordinary return.
+//!
+//! The trampoline (System V) saves the callee-saved registers, records its stack pointer
+//! in a thread-local, and calls the Cranelift entry function. When an inline access in
+//! translated code touches a page that is not guest RAM, the kernel delivers SIGSEGV.
+//! The handler checks that the faulting instruction is translated code and the address
+//! lies in this thread's guest arena; then it stores the faulting RIP and rewrites
+//! only RIP and RSP in the interrupted context so that execution resumes in the
+//! trampoline's exit path, which returns [`EXIT_FAULT`]. The dispatcher — ordinary
+//! Rust code, not the signal handler — maps the RIP to the access through the fault
+//! map and repairs the state. Every other fault goes to the handler that was installed
+//! before ours, so a bug in the translator still crashes loudly.
+
+use crate::cpu::Cpu;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Once, OnceLock};
+
+/// Exit code of the trampoline when an inline access faulted.
+pub const EXIT_FAULT: i64 = 2;
+
+core::arch::global_asm!(
+    ".text",
+    ".globl rvdbt_trampoline",
+    ".p2align 4",
+    "rvdbt_trampoline:",
+    // rdi = cpu, rsi = code, rdx = entry function, rcx = where to save rsp
+    "push rbp",
+    "mov rbp, rsp",
+    "push rbx",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
+    "sub rsp, 8",
+    "mov [rcx], rsp",
+    "call rdx",
+    "2:",
+    "add rsp, 8",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop rbx",
+    "pop rbp",
+    "ret",
+    ".globl rvdbt_fault_resume",
+    ".p2align 4",
+    "rvdbt_fault_resume:",
+    "mov rax, 2",
+    "jmp 2b",
+);
+
+extern "C" {
+    fn rvdbt_trampoline(cpu: *mut Cpu, code: u64, entry: u64, saved_rsp: *mut usize) -> i64;
+    fn rvdbt_fault_resume();
+}
+
+thread_local! {
+    /// Stack pointer of the innermost trampoline on this thread.
+    static SAVED_RSP: Cell<usize> = const { Cell::new(0) };
+    /// Guest arena of the machine running on this thread: (base, length).
+    static ARENA: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    /// Host pc and data address of the last recovered fault.
+    static FAULT: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    /// Faults recovered on this thread.
+    static RECOVERED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Code chunks of every translation cache in the process (base addresses, 0 = free).
+const MAX_CODE_RANGES: usize = 4096;
+static CODE_RANGES: [AtomicUsize; MAX_CODE_RANGES] = [const { AtomicUsize::new(0) }; MAX_CODE_RANGES];
+static CODE_RANGE_LEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Declares `[base, base + len)` as translated code (all ranges have the same length).
+pub fn register_code(base: usize, len: usize) {
+    CODE_RANGE_LEN.store(len, Ordering::Relaxed);
+    for slot in &CODE_RANGES {
+        if slot.compare_exchange(0, base, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            return;
+        }
+    }
+    // Too many chunks to track: faults there are not recovered (they crash loudly).
+}
+
+/// Forgets a code range registered with [`register_code`].
+pub fn unregister_code(base: usize) {
+    for slot in &CODE_RANGES {
+        if slot.compare_exchange(base, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            return;
+        }
+    }
+}
+
+fn is_code(pc: usize) -> bool {
+    let len = CODE_RANGE_LEN.load(Ordering::Relaxed);
+    CODE_RANGES.iter().any(|s| {
+        let base = s.load(Ordering::Relaxed);
+        base != 0 && pc >= base && pc < base + len
+    })
+}
+
+static PREVIOUS: [OnceLock<libc::sigaction>; 2] = [OnceLock::new(), OnceLock::new()];
+static INSTALL: Once = Once::new();
+
+fn previous_for(sig: libc::c_int) -> Option<&'static libc::sigaction> {
+    match sig {
+        libc::SIGSEGV => PREVIOUS[0].get(),
+        libc::SIGBUS => PREVIOUS[1].get(),
+        _ => None,
+    }
+}
+
+/// Hands a fault that is not ours to the handler installed before ours.
+///
+/// # Safety
+/// Called from the signal handler with the kernel's arguments.
+unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    let Some(prev) = previous_for(sig) else {
+        // SAFETY: resetting to the default action; returning re-executes the faulting
+        // instruction, which then kills the process with the signal.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        return;
+    };
+    let handler = prev.sa_sigaction;
+    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+        // SAFETY: as above, restore the previous disposition and let the fault repeat.
+        unsafe { libc::sigaction(sig, prev, std::ptr::null_mut()) };
+    } else if prev.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler was installed for exactly this signal with
+        // SA_SIGINFO, so it takes these three arguments.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { std::mem::transmute(handler) };
+        f(sig, info, ctx);
+    } else {
+        // SAFETY: a plain one-argument handler.
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
+        f(sig);
+    }
+}
+
+extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo and ucontext to an SA_SIGINFO handler.
+    let (uc, addr) = unsafe { (&mut *ctx.cast::<libc::ucontext_t>(), (*info).si_addr() as usize) };
+    let rip = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
+    let (arena, arena_len) = ARENA.with(Cell::get);
+    let saved_rsp = SAVED_RSP.with(Cell::get);
+    let ours = saved_rsp != 0 && addr.wrapping_sub(arena) < arena_len && is_code(rip);
+    if !ours {
+        // SAFETY: forwarding the kernel's own arguments.
+        unsafe { chain(sig, info, ctx) };
+        return;
+    }
+    FAULT.with(|f| f.set((rip, addr)));
+    RECOVERED.with(|r| r.set(r.get() + 1));
+    uc.uc_mcontext.gregs[libc::REG_RSP as usize] = saved_rsp as i64;
+    uc.uc_mcontext.gregs[libc::REG_RIP as usize] = rvdbt_fault_resume as *const () as usize as i64;
+}
+
+/// Installs the SIGSEGV/SIGBUS handler (once per process).
+pub fn install() {
+    INSTALL.call_once(|| {
+        for (i, sig) in [libc::SIGSEGV, libc::SIGBUS].into_iter().enumerate() {
+            // SAFETY: a zeroed sigaction is a valid "no handler" value; we fill in the
+            // handler, SA_SIGINFO | SA_ONSTACK and an empty mask, and keep the old one.
+            unsafe {
+                let mut new: libc::sigaction = std::mem::zeroed();
+                new.sa_sigaction = handle_fault as *const () as usize;
+                new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+                libc::sigemptyset(&mut new.sa_mask);
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, &new, &mut old) == 0 {
+                    let _ = PREVIOUS[i].set(old);
+                }
+            }
+        }
+    });
+    ensure_alt_stack();
+}
+
+/// Makes sure this thread has an alternate signal stack (the handler runs on it).
+fn ensure_alt_stack() {
+    thread_local!(static DONE: Cell<bool> = const { Cell::new(false) });
+    if DONE.with(Cell::get) {
+        return;
+    }
+    DONE.with(|d| d.set(true));
+    // SAFETY: querying the current alternate stack into a zeroed struct.
+    let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::sigaltstack(std::ptr::null(), &mut current) };
+    if current.ss_flags & libc::SS_DISABLE == 0 && current.ss_size >= libc::MINSIGSTKSZ {
+        return;
+    }
+    const SIZE: usize = 64 * 1024;
+    // SAFETY: a private anonymous mapping for the stack, deliberately kept for the
+    // thread's lifetime (the kernel may use it until the thread exits).
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            SIZE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p != libc::MAP_FAILED {
+            let st = libc::stack_t { ss_sp: p, ss_flags: 0, ss_size: SIZE };
+            libc::sigaltstack(&st, std::ptr::null_mut());
+        }
+    }
+}
+
+/// What one entry into translated code ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryResult {
+    /// The exit code translated code returned.
+    Exit(i64),
+    /// An inline access faulted at host pc `rip` on host address `addr`.
+    Fault { rip: usize, addr: usize },
+}
+
+/// Runs translated code through the trampoline. `entry` is the System V entry function
+/// (`fn(cpu, code) -> i64`), `arena` the guest arena `(base, len)` of this machine.
+///
+/// # Safety
+/// `entry` and `code` must be live translated code for the machine behind `cpu`, which
+/// must stay valid and otherwise unused for the duration of the call.
+pub unsafe fn enter(cpu: *mut Cpu, code: u64, entry: u64, arena: (usize, usize)) -> EntryResult {
+    ARENA.with(|a| a.set(arena));
+    let saved = SAVED_RSP.with(|s| s.as_ptr());
+    // SAFETY: the caller guarantees `entry`/`code`/`cpu`; the trampoline preserves every
+    // callee-saved register, also on the fault path.
+    let code = unsafe { rvdbt_trampoline(cpu, code, entry, saved) };
+    SAVED_RSP.with(|s| s.set(0));
+    if code == EXIT_FAULT {
+        let (rip, addr) = FAULT.with(Cell::get);
+        EntryResult::Fault { rip, addr }
+    } else {
+        EntryResult::Exit(code)
+    }
+}
+
+/// Faults recovered on this thread so far.
+pub fn recovered_faults() -> u64 {
+    RECOVERED.with(Cell::get)
+}
