@@ -3,8 +3,6 @@
 //! and on every translating backend exactly the interpreter's final state: retired
 //! instructions, registers, pc and a hash of all RAM.
 
-mod common;
-use common::*;
 use rvdbt::access::MemMode;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
