@@ -52,6 +52,8 @@ pub struct JitConfig {
     pub mem: MemMode,
     /// N of the state machine: observations of one region that commit an access.
     pub commit_after: u32,
+    /// Print every compiled block on stderr: guest code, Cranelift IR, host code.
+    pub print_code: bool,
 }
 
 impl Default for JitConfig {
@@ -64,6 +66,7 @@ impl Default for JitConfig {
             near_code: true,
             mem: MemMode::Adaptive,
             commit_after: 3,
+            print_code: false,
         }
     }
 }
@@ -172,6 +175,20 @@ impl Slots {
         self.by_target.clear();
         self.used = 0;
     }
+}
+
+/// `--print-code`: one compiled block on stderr.
+fn print_block(block: &Block, clif: &str, host: &str, code: u64) {
+    let mut out = format!("=== block {:#010x} ({} guest instructions) at host {code:#x}\n", block.pc, block.len());
+    for (i, inst) in block.insts.iter().enumerate() {
+        let pc = block.pc_of(i);
+        out += &format!("  {pc:08x}  {}\n", crate::disasm::disassemble(inst, pc).replace('\t', " "));
+    }
+    out += "--- Cranelift IR\n";
+    out += clif;
+    out += "--- host code\n";
+    out += host;
+    eprintln!("{out}");
 }
 
 /// The Cranelift translation cache.
@@ -399,6 +416,8 @@ impl CodeCache {
             AccessPlan { state: rec.state, record: &mut **rec as *mut AccessRecord as u64 }
         };
         lift::lift_block(&mut self.ctx.func, &mut self.fctx, block, &env, &mut slot_for, &mut plan_for);
+        let clif = self.config.print_code.then(|| self.ctx.func.display().to_string());
+        self.ctx.set_disasm(self.config.print_code);
         let id: FuncId = module.declare_anonymous_function(&lift::block_signature()).map_err(|e| err(&e))?;
         module.define_function(id, &mut self.ctx).map_err(|e| err(&e))?;
         module.finalize_definitions().map_err(|e| err(&e))?;
@@ -412,6 +431,9 @@ impl CodeCache {
             let loc = srclocs.iter().find(|l| l.start <= trap.offset && trap.offset < l.end);
             let pc = loc.map(|l| l.loc.bits()).ok_or_else(|| err(&"inline access without source location"))?;
             self.fault_map.insert(code + u64::from(trap.offset), FaultSite { pc, block: block.pc });
+        }
+        if let Some(clif) = clif {
+            print_block(block, &clif, compiled.vcode.as_deref().unwrap_or(""), code);
         }
         self.stats.blocks_compiled += 1;
         self.stats.guest_insns_compiled += block.len() as u64;

@@ -196,7 +196,8 @@ struct Lifter<'a, 'b> {
     loaded: u32,
     /// Registers written since they were last stored to `Cpu`.
     dirty: u32,
-    helpers: [FuncRef; 18],
+    /// Helpers imported into this function so far (imported on first use).
+    helpers: [Option<FuncRef>; 18],
     tail_sig: ir::SigRef,
     slot_for: &'b mut dyn FnMut(u32) -> u64,
     plan_for: &'b mut dyn FnMut(u32) -> AccessPlan,
@@ -213,16 +214,6 @@ pub fn lift_block(
     slot_for: &mut dyn FnMut(u32) -> u64,
     plan_for: &mut dyn FnMut(u32) -> AccessPlan,
 ) {
-    let helpers = Helper::ALL.map(|h| {
-        let signature = func.import_signature(h.signature(env.host_call_conv));
-        let name = func.declare_imported_user_function(UserExternalName::new(0, env.helper_ids[h.index()]));
-        func.import_function(ExtFuncData {
-            name: ExternalName::user(name),
-            signature,
-            colocated: env.near_calls,
-            patchable: false,
-        })
-    });
     let tail_sig = func.import_signature(block_signature());
 
     let mut b = FunctionBuilder::new(func, fctx);
@@ -251,8 +242,20 @@ pub fn lift_block(
     b.switch_to_block(body);
     b.seal_block(body);
 
-    let mut l =
-        Lifter { b, env, block, cpu, retired0, regs, loaded: 0, dirty: 0, helpers, tail_sig, slot_for, plan_for };
+    let mut l = Lifter {
+        b,
+        env,
+        block,
+        cpu,
+        retired0,
+        regs,
+        loaded: 0,
+        dirty: 0,
+        helpers: [None; 18],
+        tail_sig,
+        slot_for,
+        plan_for,
+    };
     for (i, inst) in block.insts.iter().enumerate() {
         l.b.set_srcloc(SourceLoc::new(block.pc_of(i)));
         l.lift(i, *inst);
@@ -296,7 +299,25 @@ impl Lifter<'_, '_> {
     }
 
     fn call(&mut self, helper: Helper, args: &[Value]) -> Value {
-        let call = self.b.ins().call(self.helpers[helper.index()], args);
+        let func = match self.helpers[helper.index()] {
+            Some(f) => f,
+            None => {
+                let signature = self.b.import_signature(helper.signature(self.env.host_call_conv));
+                let name = self
+                    .b
+                    .func
+                    .declare_imported_user_function(UserExternalName::new(0, self.env.helper_ids[helper.index()]));
+                let f = self.b.import_function(ExtFuncData {
+                    name: ExternalName::user(name),
+                    signature,
+                    colocated: self.env.near_calls,
+                    patchable: false,
+                });
+                self.helpers[helper.index()] = Some(f);
+                f
+            }
+        };
+        let call = self.b.ins().call(func, args);
         self.b.inst_results(call)[0]
     }
 

@@ -77,6 +77,9 @@ struct RunArgs {
     /// Consecutive observations of one region that commit an access (adaptive mode).
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     commit_after: u32,
+    /// Print every translated block on stderr: guest code, Cranelift IR and host code.
+    #[arg(long)]
+    print_code: bool,
     /// Run Cranelift's IR verifier on every block (default: on in debug builds).
     #[arg(long)]
     verify: bool,
@@ -198,6 +201,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             MemArg::Fastmem => MemMode::Fastmem,
         },
         commit_after: args.commit_after,
+        print_code: args.print_code,
     };
     let opts = RunOptions { backend, max_insns: args.max_insns, interrupt: Some(interrupt), jit };
     let report = runner::run(&mut machine, &opts)?;
