@@ -2,7 +2,7 @@
 """Side-by-side run times of the bundled guest programs: rvdbt's backends and memory
 modes, qemu-riscv32 (when installed), in one run so the ratios are comparable.
 
-    cargo build --release && python3 benches/compare.py [--repeat N] [--mem MODES] [PROGRAMS...]
+    cargo build --release && python3 benches/compare.py [--repeat N] [--json FILE] [PROGRAMS...]
 
 Each configuration runs N times (default 3); the fastest wall time counts. rvdbt's
 own times come from --stats-json (guest run time, without process start-up); qemu's
@@ -20,7 +20,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "rvdbt")
 PROGRAMS = os.path.join(ROOT, "guest-programs")
-DEFAULT = ["fib", "sieve", "qsort", "matmul", "crc32", "sha256", "strings", "malloc", "memheavy"]
+DEFAULT = ["fib", "sieve", "qsort", "matmul", "crc32", "sha256", "strings", "malloc", "memheavy", "mixed-regions"]
 
 
 def guest_args(name):
@@ -58,34 +58,44 @@ def run_qemu(name, repeat):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--mem", default="", help="comma-separated --mem modes to compare (e.g. calls,adaptive,fastmem)")
     ap.add_argument("--json", help="write all measurements here")
     ap.add_argument("programs", nargs="*", default=DEFAULT)
     a = ap.parse_args()
     if not os.path.exists(BIN):
         sys.exit("build first: cargo build --release")
-    configs = [("interp", ["--backend", "interp"]), ("cranelift", ["--backend", "cranelift"])]
-    for mode in filter(None, a.mem.split(",")):
-        configs.append((f"cl-{mode}", ["--backend", "cranelift", "--mem", mode]))
+    configs = [
+        ("interp", ["--backend", "interp"]),
+        ("calls", ["--mem", "calls"]),
+        ("adaptive", ["--mem", "adaptive"]),
+        ("fastmem", ["--mem", "fastmem"]),
+    ]
     results = {}
-    head = f"{'program':<10} {'Minsns':>8}" + "".join(f" {c:>12}" for c, _ in configs)
-    head += f" {'qemu ms':>9} {'cl/interp':>9} {'qemu/cl':>8} {'blocks':>7} {'us/block':>8} {'ns/insn':>8}"
-    print("times in ms (guest run, best of %d)" % a.repeat)
+    print("guest run times in ms, best of %d; speedups are ratios of those times" % a.repeat)
+    head = f"{'program':<9} {'Minsns':>7}" + "".join(f" {c:>9}" for c, _ in configs)
+    head += f" {'qemu':>7} | {'ad/int':>6} {'ad/call':>7} {'fm/call':>7} {'ad/qemu':>7}"
+    head += f" | {'blocks':>6} {'us/blk':>6} {'ns/ins':>6} {'recomp':>6} {'faults':>6}"
     print(head)
     for name in a.programs:
         row = {c: run_rvdbt(name, extra, a.repeat) for c, extra in configs}
         qemu = run_qemu(name, a.repeat)
         results[name] = {"rvdbt": row, "qemu_ns": qemu}
-        cl = row["cranelift"]
-        line = f"{name:<10} {cl['guest_instructions'] / 1e6:>8.2f}"
-        line += "".join(f" {row[c]['wall_ns'] / 1e6:>12.2f}" for c, _ in configs)
-        line += f" {qemu / 1e6:>9.2f}" if qemu else f" {'-':>9}"
-        line += f" {row['interp']['wall_ns'] / cl['wall_ns']:>9.1f}"
-        line += f" {qemu / cl['wall_ns']:>8.2f}" if qemu else f" {'-':>8}"
-        blocks = max(cl["blocks_compiled"], 1)
-        line += f" {cl['blocks_compiled']:>7} {cl['compile_ns'] / blocks / 1e3:>8.1f}"
-        line += f" {cl['compile_ns'] / max(cl['guest_insns_compiled'], 1):>8.0f}"
+        t = {c: row[c]["wall_ns"] for c, _ in configs}
+        ad = row["adaptive"]
+        line = f"{name:<9} {ad['guest_instructions'] / 1e6:>7.2f}"
+        line += "".join(f" {t[c] / 1e6:>9.2f}" for c, _ in configs)
+        line += f" {qemu / 1e6:>7.2f}" if qemu else f" {'-':>7}"
+        line += f" | {t['interp'] / t['adaptive']:>6.1f} {t['calls'] / t['adaptive']:>7.2f}"
+        line += f" {t['calls'] / t['fastmem']:>7.2f}"
+        line += f" {qemu / t['adaptive']:>7.2f}" if qemu else f" {'-':>7}"
+        blocks = max(ad["blocks_compiled"], 1)
+        line += f" | {ad['blocks_compiled']:>6} {ad['compile_ns'] / blocks / 1e3:>6.1f}"
+        line += f" {ad['compile_ns'] / max(ad['guest_insns_compiled'], 1):>6.0f}"
+        line += f" {ad['recompiles']:>6} {row['fastmem']['faults_handled']:>6}"
         print(line, flush=True)
+    print("ad = --mem adaptive, fm = --mem fastmem, call = --mem calls, int = interpreter;")
+    print("ad/qemu > 1 means qemu-riscv32 (whole process) took longer than rvdbt's guest run;")
+    print("us/blk and ns/ins: Cranelift compile time per block and per guest instruction (adaptive);")
+    print("recomp: adaptive recompiles; faults: inline accesses repaired in fastmem mode.")
     if a.json:
         json.dump(results, open(a.json, "w"), indent=1)
 

@@ -234,6 +234,8 @@ pub struct Memory {
     /// UART bytes written since the last drain.
     pub uart_out: UartOutput,
     huge_pages: bool,
+    /// Index of the region the last lookup found.
+    last_hit: std::cell::Cell<usize>,
 }
 
 impl std::fmt::Debug for Memory {
@@ -274,6 +276,7 @@ impl Memory {
             devices: DeviceState { mtimecmp: u64::MAX, msip: 0, uart_regs: [0; 8], start: std::time::Instant::now() },
             uart_out: Vec::new(),
             huge_pages,
+            last_hit: std::cell::Cell::new(0),
         })
     }
 
@@ -373,6 +376,9 @@ impl Memory {
         let old_top = page_up(old_end);
         let new_top = page_up(u64::from(new_brk));
         let ok = if new_top > old_top {
+            if self.huge_pages && new_top - u64::from(start) >= HUGE_PAGE_MIN {
+                self.arena.advise_huge(start, new_top);
+            }
             self.arena.protect(old_top as u32, new_top, PERM_R | PERM_W).is_ok()
         } else if new_top < old_top {
             self.arena.discard(new_top as u32, old_top).is_ok()
@@ -388,9 +394,20 @@ impl Memory {
 
     /// Index of the region holding `addr`.
     fn find(&self, addr: u32) -> Option<usize> {
+        // Most accesses hit the same region as the one before.
+        let last = self.last_hit.get();
+        if let Some(r) = self.regions.get(last) {
+            if addr >= r.start && u64::from(addr) < r.end {
+                return Some(last);
+            }
+        }
         let i = self.regions.partition_point(|r| r.start <= addr);
         let i = i.checked_sub(1)?;
-        (u64::from(addr) < self.regions[i].end).then_some(i)
+        let hit = u64::from(addr) < self.regions[i].end;
+        if hit {
+            self.last_hit.set(i);
+        }
+        hit.then_some(i)
     }
 
     /// The region holding `addr`.
@@ -430,8 +447,22 @@ impl Memory {
         }
     }
 
+    /// The RAM region index holding all of `[addr, addr+size)` with `perms`, if one does
+    /// (the fast path; accesses spanning regions take `ram_allows`).
+    fn ram_index(&self, addr: u32, size: u32, perms: u8) -> Option<usize> {
+        let i = self.find(addr)?;
+        let r = &self.regions[i];
+        match r.kind {
+            RegionKind::Ram { perms: p } if p & perms == perms && r.contains(addr, size) => Some(i),
+            _ => None,
+        }
+    }
+
     /// Fetches an instruction word (needs execute permission).
     pub fn fetch(&self, addr: u32) -> Result<u32, MemFault> {
+        if self.ram_index(addr, 4, PERM_X).is_some() {
+            return Ok(self.ram_read(addr, Width::B4));
+        }
         if !self.ram_allows(addr, 4, PERM_X) {
             return Err(MemFault::Access);
         }
@@ -467,6 +498,9 @@ impl Memory {
     /// Generic load (zero-extended to 32 bits).
     pub fn load(&mut self, addr: u32, width: Width) -> Result<u32, MemFault> {
         let size = width.bytes();
+        if self.ram_index(addr, size, PERM_R).is_some() {
+            return Ok(self.ram_read(addr, width));
+        }
         if let Some(i) = self.find(addr) {
             match self.regions[i].kind {
                 RegionKind::Ram { .. } => {
@@ -487,6 +521,10 @@ impl Memory {
     /// Generic store (the low `width` bytes of `value`).
     pub fn store(&mut self, addr: u32, width: Width, value: u32) -> Result<DeviceEffect, MemFault> {
         let size = width.bytes();
+        if self.ram_index(addr, size, PERM_W).is_some() {
+            self.ram_write(addr, width, value);
+            return Ok(DeviceEffect::None);
+        }
         if let Some(i) = self.find(addr) {
             match self.regions[i].kind {
                 RegionKind::Ram { .. } => {
