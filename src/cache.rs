@@ -19,7 +19,7 @@
 //! chunks reused (the QEMU "tb_flush" way). Access records survive flushes: what was
 //! learned about an access stays true.
 
-use crate::access::{AccessRecord, MemMode, StateCounts, Transition};
+use crate::access::{AccessRecord, MemMode, RegionClass, StateCounts, Transition};
 use crate::block::{discover, Block};
 use crate::codemem::CodePool;
 use crate::lift::{self, AccessPlan, Helper, JumpCacheEntry, LiftEnv, EXIT_DISPATCH};
@@ -54,6 +54,8 @@ pub struct JitConfig {
     pub commit_after: u32,
     /// Print every compiled block on stderr: guest code, Cranelift IR, host code.
     pub print_code: bool,
+    /// Interpret a block this many times before compiling it (0: compile at once).
+    pub compile_after: u32,
 }
 
 impl Default for JitConfig {
@@ -67,9 +69,13 @@ impl Default for JitConfig {
             mem: MemMode::Adaptive,
             commit_after: 3,
             print_code: false,
+            compile_after: DEFAULT_COMPILE_AFTER,
         }
     }
 }
+
+/// Default of [`JitConfig::compile_after`].
+pub const DEFAULT_COMPILE_AFTER: u32 = 16;
 
 /// Why translation failed (a host-side problem, never a guest one).
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +214,8 @@ pub struct CodeCache {
     fault_map: BTreeMap<u64, FaultSite>,
     /// Blocks dropped for recompilation (to count recompiles).
     invalidated: HashSet<u32>,
+    /// Executions of not yet compiled blocks, by start pc.
+    hotness: HashMap<u32, u32>,
     ctx: Context,
     fctx: FunctionBuilderContext,
     pub stats: CacheStats,
@@ -245,12 +253,18 @@ impl CodeCache {
             records: HashMap::new(),
             fault_map: BTreeMap::new(),
             invalidated: HashSet::new(),
+            hotness: HashMap::new(),
             ctx: Context::new(),
             fctx: FunctionBuilderContext::new(),
             stats: CacheStats::default(),
         };
         cache.rebuild_module()?;
         Ok(cache)
+    }
+
+    /// Cap on guest instructions per block.
+    pub fn max_block_insns(&self) -> usize {
+        self.config.max_block_insns
     }
 
     /// Is translated code placed near the executable (rel32 helper calls)?
@@ -358,11 +372,19 @@ impl CodeCache {
         self.pool.used_bytes() > self.config.code_cache_bytes
     }
 
-    /// The translation of the block at `pc`, compiling it if needed. `None` when the
-    /// instruction at `pc` needs the runtime (or cannot be fetched).
+    /// The translation of the block at `pc`, compiling it once it has been asked for
+    /// more than `compile_after` times. `None`: interpret it this time (still cold, or
+    /// the instruction at `pc` needs the runtime or cannot be fetched).
     pub fn lookup(&mut self, mem: &Memory, pc: u32) -> Result<Option<Compiled>, JitError> {
         if let Some(&c) = self.blocks.get(&pc) {
             return Ok(Some(c));
+        }
+        if self.config.compile_after > 0 {
+            let count = self.hotness.entry(pc).or_insert(0);
+            if *count < self.config.compile_after {
+                *count += 1;
+                return Ok(None);
+            }
         }
         let block = discover(mem, pc, self.config.max_block_insns);
         if block.is_empty() {
@@ -461,6 +483,16 @@ impl CodeCache {
         for b in blocks {
             self.invalidate(b);
         }
+    }
+
+    /// An observation of the access at `pc` made outside translated code (by the
+    /// interpreter). A state change recompiles the blocks that hold the access.
+    pub fn observe(&mut self, pc: u32, class: Option<RegionClass>) -> Option<Transition> {
+        let (mode, commit_after) = (self.config.mem, self.config.commit_after);
+        let rec = self.records.entry(pc).or_insert_with(|| Box::new(AccessRecord::new(pc, mode, commit_after)));
+        let t = rec.observe(class)?;
+        self.access_changed(pc);
+        Some(t)
     }
 
     /// An inline access at host address `rip` faulted: the access becomes VARIABLE and

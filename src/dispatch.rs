@@ -5,6 +5,7 @@
 //! cache flushes. It also owns the helper functions translated code calls.
 
 use crate::access::{AccessRecord, RegionClass};
+use crate::block::needs_runtime;
 use crate::cache::{CodeCache, HelperAddrs, JitConfig, JitError};
 use crate::cpu::Cpu;
 use crate::decode::{decode, Inst};
@@ -129,17 +130,39 @@ pub fn new_cache(config: JitConfig, m: &Machine) -> Result<CodeCache, JitError> 
     CodeCache::new(config, helper_addrs(), m.mem.arena_base() as u64)
 }
 
-/// Executes the instruction at `cpu.pc` with the interpreter. Returns true when it was
-/// a `fence.i`, after which translations must be dropped.
-fn step_runtime(m: &mut Machine) -> Result<bool, Exit> {
-    let pc = m.cpu.pc;
-    if pc & 3 != 0 {
-        return Err(Exit::Fault(GuestFault { kind: FaultKind::FetchMisaligned, pc, addr: pc }));
+/// Interprets from `cpu.pc` to the end of the block (a branch or jump, an instruction
+/// that needs the runtime), at most `max` instructions. Returns true when a `fence.i`
+/// ran, after which translations must be dropped.
+/// Loads and stores interpreted here feed their access records too, so a block that
+/// becomes hot is usually compiled with its accesses already committed.
+fn interpret(m: &mut Machine, cache: &mut CodeCache, max: u64) -> Result<bool, Exit> {
+    let mut fence_i = false;
+    for _ in 0..max {
+        let pc = m.cpu.pc;
+        if pc & 3 != 0 {
+            return Err(Exit::Fault(GuestFault { kind: FaultKind::FetchMisaligned, pc, addr: pc }));
+        }
+        let word =
+            m.mem.fetch(pc).map_err(|_| Exit::Fault(GuestFault { kind: FaultKind::FetchAccess, pc, addr: pc }))?;
+        let inst = decode(word);
+        let addr = match inst {
+            Inst::Load { rs1, offset, .. } | Inst::Store { rs1, offset, .. } => {
+                Some(m.cpu.reg(rs1).wrapping_add(offset as u32))
+            }
+            _ => None,
+        };
+        interp::execute(m, inst)?;
+        if let Some(addr) = addr {
+            if let Some(t) = cache.observe(pc, RegionClass::of(&m.mem, addr)) {
+                m.stats.transitions.add(t);
+            }
+        }
+        fence_i |= inst == Inst::FenceI;
+        if needs_runtime(&inst) || matches!(inst, Inst::Jal { .. } | Inst::Jalr { .. } | Inst::Branch { .. }) {
+            break;
+        }
     }
-    let word = m.mem.fetch(pc).map_err(|_| Exit::Fault(GuestFault { kind: FaultKind::FetchAccess, pc, addr: pc }))?;
-    let inst = decode(word);
-    interp::execute(m, inst)?;
-    Ok(inst == Inst::FenceI)
+    Ok(fence_i)
 }
 
 /// Runs `m` on translated code until it exits, faults, reaches `max_insns`, or
@@ -153,6 +176,7 @@ pub fn run(
     fault::install();
     let arena = (m.mem.arena_base() as usize, (GUEST_SPACE + ARENA_GUARD) as usize);
     let limit = max_insns.unwrap_or(u64::MAX);
+    let max_block = cache.max_block_insns() as u64;
     loop {
         for pc in m.access_events.drain(..) {
             cache.access_changed(pc);
@@ -166,7 +190,8 @@ pub fn run(
         if cache.over_budget() {
             cache.flush()?;
         }
-        let step = match cache.lookup(&m.mem, m.cpu.pc)? {
+        // How many instructions to interpret (0: none, translated code ran).
+        let interpret_max = match cache.lookup(&m.mem, m.cpu.pc)? {
             // A block that would pass --max-insns is finished instruction by instruction.
             Some(block) if m.cpu.retired + u64::from(block.len) <= limit => {
                 m.cpu.budget_end = limit.min(m.cpu.retired.saturating_add(SLICE));
@@ -180,7 +205,8 @@ pub fn run(
                     m.flush_uart();
                 }
                 match result {
-                    EntryResult::Exit(code) => code == EXIT_STEP,
+                    // A refused access: the interpreter executes that one instruction.
+                    EntryResult::Exit(code) => u64::from(code == EXIT_STEP),
                     EntryResult::Fault { rip, addr } => {
                         let Some((site, transition)) = cache.inline_fault(rip as u64) else {
                             return Err(JitError::Internal(format!(
@@ -195,14 +221,15 @@ pub fn run(
                         if let Some(t) = transition {
                             m.stats.transitions.add(t);
                         }
-                        false
+                        0
                     }
                 }
             }
-            _ => true,
+            // Cold, needs the runtime, or would pass --max-insns: interpret the block.
+            _ => (limit - m.cpu.retired).min(max_block),
         };
-        if step {
-            match step_runtime(m) {
+        if interpret_max > 0 {
+            match interpret(m, cache, interpret_max) {
                 Ok(true) => cache.flush()?,
                 Ok(false) => {}
                 Err(exit) => return Ok(exit),

@@ -77,6 +77,9 @@ struct RunArgs {
     /// Consecutive observations of one region that commit an access (adaptive mode).
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     commit_after: u32,
+    /// Interpret a block this many times before translating it (0: translate at once).
+    #[arg(long, value_name = "N", default_value_t = rvdbt::cache::DEFAULT_COMPILE_AFTER)]
+    compile_after: u32,
     /// Print every translated block on stderr: guest code, Cranelift IR and host code.
     #[arg(long)]
     print_code: bool,
@@ -202,6 +205,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
         commit_after: args.commit_after,
         print_code: args.print_code,
+        compile_after: args.compile_after,
     };
     let opts = RunOptions { backend, max_insns: args.max_insns, interrupt: Some(interrupt), jit };
     let report = runner::run(&mut machine, &opts)?;

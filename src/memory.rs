@@ -230,6 +230,9 @@ pub struct Memory {
     regions: Vec<Region>,
     heap_index: usize,
     heap_limit: u32,
+    /// The program break. The heap region ends at the page that holds it: as on Linux,
+    /// the rest of that page is accessible too.
+    brk: u32,
     devices: DeviceState,
     /// UART bytes written since the last drain.
     pub uart_out: UartOutput,
@@ -273,6 +276,7 @@ impl Memory {
             regions,
             heap_index: usize::MAX,
             heap_limit: 0,
+            brk: 0,
             devices: DeviceState { mtimecmp: u64::MAX, msip: 0, uart_regs: [0; 8], start: std::time::Instant::now() },
             uart_out: Vec::new(),
             huge_pages,
@@ -352,11 +356,12 @@ impl Memory {
         self.regions.insert(at, region);
         self.heap_index = at;
         self.heap_limit = limit;
+        self.brk = start;
     }
 
     /// Current program break (end of the heap region).
     pub fn brk(&self) -> u32 {
-        self.regions.get(self.heap_index).map_or(0, |r| r.end as u32)
+        self.brk
     }
 
     pub fn heap_start(&self) -> u32 {
@@ -369,11 +374,10 @@ impl Memory {
         let Some(heap) = self.regions.get(self.heap_index) else {
             return 0;
         };
-        let (start, old_end) = (heap.start, heap.end);
+        let (start, old_top, old_brk) = (heap.start, heap.end, self.brk);
         if new_brk < start || new_brk > self.heap_limit {
-            return old_end as u32;
+            return old_brk;
         }
-        let old_top = page_up(old_end);
         let new_top = page_up(u64::from(new_brk));
         let ok = if new_top > old_top {
             if self.huge_pages && new_top - u64::from(start) >= HUGE_PAGE_MIN {
@@ -386,9 +390,10 @@ impl Memory {
             true
         };
         if !ok {
-            return old_end as u32;
+            return old_brk;
         }
-        self.regions[self.heap_index].end = u64::from(new_brk);
+        self.regions[self.heap_index].end = new_top;
+        self.brk = new_brk;
         new_brk
     }
 
@@ -711,7 +716,8 @@ mod tests {
         assert_eq!(m.set_brk(0x1_5010), 0x1_5010);
         m.store(0x1_5000, Width::B4, 7).unwrap();
         assert_eq!(m.load(0x1_5000, Width::B4), Ok(7));
-        assert_eq!(m.load(0x1_5010, Width::B1), Err(MemFault::Access), "beyond brk");
+        assert_eq!(m.load(0x1_5010, Width::B1), Ok(0), "beyond brk, in its page (as on Linux)");
+        assert_eq!(m.load(0x1_6000, Width::B1), Err(MemFault::Access), "beyond brk's page");
         assert_eq!(m.set_brk(0x1_3000), 0x1_3000);
         assert_eq!(m.load(0x1_5000, Width::B4), Err(MemFault::Access));
         assert_eq!(m.set_brk(0x1_6000), 0x1_6000);

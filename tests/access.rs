@@ -50,7 +50,8 @@ fn run_both(text: &[u32], mode: MemMode, commit_after: u32) -> (Machine, CodeCac
     let mut reference = machine(&elf, &[], b"");
     let want = run_on(&mut reference, Backend::Interp, Some(1_000_000));
     let mut m = machine(&elf, &[], b"");
-    let config = JitConfig { mem: mode, commit_after, verify: true, ..JitConfig::default() };
+    // Compile on first entry: every observation then happens in translated code.
+    let config = JitConfig { mem: mode, commit_after, verify: true, compile_after: 0, ..JitConfig::default() };
     let mut cache = dispatch::new_cache(config, &m).expect("backend");
     let exit = dispatch::run(&mut m, &mut cache, Some(1_000_000), &|| None).expect("runs");
     m.finish();

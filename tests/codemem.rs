@@ -38,7 +38,8 @@ fn contains_imm64(code: &[u8], value: usize) -> bool {
 fn compiled_bytes(near: bool) -> (Vec<u8>, usize, bool) {
     let m = machine(&load_program(), &[], b"");
     // Calls mode: the load is a call of the generic helper.
-    let config = JitConfig { near_code: near, verify: true, mem: MemMode::Calls, ..JitConfig::default() };
+    let config =
+        JitConfig { near_code: near, verify: true, mem: MemMode::Calls, compile_after: 0, ..JitConfig::default() };
     let mut cache = dispatch::new_cache(config, &m).expect("backend");
     let block = cache.lookup(&m.mem, TEXT_BASE).expect("compiles").expect("a translatable block");
     // SAFETY: `code..code+size` is the finalized machine code of the block, alive as long
@@ -73,6 +74,7 @@ fn near_and_far_code_both_run_correctly() {
         let mut opts = rvdbt::runner::RunOptions { backend: Backend::Cranelift, ..Default::default() };
         opts.jit.near_code = near;
         opts.jit.verify = true;
+        opts.jit.compile_after = 0;
         let report = rvdbt::runner::run(&mut m, &opts).expect("runs");
         assert_eq!(report.exit, Exit::Exited(42), "near = {near}");
         assert_eq!(m.stats.near_code, near);

@@ -98,9 +98,16 @@ fn every_program_gives_its_expected_output_on_every_backend() {
             assert!(said.contains(want.as_str()), "{}: diagnostic {said:?} should mention {want:?}", p.name);
         }
         for mode in [MemMode::Calls, MemMode::Adaptive, MemMode::Fastmem] {
-            let (m, e) = run_program(&p, Backend::Cranelift, &|o| o.jit.mem = mode);
-            assert_eq!(e, exit, "{} on cranelift --mem {}: exit", p.name, mode.name());
-            assert_same_state(&p.name, mode.name(), &reference, &m);
+            // Everything translated at first entry; then the default warm-up.
+            for compile_after in [0, rvdbt::cache::DEFAULT_COMPILE_AFTER] {
+                let (m, e) = run_program(&p, Backend::Cranelift, &|o| {
+                    o.jit.mem = mode;
+                    o.jit.compile_after = compile_after;
+                });
+                let what = format!("--mem {} --compile-after {compile_after}", mode.name());
+                assert_eq!(e, exit, "{} ({what}): exit", p.name);
+                assert_same_state(&p.name, &what, &reference, &m);
+            }
         }
     }
 }
@@ -109,7 +116,10 @@ fn every_program_gives_its_expected_output_on_every_backend() {
 fn tiny_code_cache_forces_flushes_and_changes_nothing() {
     for p in programs() {
         let (reference, exit) = run_program(&p, Backend::Interp, &|_| {});
-        let (m, e) = run_program(&p, Backend::Cranelift, &|o| o.jit.code_cache_bytes = 16 * 1024);
+        let (m, e) = run_program(&p, Backend::Cranelift, &|o| {
+            o.jit.code_cache_bytes = 16 * 1024;
+            o.jit.compile_after = 0;
+        });
         assert_eq!(e, exit, "{}: exit", p.name);
         assert_same_state(&p.name, "16 KiB code cache", &reference, &m);
         if m.stats.blocks_compiled > 200 {
@@ -124,12 +134,19 @@ fn unoptimized_and_tiny_blocks_agree_with_the_interpreter() {
         let (reference, exit) = run_program(&p, Backend::Interp, &|_| {});
         for (what, tweak) in [
             ("opt none", &(|o: &mut RunOptions| o.jit.optimize = false) as &dyn Fn(&mut RunOptions)),
-            ("1-instruction blocks", &|o: &mut RunOptions| o.jit.max_block_insns = 1),
+            ("1-instruction blocks", &|o: &mut RunOptions| {
+                o.jit.max_block_insns = 1;
+                o.jit.compile_after = 0;
+            }),
             ("code far from the executable", &|o: &mut RunOptions| o.jit.near_code = false),
-            ("commit after 1", &|o: &mut RunOptions| o.jit.commit_after = 1),
+            ("commit after 1", &|o: &mut RunOptions| {
+                o.jit.commit_after = 1;
+                o.jit.compile_after = 0;
+            }),
             ("fastmem with 1-instruction blocks", &|o: &mut RunOptions| {
                 o.jit.mem = MemMode::Fastmem;
                 o.jit.max_block_insns = 1;
+                o.jit.compile_after = 0;
             }),
         ] {
             let (m, e) = run_program(&p, Backend::Cranelift, tweak);
@@ -146,7 +163,10 @@ fn max_insns_is_exact_on_every_backend() {
     for limit in [1u64, 17, 1000, 123_457] {
         let (reference, exit) = run_program(p, Backend::Interp, &|o| o.max_insns = Some(limit));
         assert_eq!(exit, Exit::InsnLimit(limit));
-        let (m, e) = run_program(p, Backend::Cranelift, &|o| o.max_insns = Some(limit));
+        let (m, e) = run_program(p, Backend::Cranelift, &|o| {
+            o.max_insns = Some(limit);
+            o.jit.compile_after = 0;
+        });
         assert_eq!(e, Exit::InsnLimit(limit), "cranelift at {limit}");
         assert_same_state("sieve", &format!("--max-insns {limit}"), &reference, &m);
     }

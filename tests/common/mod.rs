@@ -131,6 +131,8 @@ pub fn machine(elf: &[u8], args: &[&str], stdin: &[u8]) -> Machine {
 pub fn run_on(m: &mut Machine, backend: Backend, max_insns: Option<u64>) -> Exit {
     let mut opts = RunOptions { backend, max_insns, ..RunOptions::default() };
     opts.jit.verify = true;
+    // Translate every block on first entry, so tiny test programs run translated.
+    opts.jit.compile_after = 0;
     runner::run(m, &opts).expect("translator works").exit
 }
 
