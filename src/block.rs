@@ -61,6 +61,11 @@ pub fn needs_runtime(inst: &Inst) -> bool {
     )
 }
 
+/// Does this instruction end a block (control transfer, or needs the runtime)?
+pub fn ends_block(inst: &Inst) -> bool {
+    needs_runtime(inst) || matches!(inst, Inst::Jal { .. } | Inst::Jalr { .. } | Inst::Branch { .. })
+}
+
 /// Decodes the block at `pc`. The result is empty when the instruction at `pc` itself
 /// needs the runtime or cannot be fetched.
 pub fn discover(mem: &Memory, pc: u32, max_insns: usize) -> Block {

@@ -26,7 +26,7 @@ use crate::lift::{self, AccessPlan, Helper, JumpCacheEntry, LiftEnv, EXIT_DISPAT
 use crate::memory::Memory;
 use cranelift_codegen::ir::types::I64;
 use cranelift_codegen::ir::{AbiParam, InstBuilder, Signature, UserFuncName};
-use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
+use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -272,10 +272,6 @@ impl CodeCache {
         self.pool.near()
     }
 
-    pub fn pool(&self) -> &CodePool {
-        &self.pool
-    }
-
     /// Address of the System V entry function.
     pub fn enter_fn(&self) -> u64 {
         self.enter
@@ -514,15 +510,5 @@ impl CodeCache {
     /// The access record of the load/store at guest `pc`, if it was translated.
     pub fn access_record(&self, pc: u32) -> Option<&AccessRecord> {
         self.records.get(&pc).map(|r| &**r)
-    }
-
-    /// The translation of the block at `pc`, if compiled (for inspection in tests).
-    pub fn compiled(&self, pc: u32) -> Option<Compiled> {
-        self.blocks.get(&pc).copied()
-    }
-
-    /// Host call convention used for helpers.
-    pub fn host_call_conv(&self) -> CallConv {
-        self.module.as_ref().map_or(CallConv::SystemV, |m| m.isa().default_call_conv())
     }
 }

@@ -141,11 +141,6 @@ impl CodePool {
         self.lock().chunks.iter().filter(|c| c.exec).map(|c| c.base as usize).collect()
     }
 
-    /// Is `addr` inside a code chunk?
-    pub fn contains_code(&self, addr: usize) -> bool {
-        self.lock().chunks.iter().any(|c| c.exec && addr >= c.base as usize && addr < c.base as usize + CHUNK_SIZE)
-    }
-
     /// A `JITMemoryProvider` that allocates from this pool.
     pub fn provider(&self) -> Box<dyn JITMemoryProvider + Send> {
         Box::new(PoolProvider { pool: self.clone() })

@@ -142,29 +142,6 @@ pub enum Inst {
     Illegal(u32),
 }
 
-impl Inst {
-    /// Does this instruction end a basic block (transfers control or needs the runtime)?
-    pub fn ends_block(&self) -> bool {
-        matches!(
-            self,
-            Inst::Jal { .. }
-                | Inst::Jalr { .. }
-                | Inst::Branch { .. }
-                | Inst::Ecall
-                | Inst::Ebreak
-                | Inst::Mret
-                | Inst::FenceI
-                | Inst::Csr { .. }
-                | Inst::Illegal(_)
-        )
-    }
-
-    /// Is this a guest memory access (load or store)?
-    pub fn is_memory_access(&self) -> bool {
-        matches!(self, Inst::Load { .. } | Inst::Store { .. })
-    }
-}
-
 fn rd(w: u32) -> u8 {
     ((w >> 7) & 31) as u8
 }

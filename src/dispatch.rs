@@ -5,7 +5,7 @@
 //! cache flushes. It also owns the helper functions translated code calls.
 
 use crate::access::{AccessRecord, RegionClass};
-use crate::block::needs_runtime;
+use crate::block::ends_block;
 use crate::cache::{CodeCache, HelperAddrs, JitConfig, JitError};
 use crate::cpu::Cpu;
 use crate::decode::{decode, Inst};
@@ -158,7 +158,7 @@ fn interpret(m: &mut Machine, cache: &mut CodeCache, max: u64) -> Result<bool, E
             }
         }
         fence_i |= inst == Inst::FenceI;
-        if needs_runtime(&inst) || matches!(inst, Inst::Jal { .. } | Inst::Jalr { .. } | Inst::Branch { .. }) {
+        if ends_block(&inst) {
             break;
         }
     }

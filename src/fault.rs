@@ -64,8 +64,6 @@ thread_local! {
     static ARENA: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
     /// Host pc and data address of the last recovered fault.
     static FAULT: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
-    /// Faults recovered on this thread.
-    static RECOVERED: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Code chunks of every translation cache in the process (base addresses, 0 = free).
@@ -153,7 +151,6 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *m
         return;
     }
     FAULT.with(|f| f.set((rip, addr)));
-    RECOVERED.with(|r| r.set(r.get() + 1));
     uc.uc_mcontext.gregs[libc::REG_RSP as usize] = saved_rsp as i64;
     uc.uc_mcontext.gregs[libc::REG_RIP as usize] = rvdbt_fault_resume as *const () as usize as i64;
 }
@@ -240,9 +237,4 @@ pub unsafe fn enter(cpu: *mut Cpu, code: u64, entry: u64, arena: (usize, usize))
     } else {
         EntryResult::Exit(code)
     }
-}
-
-/// Faults recovered on this thread so far.
-pub fn recovered_faults() -> u64 {
-    RECOVERED.with(Cell::get)
 }

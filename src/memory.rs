@@ -420,16 +420,6 @@ impl Memory {
         self.find(addr).map(|i| &self.regions[i])
     }
 
-    /// The region index holding the whole access, if one region does.
-    pub fn region_index_of(&self, addr: u32, size: u32) -> Option<usize> {
-        let i = self.find(addr)?;
-        self.regions[i].contains(addr, size).then_some(i)
-    }
-
-    pub fn region(&self, index: usize) -> &Region {
-        &self.regions[index]
-    }
-
     /// Is `[addr, addr+size)` RAM with all of `perms`?
     pub fn ram_allows(&self, addr: u32, size: u32, perms: u8) -> bool {
         match self.find(addr) {

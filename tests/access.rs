@@ -199,19 +199,20 @@ fn stores_before_a_fault_in_the_same_block_happen_once() {
     let back = -((t.len() - loop_start) as i32 * 4);
     t.push(b_type(1, S1, ZERO, back));
     t.push(i_type(0x03, 2, A0, T2, 0));
-    t.push(i_type(0x03, 2, A1, T2, 4));
+    t.push(i_type(0x03, 2, A1, T2, (counter_b - counter_a) as i32));
     t.push(r_type(0x33, 0, 0, A0, A0, A1)); // exit(a + b)
     t.extend(exit_seq());
     let f = t.len();
-    // F: lw t1, 0(t2); addi t1, t1, 1; sw t1, 0(t2); lw t0, 0(a0); lw t1, 4(t2); addi t1, t1, 1; sw t1, 4(t2); ret
+    // F: counter_a += 1; t0 = *a0; counter_b += 1; ret  (t2 = &counter_a)
+    let b = (counter_b - counter_a) as i32;
     t.extend([
         i_type(0x03, 2, T1, T2, 0),
         addi(T1, T1, 1),
         s_type(0x23, 2, T2, T1, 0),
         i_type(0x03, 2, T0, A0, 0),
-        i_type(0x03, 2, T1, T2, 4),
+        i_type(0x03, 2, T1, T2, b),
         addi(T1, T1, 1),
-        s_type(0x23, 2, T2, T1, 4),
+        s_type(0x23, 2, T2, T1, b),
         jalr(ZERO, RA, 0),
     ]);
     let call = t.iter().position(|&w| w == j_type(RA, 0)).unwrap();
