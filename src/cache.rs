@@ -19,11 +19,11 @@
 //! chunks reused (the QEMU "tb_flush" way). Access records survive flushes: what was
 //! learned about an access stays true.
 
-use crate::access::{AccessRecord, MemMode, RegionClass, StateCounts, Transition};
+use crate::access::{AccessRecord, AccessState, MemMode, RegionClass, StateCounts, Transition};
 use crate::block::{discover, Block};
 use crate::codemem::CodePool;
 use crate::lift::{self, AccessPlan, Helper, JumpCacheEntry, LiftEnv, EXIT_DISPATCH};
-use crate::memory::Memory;
+use crate::memory::{Device, Memory};
 use cranelift_codegen::ir::types::I64;
 use cranelift_codegen::ir::{AbiParam, InstBuilder, Signature, UserFuncName};
 use cranelift_codegen::isa::OwnedTargetIsa;
@@ -500,6 +500,19 @@ impl CodeCache {
         self.access_changed(site.pc);
         self.invalidate(site.block);
         Some((site, transition))
+    }
+
+    /// A device was unmapped: accesses committed to it become VARIABLE and every
+    /// translation (some call the device directly) is dropped.
+    pub fn device_removed(&mut self, dev: Device) -> Result<Vec<Transition>, JitError> {
+        let mut transitions = Vec::new();
+        for r in self.records.values_mut() {
+            if r.state == AccessState::Committed(RegionClass::Device(dev)) {
+                transitions.extend(r.make_variable());
+            }
+        }
+        self.flush()?;
+        Ok(transitions)
     }
 
     /// Counts of access records per state.

@@ -234,6 +234,11 @@ pub fn run(
                 Ok(false) => {}
                 Err(exit) => return Ok(exit),
             }
+            for dev in std::mem::take(&mut m.mem.devices_removed) {
+                for t in cache.device_removed(dev)? {
+                    m.stats.transitions.add(t);
+                }
+            }
         }
     }
 }

@@ -174,8 +174,12 @@ pub fn load_elf(mem: &mut Memory, data: &[u8]) -> Result<Image, LoadError> {
         let start = page_down(u64::from(s.vaddr));
         let end = page_up(u64::from(s.vaddr) + u64::from(s.memsz));
         if let Some(r) = mem.first_overlap(start as u32, end) {
+            let hint = match r.kind {
+                crate::memory::RegionKind::Device(_) => " (--no-devices runs it without devices)",
+                crate::memory::RegionKind::Ram { .. } => "",
+            };
             return Err(malformed(format!(
-                "segment at {:#x}..{:#x} overlaps the {} region at {:#x}",
+                "segment at {:#x}..{:#x} overlaps the {} region at {:#x}{hint}",
                 s.vaddr,
                 u64::from(s.vaddr) + u64::from(s.memsz),
                 r.name,

@@ -8,7 +8,7 @@ use crate::access::{StateCounts, TransitionCounts};
 use crate::cpu::{Counters, Cpu, CsrFile};
 use crate::disasm::disassemble_word;
 use crate::loader::{self, LoadError, DEFAULT_STACK_SIZE, STACK_TOP};
-use crate::memory::{Memory, PAGE, PERM_R, PERM_W};
+use crate::memory::{Memory, RegionKind, PAGE, PERM_R, PERM_W};
 use crate::syscall::Io;
 use std::fmt;
 
@@ -116,11 +116,13 @@ pub struct MachineConfig {
     pub stack_size: u32,
     pub strict_syscalls: bool,
     pub huge_pages: bool,
+    /// Map the devices (test finisher, timer, UART).
+    pub devices: bool,
 }
 
 impl Default for MachineConfig {
     fn default() -> Self {
-        MachineConfig { stack_size: DEFAULT_STACK_SIZE, strict_syscalls: false, huge_pages: true }
+        MachineConfig { stack_size: DEFAULT_STACK_SIZE, strict_syscalls: false, huge_pages: true, devices: true }
     }
 }
 
@@ -158,14 +160,22 @@ impl Machine {
                 config.stack_size
             )));
         }
-        let mut mem = Memory::new(config.huge_pages).map_err(mem_err)?;
+        let mut mem = Memory::new(config.huge_pages, config.devices).map_err(mem_err)?;
         let stack_bottom = STACK_TOP - config.stack_size;
         mem.add_ram(stack_bottom, u64::from(STACK_TOP), PERM_R | PERM_W, "stack").map_err(mem_err)?;
         let image = loader::load_elf(&mut mem, elf)?;
-        // The heap may grow up to the next region above it, leaving one guard page. A
-        // program that ends in the last page of the address space gets no heap.
+        // The heap may grow up to the next RAM region above it, leaving one guard page
+        // (devices in the way are unmapped when it reaches them, see `Memory::set_brk`).
+        // A program that ends in the last page of the address space gets no heap.
         if let Ok(heap_start) = u32::try_from(crate::memory::page_up(u64::from(image.end))) {
-            let next = mem.regions().iter().map(|r| r.start).filter(|&s| s >= heap_start).min().unwrap_or(!(PAGE - 1));
+            let next = mem
+                .regions()
+                .iter()
+                .filter(|r| matches!(r.kind, RegionKind::Ram { .. }))
+                .map(|r| r.start)
+                .filter(|&s| s >= heap_start)
+                .min()
+                .unwrap_or(!(PAGE - 1));
             mem.set_heap(heap_start, next.saturating_sub(PAGE).max(heap_start));
         }
         let sp = loader::build_stack(&mut mem, &image, args, env)?;

@@ -101,6 +101,9 @@ struct RunArgs {
     /// Do not ask for transparent huge pages for large guest RAM regions.
     #[arg(long)]
     no_huge_pages: bool,
+    /// Map no devices (test finisher, timer, UART): plain Linux user mode, as qemu-riscv32.
+    #[arg(long)]
+    no_devices: bool,
     /// Print statistics on stderr at the end.
     #[arg(long)]
     stats: bool,
@@ -179,6 +182,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         stack_size: args.stack_size,
         strict_syscalls: args.strict_syscalls,
         huge_pages: !args.no_huge_pages,
+        devices: !args.no_devices,
     };
     let mut machine = Machine::from_elf(&elf, &guest_args, &args.env, config, Io::host())
         .with_context(|| format!("cannot load {}", args.program.display()))?;

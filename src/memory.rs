@@ -239,6 +239,8 @@ pub struct Memory {
     huge_pages: bool,
     /// Index of the region the last lookup found.
     last_hit: std::cell::Cell<usize>,
+    /// Devices the brk heap grew over (and so unmapped), not yet seen by the runtime.
+    pub devices_removed: Vec<Device>,
 }
 
 impl std::fmt::Debug for Memory {
@@ -259,10 +261,11 @@ pub fn page_up(addr: u64) -> u64 {
 }
 
 impl Memory {
-    /// An empty map (devices only) over a fresh arena.
-    pub fn new(huge_pages: bool) -> std::io::Result<Memory> {
+    /// An empty map over a fresh arena, with the devices or without them.
+    pub fn new(huge_pages: bool, devices: bool) -> std::io::Result<Memory> {
         let regions = Device::ALL
             .iter()
+            .filter(|_| devices)
             .map(|&dev| (dev.range(), dev))
             .map(|((start, size), dev)| Region {
                 start,
@@ -281,6 +284,7 @@ impl Memory {
             uart_out: Vec::new(),
             huge_pages,
             last_hit: std::cell::Cell::new(0),
+            devices_removed: Vec::new(),
         })
     }
 
@@ -379,6 +383,10 @@ impl Memory {
             return old_brk;
         }
         let new_top = page_up(u64::from(new_brk));
+        if new_top > old_top {
+            // Linux programs know no devices: the heap takes over their address ranges.
+            self.remove_devices_in(old_top as u32, new_top);
+        }
         let ok = if new_top > old_top {
             if self.huge_pages && new_top - u64::from(start) >= HUGE_PAGE_MIN {
                 self.arena.advise_huge(start, new_top);
@@ -395,6 +403,24 @@ impl Memory {
         self.regions[self.heap_index].end = new_top;
         self.brk = new_brk;
         new_brk
+    }
+
+    /// Unmaps every device that intersects `[start, end)` and records it in
+    /// `devices_removed`.
+    fn remove_devices_in(&mut self, start: u32, end: u64) {
+        let heap_start = self.heap_start();
+        let before = self.devices_removed.len();
+        self.regions.retain(|r| match r.kind {
+            RegionKind::Device(d) if u64::from(r.start) < end && r.end > u64::from(start) => {
+                self.devices_removed.push(d);
+                false
+            }
+            _ => true,
+        });
+        if self.devices_removed.len() != before {
+            self.heap_index =
+                self.regions.iter().position(|r| r.start == heap_start && r.name == "heap").unwrap_or(usize::MAX);
+        }
     }
 
     /// Index of the region holding `addr`.
@@ -668,7 +694,7 @@ mod tests {
     use super::*;
 
     fn mem_with_ram() -> Memory {
-        let mut m = Memory::new(false).unwrap();
+        let mut m = Memory::new(false, true).unwrap();
         m.add_ram(0x1_0000, 0x1_2000, PERM_R | PERM_X, "text").unwrap();
         m.add_ram(0x1_2000, 0x1_3000, PERM_R | PERM_W, "data").unwrap();
         m.set_heap(0x1_3000, 0x10_0000_u32 * 16);
@@ -714,6 +740,27 @@ mod tests {
         assert_eq!(m.load(0x1_5000, Width::B4), Ok(0), "regrown heap is zeroed");
         assert_eq!(m.set_brk(0x1000), 0x1_6000, "below heap start: unchanged");
         assert_eq!(m.set_brk(0xffff_0000), 0x1_6000, "beyond limit: unchanged");
+    }
+
+    #[test]
+    fn heap_growing_over_a_device_unmaps_it() {
+        let mut m = Memory::new(false, true).unwrap();
+        m.add_ram(0x1_0000, 0x1_1000, PERM_R | PERM_X, "text").unwrap();
+        m.set_heap(0x1_1000, 0x7000_0000);
+        assert_eq!(m.set_brk(0x20_0000), 0x20_0000, "the heap grows past the test finisher");
+        assert_eq!(m.devices_removed, vec![Device::TestFinisher]);
+        assert_eq!(m.store(TEST_FINISHER_BASE, Width::B4, 0x5555), Ok(DeviceEffect::None), "plain RAM now");
+        assert_eq!(m.load(TEST_FINISHER_BASE, Width::B4), Ok(0x5555));
+        assert_eq!(m.brk(), 0x20_0000);
+        assert_eq!(m.set_brk(0x1_2000), 0x1_2000, "and shrinks again");
+        assert_eq!(m.load(TEST_FINISHER_BASE, Width::B4), Err(MemFault::Access));
+    }
+
+    #[test]
+    fn no_devices() {
+        let mut m = Memory::new(false, false).unwrap();
+        assert_eq!(m.store(UART_BASE, Width::B1, 0), Err(MemFault::Access));
+        assert!(m.regions().is_empty());
     }
 
     #[test]

@@ -205,7 +205,18 @@ pub fn handle_ecall(m: &mut Machine) -> Result<(), Exit> {
             }
         }
         SYS_FSTAT => sys_fstat(m, a[0], a[1]),
-        SYS_BRK => Ok(m.mem.set_brk(a[0]) as i32),
+        SYS_BRK => {
+            let before = m.mem.devices_removed.len();
+            let brk = m.mem.set_brk(a[0]);
+            let grown_over: Vec<String> = m.mem.devices_removed[before..]
+                .iter()
+                .map(|d| format!("the heap grew over the {} device at {:#010x}; it is unmapped", d.name(), d.range().0))
+                .collect();
+            for msg in grown_over {
+                m.warn(msg);
+            }
+            Ok(brk as i32)
+        }
         SYS_GETPID => Ok(1),
         SYS_CLOCK_GETTIME | SYS_CLOCK_GETTIME64 => match guest_clock(a[0]) {
             None => Err(EINVAL),

@@ -225,3 +225,60 @@ fn stores_before_a_fault_in_the_same_block_happen_once() {
         }
     }
 }
+
+#[test]
+fn heap_growing_over_a_device_turns_it_into_ram_on_every_backend() {
+    // brk(0x30_0000): the heap (from the first page after the data) grows over the test
+    // finisher at 0x10_0000. Then a word stored there reads back: it is RAM now.
+    let mut t = li(A0, 0x30_0000).to_vec();
+    t.extend([addi(A7, ZERO, 214), ecall()]);
+    t.extend(li(T0, 0x10_0000));
+    t.extend(li(T1, 0x5555)); // would stop the machine on the test finisher
+    for _ in 0..20 {
+        t.push(s_type(0x23, 2, T0, T1, 0));
+        t.push(i_type(0x03, 2, A0, T0, 0));
+    }
+    t.push(i_type(0x13, 7, A0, A0, 0x7f)); // andi a0, a0, 0x7f
+    t.extend(exit_seq());
+    for mode in [MemMode::Calls, MemMode::Adaptive, MemMode::Fastmem] {
+        let (m, _, exit) = run_both(&t, mode, 3);
+        assert_eq!(exit, Exit::Exited(0x55), "{mode:?}");
+        assert_eq!(m.warnings.len(), 1, "{mode:?}: {:?}", m.warnings);
+        assert!(m.warnings[0].contains("test-finisher"), "{:?}", m.warnings);
+    }
+}
+
+#[test]
+fn access_committed_to_a_device_the_heap_grows_over_becomes_variable() {
+    // Print 'x' 5 times through one store (COMMITTED(uart)), grow the heap over the UART,
+    // then run the same store 5 more times: it writes RAM now, and prints nothing.
+    let brk_to = UART_BASE + 0x1000;
+    let mut t = li(A1, u32::from(b'x')).to_vec();
+    t.extend(li(A0, UART_BASE));
+    t.extend(li(S1, 10));
+    let top = t.len();
+    t.push(addi(T0, ZERO, 5));
+    t.push(b_type(1, S1, T0, 4 * 6)); // bne s1, 5, store
+    t.push(addi(T2, A0, 0)); // save a0
+    t.extend(li(A0, brk_to));
+    t.extend([addi(A7, ZERO, 214), ecall()]);
+    t[top + 1] = b_type(1, S1, T0, 4 * 7); // skip the 6 brk instructions (incl. restore)
+    t.push(addi(A0, T2, 0)); // restore a0
+    t.push(s_type(0x23, 0, A0, A1, 0)); // store: sb a1, 0(a0)
+    t.push(addi(S1, S1, -1));
+    let back = -((t.len() - top) as i32 * 4);
+    t.push(b_type(1, S1, ZERO, back));
+    t.push(i_type(0x03, 4, A0, A0, 0)); // lbu a0, 0(a0): 'x' from RAM
+    t.extend(exit_seq());
+    for mode in [MemMode::Adaptive, MemMode::Fastmem, MemMode::Calls] {
+        let (m, cache, exit) = run_both(&t, mode, 3);
+        assert_eq!(exit, Exit::Exited(i32::from(b'x')), "{mode:?}");
+        assert_eq!(m.io.stdout_bytes(), b"xxxxx", "{mode:?}");
+        let store = TEXT_BASE + 4 * (top as u32 + 8);
+        assert_eq!(state_at(&cache, store), AccessState::Variable, "{mode:?}");
+        if mode == MemMode::Adaptive {
+            assert_eq!(m.stats.transitions.naive_to_committed, 1);
+            assert_eq!(m.stats.transitions.committed_to_variable, 1, "dropped with the device");
+        }
+    }
+}

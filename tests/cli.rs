@@ -572,6 +572,19 @@ fn uart_and_test_finisher() {
 }
 
 #[test]
+fn no_devices_makes_device_addresses_unmapped() {
+    let mut text = li(T0, 0x1000_0000).to_vec();
+    text.extend(uart_bytes(b"u"));
+    text.extend([addi(A0, ZERO, 0), addi(A7, ZERO, 93), ecall()]);
+    let o = run_prog(&text, &[], &[], &[], b"");
+    assert_status(&o, 0, &[]);
+    assert_eq!(stdout(&o), "u");
+    let o = run_prog(&text, &[], &["--no-devices"], &[], b"");
+    assert_status(&o, 139, &["store access fault", "0x10000000"]);
+    assert_eq!(stdout(&o), "");
+}
+
+#[test]
 fn test_finisher_pass_exits_zero() {
     let mut text = li(T0, 0x1000_0000).to_vec();
     text.extend(uart_bytes(b"pass"));

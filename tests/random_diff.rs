@@ -152,7 +152,7 @@ fn seed_variants(r: &mut Rng) -> Vec<Variant> {
 
 /// Runs an ELF image on a variant; the machine as the run left it.
 fn run_machine(elf: &[u8], v: &Variant, max_insns: u64) -> (Machine, Exit) {
-    let config = MachineConfig { stack_size: 64 << 10, strict_syscalls: false, huge_pages: false };
+    let config = MachineConfig { stack_size: 64 << 10, huge_pages: false, ..MachineConfig::default() };
     let mut m =
         Machine::from_elf(elf, &["prog".to_string()], &[], config, Io::buffered(Vec::new())).expect("loadable ELF");
     let mut opts = RunOptions { backend: v.backend, max_insns: Some(max_insns), ..RunOptions::default() };
