@@ -35,7 +35,7 @@ fn compile(c: &mut Criterion) {
             b.iter_batched(
                 || {
                     let m = machine(&elf);
-                    let config = JitConfig { optimize, verify: false, ..JitConfig::default() };
+                    let config = JitConfig { optimize, verify: false, compile_after: 0, ..JitConfig::default() };
                     let cache = dispatch::new_cache(config, &m).expect("backend");
                     (m, cache)
                 },
@@ -83,7 +83,7 @@ fn fault_round_trip(c: &mut Criterion) {
     let text = [0x4000_0537u32, 0x0005_2583, 0x05d0_0893, 0x0000_0073];
     let elf = tiny_elf(&text);
     let mut m = machine(&elf);
-    let config = JitConfig { mem: MemMode::Fastmem, ..JitConfig::default() };
+    let config = JitConfig { mem: MemMode::Fastmem, compile_after: 0, ..JitConfig::default() };
     let mut cache = dispatch::new_cache(config, &m).expect("backend");
     let block = cache.lookup(&m.mem, m.cpu.pc).expect("compiles").expect("a block");
     fault::install();
