@@ -71,6 +71,10 @@ pub fn ends_block(inst: &Inst) -> bool {
 pub fn discover(mem: &Memory, pc: u32, max_insns: usize) -> Block {
     let mut insts = Vec::new();
     let mut at = pc;
+    if pc & 3 != 0 {
+        // The interpreter raises the misaligned-fetch fault.
+        return Block { pc, insts, end: BlockEnd::Runtime };
+    }
     let end = loop {
         if insts.len() >= max_insns {
             break BlockEnd::Cap;

@@ -8,11 +8,11 @@ use crate::access::{AccessRecord, RegionClass};
 use crate::block::ends_block;
 use crate::cache::{CodeCache, HelperAddrs, JitConfig, JitError};
 use crate::cpu::Cpu;
-use crate::decode::{decode, Inst};
+use crate::decode::Inst;
 use crate::fault::{self, EntryResult};
 use crate::interp;
 use crate::lift::{Helper, EXIT_STEP};
-use crate::machine::{Exit, FaultKind, GuestFault, Machine};
+use crate::machine::{Exit, Machine};
 use crate::memory::{Device, DeviceEffect, Width, ARENA_GUARD, GUEST_SPACE};
 
 /// Guest instructions between two returns to the dispatcher (interrupt checks).
@@ -139,12 +139,7 @@ fn interpret(m: &mut Machine, cache: &mut CodeCache, max: u64) -> Result<bool, E
     let mut fence_i = false;
     for _ in 0..max {
         let pc = m.cpu.pc;
-        if pc & 3 != 0 {
-            return Err(Exit::Fault(GuestFault { kind: FaultKind::FetchMisaligned, pc, addr: pc }));
-        }
-        let word =
-            m.mem.fetch(pc).map_err(|_| Exit::Fault(GuestFault { kind: FaultKind::FetchAccess, pc, addr: pc }))?;
-        let inst = decode(word);
+        let inst = interp::fetch(m)?;
         let addr = match inst {
             Inst::Load { rs1, offset, .. } | Inst::Store { rs1, offset, .. } => {
                 Some(m.cpu.reg(rs1).wrapping_add(offset as u32))

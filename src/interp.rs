@@ -89,13 +89,23 @@ fn fault(kind: FaultKind, pc: u32, addr: u32) -> Exit {
     Exit::Fault(GuestFault { kind, pc, addr })
 }
 
+/// Fetches and decodes the instruction at `cpu.pc` (a misaligned pc or an unfetchable
+/// word is the guest fault).
+pub fn fetch(m: &Machine) -> Result<Inst, Exit> {
+    let pc = m.cpu.pc;
+    if pc & 3 != 0 {
+        return Err(fault(FaultKind::FetchMisaligned, pc, pc));
+    }
+    let word = m.mem.fetch(pc).map_err(|_| fault(FaultKind::FetchAccess, pc, pc))?;
+    Ok(decode(word))
+}
+
 /// Fetches and executes the instruction at `cpu.pc`. On success the instruction has
 /// retired (`cpu.retired` incremented, pc advanced). On `Err` the run ends; a fault
 /// leaves the state as it was before the instruction.
 pub fn step(m: &mut Machine) -> Result<(), Exit> {
-    let pc = m.cpu.pc;
-    let word = m.mem.fetch(pc).map_err(|_| fault(FaultKind::FetchAccess, pc, pc))?;
-    execute(m, decode(word))
+    let inst = fetch(m)?;
+    execute(m, inst)
 }
 
 /// Executes one decoded instruction located at `cpu.pc`.
