@@ -196,6 +196,8 @@ struct Lifter<'a, 'b> {
     loaded: u32,
     /// Registers written since they were last stored to `Cpu`.
     dirty: u32,
+    /// A retired count computed on the main path, before a two-way exit: (executed, value).
+    retired_before_exit: Option<(usize, Value)>,
     /// Helpers imported into this function so far (imported on first use).
     helpers: [Option<FuncRef>; 18],
     tail_sig: ir::SigRef,
@@ -251,6 +253,7 @@ pub fn lift_block(
         regs,
         loaded: 0,
         dirty: 0,
+        retired_before_exit: None,
         helpers: [None; 18],
         tail_sig,
         slot_for,
@@ -342,7 +345,10 @@ impl Lifter<'_, '_> {
     fn write_back(&mut self, pc: Value, executed: usize) {
         self.store_dirty();
         self.b.ins().store(trusted(), pc, self.cpu, OFFSET_PC);
-        let retired = self.b.ins().iadd_imm_s(self.retired0, executed as i64);
+        let retired = match self.retired_before_exit {
+            Some((n, v)) if n == executed => v,
+            _ => self.b.ins().iadd_imm_s(self.retired0, executed as i64),
+        };
         self.b.ins().store(trusted(), retired, self.cpu, OFFSET_RETIRED);
     }
 
@@ -610,6 +616,11 @@ impl Lifter<'_, '_> {
                 let v = self.iconst(pc.wrapping_add(imm));
                 self.set_reg(rd, v);
             }
+            Inst::OpImm { op: AluOp::Add, rd, rs1, imm: 0 } => {
+                // mv (and nop): no arithmetic to emit.
+                let v = self.reg(rs1);
+                self.set_reg(rd, v);
+            }
             Inst::OpImm { op, rd, rs1, imm } => {
                 let a = self.reg(rs1);
                 let b = self.iconst(imm as u32);
@@ -680,6 +691,10 @@ impl Lifter<'_, '_> {
                     BranchOp::Bgeu => IntCC::UnsignedGreaterThanOrEqual,
                 };
                 let cond = self.b.ins().icmp(cc, a, b);
+                // Both exits store the same registers and retired count: do it once, here.
+                self.sync();
+                let retired = self.b.ins().iadd_imm_s(self.retired0, (i + 1) as i64);
+                self.retired_before_exit = Some((i + 1, retired));
                 let taken = self.b.create_block();
                 let not_taken = self.b.create_block();
                 self.b.ins().brif(cond, taken, &[], not_taken, &[]);
