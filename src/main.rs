@@ -92,6 +92,9 @@ struct RunArgs {
     /// Guest stack size in bytes; K and M suffixes allowed (default 8M).
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "8M")]
     stack_size: u32,
+    /// Let the guest open files beneath this directory (paths resolve inside it only).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
     /// Set a guest environment variable (repeatable). The guest gets no host environment.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
@@ -184,7 +187,11 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         huge_pages: !args.no_huge_pages,
         devices: !args.no_devices,
     };
-    let mut machine = Machine::from_elf(&elf, &guest_args, &args.env, config, Io::host())
+    let mut io = Io::host();
+    if let Some(dir) = &args.dir {
+        io.grant_dir(dir).with_context(|| format!("cannot grant {}", dir.display()))?;
+    }
+    let mut machine = Machine::from_elf(&elf, &guest_args, &args.env, config, io)
         .with_context(|| format!("cannot load {}", args.program.display()))?;
 
     let interrupt = Arc::new(AtomicUsize::new(0));

@@ -1,13 +1,18 @@
 //! Linux RISC-V system calls for the guest (`ecall`: a7 = number, a0..a5 = arguments,
 //! result in a0, negative errno on failure), and the guest's standard streams.
 //!
-//! Guests see only stdin, stdout and stderr. Streams are either the host's (the `rvdbt`
-//! command) or in-memory buffers (tests, and anyone embedding the library).
+//! Guests see stdin, stdout and stderr, and — only when the user grants a directory
+//! (`--dir`) — files inside that directory: `openat` resolves every path beneath it
+//! (the kernel's `openat2` with `RESOLVE_BENEATH`, so neither `..`, absolute paths nor
+//! symlinks lead out). Streams are either the host's (the `rvdbt` command) or
+//! in-memory buffers (tests, and anyone embedding the library).
 
 use crate::machine::{Exit, FaultKind, GuestFault, Machine};
 use crate::memory::MemFault;
 use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+pub const SYS_OPENAT: u32 = 56;
 pub const SYS_CLOSE: u32 = 57;
 pub const SYS_LSEEK: u32 = 62;
 pub const SYS_READ: u32 = 63;
@@ -23,6 +28,9 @@ pub const SYS_BRK: u32 = 214;
 pub const SYS_CLOCK_GETTIME64: u32 = 403;
 
 const EBADF: i32 = 9;
+const EACCES: i32 = 13;
+const ENAMETOOLONG: i32 = 36;
+const EMFILE: i32 = 24;
 const EFAULT: i32 = 14;
 const EINVAL: i32 = 22;
 const ESPIPE: i32 = 29;
@@ -52,12 +60,66 @@ pub struct Io {
     pub stderr: Sink,
     /// Warnings about the guest (unknown syscalls) go to the host's stderr unless quiet.
     pub quiet: bool,
+    /// The granted directory and the files opened in it.
+    pub files: Files,
+}
+
+/// Host files a guest may use: the granted directory and the guest's open files, by
+/// guest fd (3 and up).
+#[derive(Debug, Default)]
+pub struct Files {
+    dir: Option<OwnedFd>,
+    open: Vec<Option<OwnedFd>>,
+}
+
+/// Guest file descriptors at most (like a small `ulimit -n`).
+const MAX_FILES: usize = 1024;
+
+impl Files {
+    fn get(&self, fd: u32) -> Option<RawFd> {
+        let i = (fd as usize).checked_sub(3)?;
+        self.open.get(i)?.as_ref().map(|f| f.as_raw_fd())
+    }
+
+    fn insert(&mut self, fd: OwnedFd) -> Result<u32, i32> {
+        let i = match self.open.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if self.open.len() < MAX_FILES => {
+                self.open.push(None);
+                self.open.len() - 1
+            }
+            None => return Err(EMFILE),
+        };
+        self.open[i] = Some(fd);
+        Ok(i as u32 + 3)
+    }
+
+    fn close(&mut self, fd: u32) -> Result<(), i32> {
+        let i = (fd as usize).checked_sub(3).ok_or(EBADF)?;
+        self.open.get_mut(i).and_then(Option::take).map(drop).ok_or(EBADF)
+    }
 }
 
 impl Io {
     /// The host's standard streams.
     pub fn host() -> Io {
-        Io { stdin: Source::Host(0), stdout: Sink::Host(1), stderr: Sink::Host(2), quiet: false }
+        Io {
+            stdin: Source::Host(0),
+            stdout: Sink::Host(1),
+            stderr: Sink::Host(2),
+            quiet: false,
+            files: Files::default(),
+        }
+    }
+
+    /// Lets the guest open files beneath `dir` (which becomes its working directory).
+    pub fn grant_dir(&mut self, dir: &std::path::Path) -> std::io::Result<()> {
+        let f = std::fs::File::open(dir)?;
+        if !f.metadata()?.is_dir() {
+            return Err(std::io::Error::other(format!("{} is not a directory", dir.display())));
+        }
+        self.files.dir = Some(f.into());
+        Ok(())
     }
 
     /// In-memory streams with the given stdin.
@@ -67,6 +129,7 @@ impl Io {
             stdout: Sink::Buffer(Vec::new()),
             stderr: Sink::Buffer(Vec::new()),
             quiet: true,
+            files: Files::default(),
         }
     }
 
@@ -190,20 +253,15 @@ pub fn handle_ecall(m: &mut Machine) -> Result<(), Exit> {
         SYS_WRITE => sys_write(m, a[0], a[1], a[2]),
         SYS_WRITEV => sys_writev(m, a[0], a[1], a[2]),
         SYS_READ => sys_read(m, a[0], a[1], a[2]),
+        SYS_OPENAT => sys_openat(m, a[0], a[1], a[2], a[3]),
         SYS_CLOSE => {
             if a[0] <= 2 {
                 Ok(0)
             } else {
-                Err(EBADF)
+                m.io.files.close(a[0]).map(|()| 0)
             }
         }
-        SYS_LSEEK => {
-            if a[0] <= 2 {
-                Err(ESPIPE)
-            } else {
-                Err(EBADF)
-            }
-        }
+        SYS_LSEEK => sys_llseek(m, a[0], a[1], a[2], a[3], a[4]),
         SYS_FSTAT => sys_fstat(m, a[0], a[1]),
         SYS_BRK => {
             let before = m.mem.devices_removed.len();
@@ -254,7 +312,83 @@ pub fn handle_ecall(m: &mut Machine) -> Result<(), Exit> {
     Ok(())
 }
 
+/// The result of a host call that returns -1 and sets errno.
+fn host_result(r: isize) -> Result<usize, i32> {
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(EBADF))
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// openat(dirfd, path, flags, mode), beneath the granted directory only.
+fn sys_openat(m: &mut Machine, dirfd: u32, path: u32, flags: u32, mode: u32) -> SysResult {
+    const AT_FDCWD: u32 = -100i32 as u32;
+    // Flags with the same values on RISC-V and x86-64 Linux (asm-generic).
+    const ALLOWED: u32 = 0o3 | 0o100 | 0o200 | 0o1000 | 0o2000 | 0o4000 | 0o200000 | 0o400000 | 0o2000000;
+    let Some(dir) = m.io.files.dir.as_ref().map(|d| d.as_raw_fd()) else {
+        return Err(EACCES);
+    };
+    let base = if dirfd == AT_FDCWD { dir } else { m.io.files.get(dirfd).ok_or(EBADF)? };
+    if flags & !ALLOWED != 0 {
+        return Err(EINVAL);
+    }
+    let mut name = Vec::new();
+    loop {
+        let chunk = m.mem.read_bytes(path.wrapping_add(name.len() as u32), 1).map_err(fault_to_errno)?;
+        if chunk[0] == 0 {
+            break;
+        }
+        if name.len() >= 4096 {
+            return Err(ENAMETOOLONG);
+        }
+        name.push(chunk[0]);
+    }
+    let name = std::ffi::CString::new(name).map_err(|_| EINVAL)?;
+    /// The kernel's `struct open_how`.
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: u64::from(flags | libc::O_CLOEXEC as u32),
+        mode: u64::from(mode & 0o777),
+        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: openat2 reads the NUL-terminated name and the open_how we own; it
+    // returns a new file descriptor that we take ownership of below.
+    let r = unsafe {
+        libc::syscall(libc::SYS_openat2, base, name.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
+    };
+    let host = host_result(r as isize)?;
+    // SAFETY: `host` is a file descriptor openat2 just returned, owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(host as RawFd) };
+    m.io.files.insert(fd).map(|g| g as i32)
+}
+
+/// _llseek(fd, offset_high, offset_low, result, whence): lseek on RV32 Linux.
+fn sys_llseek(m: &mut Machine, fd: u32, high: u32, low: u32, result: u32, whence: u32) -> SysResult {
+    if fd <= 2 {
+        return Err(ESPIPE);
+    }
+    let host = m.io.files.get(fd).ok_or(EBADF)?;
+    let offset = ((u64::from(high) << 32) | u64::from(low)) as i64;
+    // SAFETY: lseek on a descriptor we own.
+    let pos = unsafe { libc::lseek(host, offset, whence as i32) };
+    let pos = host_result(pos as isize)?;
+    m.mem.write_bytes(result, &(pos as u64).to_le_bytes()).map_err(fault_to_errno)?;
+    Ok(0)
+}
+
 fn sys_write(m: &mut Machine, fd: u32, buf: u32, len: u32) -> SysResult {
+    if let Some(host) = m.io.files.get(fd) {
+        let bytes = m.mem.read_bytes(buf, len).map_err(fault_to_errno)?;
+        // SAFETY: writes from a buffer we own to a descriptor we own.
+        let n = unsafe { libc::write(host, bytes.as_ptr().cast(), bytes.len()) };
+        return host_result(n).map(|n| n as i32);
+    }
     if fd != 1 && fd != 2 {
         return Err(EBADF);
     }
@@ -283,7 +417,8 @@ fn sys_writev(m: &mut Machine, fd: u32, iov: u32, count: u32) -> SysResult {
 }
 
 fn sys_read(m: &mut Machine, fd: u32, buf: u32, len: u32) -> SysResult {
-    if fd != 0 {
+    let file = m.io.files.get(fd);
+    if fd != 0 && file.is_none() {
         return Err(EBADF);
     }
     if len == 0 {
@@ -293,21 +428,26 @@ fn sys_read(m: &mut Machine, fd: u32, buf: u32, len: u32) -> SysResult {
     if !m.mem.ram_allows(buf, len, crate::memory::PERM_W) {
         return Err(EFAULT);
     }
+    if let Some(host) = file {
+        let mut bytes = vec![0u8; (len as usize).min(1 << 20)];
+        // SAFETY: reads into a buffer we own from a descriptor we own.
+        let n = host_result(unsafe { libc::read(host, bytes.as_mut_ptr().cast(), bytes.len()) })?;
+        m.mem.write_bytes(buf, &bytes[..n]).map_err(fault_to_errno)?;
+        return Ok(n as i32);
+    }
     m.io.flush();
     let bytes = m.io.read(fd, len as usize)?;
     m.mem.write_bytes(buf, &bytes).map_err(fault_to_errno)?;
     Ok(bytes.len() as i32)
 }
 
-/// fstat for the standard streams, in the 32-bit asm-generic `struct stat64` layout
-/// (104 bytes): character devices, or FIFOs/regular files when the host's are.
+/// fstat (fstat64 on RV32) in the 32-bit asm-generic `struct stat64` layout (104 bytes):
+/// the host's mode and size; in-memory streams look like character devices.
 fn sys_fstat(m: &mut Machine, fd: u32, statbuf: u32) -> SysResult {
-    if fd > 2 {
-        return Err(EBADF);
-    }
     let host_fd = match (fd, &m.io.stdin, &m.io.stdout, &m.io.stderr) {
         (0, Source::Host(h), _, _) | (1, _, Sink::Host(h), _) | (2, _, _, Sink::Host(h)) => Some(*h),
-        _ => None,
+        (0..=2, ..) => None,
+        _ => Some(m.io.files.get(fd).ok_or(EBADF)?),
     };
     let mut mode: u32 = 0o020620; // S_IFCHR | rw--w----
     let mut size: u64 = 0;
