@@ -632,3 +632,24 @@ fn execute_only_segment_runs() {
     assert_status(&o, 42, &[]);
     assert_eq!(stderr(&o), "");
 }
+
+#[test]
+fn print_code_shows_guest_code_ir_and_host_code() {
+    let o = run_prog(&counted_program(), &[], &["--print-code", "--compile-after", "0"], &[], b"");
+    assert_status(&o, 7, &[]);
+    let err = stderr(&o);
+    // The loop body block (at TEXT_BASE + 4): its guest code, its IR and its host code.
+    assert!(err.contains("=== block 0x00010004 (2 guest instructions)"), "{err}");
+    assert!(err.contains("00010008  bnez t0,10004"), "{err}");
+    assert!(err.contains("--- Cranelift IR") && err.contains("return_call_indirect"), "{err}");
+    assert!(err.contains("--- host code") && err.contains("jmp"), "{err}");
+}
+
+#[test]
+fn granted_directory_must_exist() {
+    let dir = TempDir::new();
+    let missing = dir.path("nope");
+    let o = run_prog(&counted_program(), &[], &["--dir", missing.to_str().unwrap()], &[], b"");
+    assert_status(&o, 2, &["cannot grant"]);
+    assert_one_line(&o);
+}
