@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Side-by-side run times of the bundled guest programs: rvdbt's backends and memory
-modes, qemu-riscv32 (when installed), in one run so the ratios are comparable.
+modes, qemu-riscv32 (when installed) and native x86-64 builds of the same C (built here
+with the host `cc` and benches/native/, the runtime's x86-64 entry and syscalls), in one
+run so the ratios are comparable.
 
     cargo build --release && python3 benches/compare.py [--repeat N] [--json FILE] [PROGRAMS...]
 
@@ -22,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "rvdbt")
 PROGRAMS = os.path.join(ROOT, "guest-programs")
 DEFAULT = ["fib", "sieve", "qsort", "matmul", "crc32", "sha256", "strings", "malloc", "memheavy", "mixed-regions"]
+# mixed-regions uses the UART: its native build cannot run (nor can qemu-riscv32 run it).
 
 
 def guest_args(name):
@@ -61,6 +64,41 @@ def run_qemu(name, repeat):
     return best
 
 
+NATIVE_DIR = os.path.join(ROOT, "benches", "native")
+
+
+def build_native(name, out_dir):
+    """Builds guest-programs/src/NAME.c for x86-64 with the same runtime; None if no cc."""
+    cc = shutil.which("cc")
+    if not cc:
+        return None
+    rt = os.path.join(PROGRAMS, "runtime")
+    exe = os.path.join(out_dir, name)
+    cmd = [cc, "-O2", "-std=gnu11", "-ffreestanding", "-fno-builtin", "-nostdlib", "-static", "-fno-pie",
+           "-no-pie", "-fno-stack-protector", "-fno-tree-loop-distribute-patterns", "-I" + rt,
+           os.path.join(PROGRAMS, "src", name + ".c"),
+           *[os.path.join(rt, f) for f in ("printf.c", "malloc.c", "string.c")],
+           os.path.join(NATIVE_DIR, "syscalls_x86_64.c"), os.path.join(NATIVE_DIR, "crt0_x86_64.S"), "-lgcc",
+           "-o", exe]
+    if subprocess.run(cmd, stderr=subprocess.DEVNULL).returncode != 0:
+        return None
+    return exe
+
+
+def run_native(exe, name, repeat):
+    """Best time of the native build; None unless it prints exactly the expected output."""
+    expected = open(os.path.join(PROGRAMS, "expected", name + ".stdout"), "rb").read()
+    best = None
+    for _ in range(repeat):
+        t0 = time.perf_counter_ns()
+        out = subprocess.run([exe, *guest_args(name)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        ns = time.perf_counter_ns() - t0
+        if out.returncode != 0 or out.stdout != expected:
+            return None
+        best = ns if best is None else min(best, ns)
+    return best
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
@@ -76,24 +114,30 @@ def main():
         ("fastmem", ["--mem", "fastmem"]),
     ]
     results = {}
+    native_dir = tempfile.mkdtemp(prefix="rvdbt-native-")
     print("guest run times in ms, best of %d; speedups are ratios of those times" % a.repeat)
     head = f"{'program':<9} {'Minsns':>7}" + "".join(f" {c:>9}" for c, _ in configs)
-    head += f" {'ad proc':>7} {'qemu':>7} | {'ad/int':>6} {'ad/call':>7} {'fm/call':>7} {'qemu/ad':>7}"
+    head += f" {'ad proc':>7} {'qemu':>7} {'native':>7} | {'ad/int':>6} {'ad/call':>7} {'fm/call':>7}"
+    head += f" {'qemu/ad':>7} {'ad/nat':>6}"
     head += f" | {'blocks':>6} {'us/blk':>6} {'ns/ins':>6} {'recomp':>6} {'faults':>6}"
     print(head)
     for name in a.programs:
         row = {c: run_rvdbt(name, extra, a.repeat) for c, extra in configs}
         qemu = run_qemu(name, a.repeat)
-        results[name] = {"rvdbt": row, "qemu_ns": qemu}
+        exe = build_native(name, native_dir)
+        native = run_native(exe, name, a.repeat) if exe else None
+        results[name] = {"rvdbt": row, "qemu_ns": qemu, "native_ns": native}
         t = {c: row[c]["wall_ns"] for c, _ in configs}
         ad = row["adaptive"]
         line = f"{name:<9} {ad['guest_instructions'] / 1e6:>7.2f}"
         line += "".join(f" {t[c] / 1e6:>9.2f}" for c, _ in configs)
         line += f" {ad['process_ns'] / 1e6:>7.2f}"
         line += f" {qemu / 1e6:>7.2f}" if qemu else f" {'-':>7}"
+        line += f" {native / 1e6:>7.2f}" if native else f" {'-':>7}"
         line += f" | {t['interp'] / t['adaptive']:>6.1f} {t['calls'] / t['adaptive']:>7.2f}"
         line += f" {t['calls'] / t['fastmem']:>7.2f}"
         line += f" {qemu / ad['process_ns']:>7.2f}" if qemu else f" {'-':>7}"
+        line += f" {ad['process_ns'] / native:>6.1f}" if native else f" {'-':>6}"
         blocks = max(ad["blocks_compiled"], 1)
         line += f" | {ad['blocks_compiled']:>6} {ad['compile_ns'] / blocks / 1e3:>6.1f}"
         line += f" {ad['compile_ns'] / max(ad['guest_insns_compiled'], 1):>6.0f}"
@@ -101,9 +145,11 @@ def main():
         print(line, flush=True)
     print("ad = --mem adaptive, fm = --mem fastmem, call = --mem calls, int = interpreter;")
     print("ad proc: whole rvdbt process (adaptive); qemu/ad: qemu-riscv32's process time over rvdbt's")
-    print("(> 1: rvdbt is faster); the mode ratios use guest run times (--stats-json wall_ns);")
+    print("(> 1: rvdbt is faster); ad/nat: rvdbt's process time over the native x86-64 build's;")
+    print("the mode ratios use guest run times (--stats-json wall_ns);")
     print("us/blk and ns/ins: Cranelift compile time per block and per guest instruction (adaptive);")
     print("recomp: adaptive recompiles; faults: inline accesses repaired in fastmem mode.")
+    shutil.rmtree(native_dir, ignore_errors=True)
     if a.json:
         json.dump(results, open(a.json, "w"), indent=1)
 

@@ -15,8 +15,14 @@ typedef int int32_t;
 typedef unsigned int uint32_t;
 typedef long long int64_t;
 typedef unsigned long long uint64_t;
+#if defined(__x86_64__)
+/* Native x86-64 builds of the benchmarks (benches/compare.py): pointers are 64 bits. */
+typedef long intptr_t;
+typedef unsigned long uintptr_t;
+#else
 typedef int intptr_t;
 typedef unsigned int uintptr_t;
+#endif
 #define INT32_MIN (-2147483647 - 1)
 #define INT32_MAX 2147483647
 #define UINT32_MAX 0xffffffffu

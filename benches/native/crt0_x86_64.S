@@ -1,0 +1,17 @@
+/* Native x86-64 entry for the guest programs' runtime (benches/compare.py builds the
+ * benchmark programs natively with this and syscalls_x86_64.c instead of crt0.S and
+ * syscalls.c): argc, argv, envp from the Linux initial stack, then exit(main(...)). */
+	.text
+	.globl _start
+	.type _start, @function
+_start:
+	xor	%rbp, %rbp
+	mov	(%rsp), %rdi		/* argc */
+	lea	8(%rsp), %rsi		/* argv */
+	lea	8(%rsi,%rdi,8), %rdx	/* envp = &argv[argc + 1] */
+	and	$-16, %rsp
+	call	main
+	mov	%eax, %edi
+	call	exit
+	hlt
+	.section .note.GNU-stack,"",@progbits
