@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side run times of the bundled guest programs: rvdbt's backends and memory
 modes, qemu-riscv32 (when installed) and native x86-64 builds of the same C (built here
-with the host `cc` and benches/native/, the runtime's x86-64 entry and syscalls), in one
+with the host `cc` against the same runtime, with its x86-64 entry and syscalls), in one
 run so the ratios are comparable.
 
     cargo build --release && python3 benches/compare.py [--repeat N] [--json FILE] [PROGRAMS...]
@@ -64,9 +64,6 @@ def run_qemu(name, repeat):
     return best
 
 
-NATIVE_DIR = os.path.join(ROOT, "benches", "native")
-
-
 def build_native(name, out_dir):
     """Builds guest-programs/src/NAME.c for x86-64 with the same runtime; None if no cc."""
     cc = shutil.which("cc")
@@ -77,8 +74,8 @@ def build_native(name, out_dir):
     cmd = [cc, "-O2", "-std=gnu11", "-ffreestanding", "-fno-builtin", "-nostdlib", "-static", "-fno-pie",
            "-no-pie", "-fno-stack-protector", "-fno-tree-loop-distribute-patterns", "-I" + rt,
            os.path.join(PROGRAMS, "src", name + ".c"),
-           *[os.path.join(rt, f) for f in ("printf.c", "malloc.c", "string.c")],
-           os.path.join(NATIVE_DIR, "syscalls_x86_64.c"), os.path.join(NATIVE_DIR, "crt0_x86_64.S"), "-lgcc",
+           *[os.path.join(rt, f) for f in ("printf.c", "malloc.c", "string.c", "syscalls.c", "crt0_x86_64.S")],
+           "-lgcc",
            "-o", exe]
     if subprocess.run(cmd, stderr=subprocess.DEVNULL).returncode != 0:
         return None

@@ -1,6 +1,6 @@
-/* Native x86-64 entry for the guest programs' runtime (benches/compare.py builds the
- * benchmark programs natively with this and syscalls_x86_64.c instead of crt0.S and
- * syscalls.c): argc, argv, envp from the Linux initial stack, then exit(main(...)). */
+/* Native x86-64 entry, for native builds of the benchmark programs (benches/compare.py
+ * links this instead of crt0.S; syscalls.c has the x86-64 system calls): argc, argv,
+ * envp from the Linux initial stack, then exit(main(...)). */
 	.text
 	.globl _start
 	.type _start, @function
