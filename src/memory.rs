@@ -468,22 +468,8 @@ impl Memory {
         }
     }
 
-    /// The RAM region index holding all of `[addr, addr+size)` with `perms`, if one does
-    /// (the fast path; accesses spanning regions take `ram_allows`).
-    fn ram_index(&self, addr: u32, size: u32, perms: u8) -> Option<usize> {
-        let i = self.find(addr)?;
-        let r = &self.regions[i];
-        match r.kind {
-            RegionKind::Ram { perms: p } if p & perms == perms && r.contains(addr, size) => Some(i),
-            _ => None,
-        }
-    }
-
     /// Fetches an instruction word (needs execute permission).
     pub fn fetch(&self, addr: u32) -> Result<u32, MemFault> {
-        if self.ram_index(addr, 4, PERM_X).is_some() {
-            return Ok(self.ram_read(addr, Width::B4));
-        }
         if !self.ram_allows(addr, 4, PERM_X) {
             return Err(MemFault::Access);
         }
@@ -516,52 +502,32 @@ impl Memory {
         }
     }
 
+    /// The device holding all of the access, and the offset in it.
+    fn device_at(&self, addr: u32, width: Width) -> Option<(Device, u32)> {
+        let r = &self.regions[self.find(addr)?];
+        match r.kind {
+            RegionKind::Device(dev) if r.contains(addr, width.bytes()) => Some((dev, addr - r.start)),
+            _ => None,
+        }
+    }
+
     /// Generic load (zero-extended to 32 bits).
     pub fn load(&mut self, addr: u32, width: Width) -> Result<u32, MemFault> {
-        let size = width.bytes();
-        if self.ram_index(addr, size, PERM_R).is_some() {
+        if self.ram_allows(addr, width.bytes(), PERM_R) {
             return Ok(self.ram_read(addr, width));
         }
-        if let Some(i) = self.find(addr) {
-            match self.regions[i].kind {
-                RegionKind::Ram { .. } => {
-                    if self.ram_allows(addr, size, PERM_R) {
-                        return Ok(self.ram_read(addr, width));
-                    }
-                }
-                RegionKind::Device(dev) if self.regions[i].contains(addr, size) => {
-                    let off = addr - self.regions[i].start;
-                    return Ok(self.device_read(dev, off, width));
-                }
-                RegionKind::Device(_) => {}
-            }
-        }
-        Err(MemFault::Access)
+        let (dev, off) = self.device_at(addr, width).ok_or(MemFault::Access)?;
+        Ok(self.device_read(dev, off, width))
     }
 
     /// Generic store (the low `width` bytes of `value`).
     pub fn store(&mut self, addr: u32, width: Width, value: u32) -> Result<DeviceEffect, MemFault> {
-        let size = width.bytes();
-        if self.ram_index(addr, size, PERM_W).is_some() {
+        if self.ram_allows(addr, width.bytes(), PERM_W) {
             self.ram_write(addr, width, value);
             return Ok(DeviceEffect::None);
         }
-        if let Some(i) = self.find(addr) {
-            match self.regions[i].kind {
-                RegionKind::Ram { .. } => {
-                    if self.ram_allows(addr, size, PERM_W) {
-                        self.ram_write(addr, width, value);
-                        return Ok(DeviceEffect::None);
-                    }
-                }
-                RegionKind::Device(dev) if self.regions[i].contains(addr, size) => {
-                    let off = addr - self.regions[i].start;
-                    return Ok(self.device_write(dev, off, width, value));
-                }
-                RegionKind::Device(_) => {}
-            }
-        }
-        Err(MemFault::Access)
+        let (dev, off) = self.device_at(addr, width).ok_or(MemFault::Access)?;
+        Ok(self.device_write(dev, off, width, value))
     }
 
     /// Reads guest bytes for a syscall (needs read permission on RAM).
