@@ -160,7 +160,11 @@ impl Io {
     }
 
     /// Reads from guest fd 0; returns the bytes or a negative errno.
+    /// Reads from guest fd 0 or an open file; returns the bytes or a negative errno.
     fn read(&mut self, fd: u32, len: usize) -> Result<Vec<u8>, i32> {
+        if let Some(host) = self.files.get(fd) {
+            return host_read(host, len);
+        }
         if fd != 0 {
             return Err(EBADF);
         }
@@ -171,16 +175,7 @@ impl Io {
                 *pos += n;
                 Ok(out)
             }
-            Source::Host(hfd) => {
-                let mut buf = vec![0u8; len.min(1 << 20)];
-                // SAFETY: reads into a buffer we own, of the length we pass.
-                let n = unsafe { libc::read(*hfd, buf.as_mut_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(EBADF));
-                }
-                buf.truncate(n as usize);
-                Ok(buf)
-            }
+            Source::Host(hfd) => host_read(*hfd, len),
         }
     }
 
@@ -312,6 +307,15 @@ pub fn handle_ecall(m: &mut Machine) -> Result<(), Exit> {
     Ok(())
 }
 
+/// Reads at most `len` bytes (and at most 1 MiB) from a host descriptor.
+fn host_read(fd: RawFd, len: usize) -> Result<Vec<u8>, i32> {
+    let mut buf = vec![0u8; len.min(1 << 20)];
+    // SAFETY: reads into a buffer we own, of the length we pass.
+    let n = host_result(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
 /// The result of a host call that returns -1 and sets errno.
 fn host_result(r: isize) -> Result<usize, i32> {
     if r < 0 {
@@ -428,14 +432,9 @@ fn sys_read(m: &mut Machine, fd: u32, buf: u32, len: u32) -> SysResult {
     if !m.mem.ram_allows(buf, len, crate::memory::PERM_W) {
         return Err(EFAULT);
     }
-    if let Some(host) = file {
-        let mut bytes = vec![0u8; (len as usize).min(1 << 20)];
-        // SAFETY: reads into a buffer we own from a descriptor we own.
-        let n = host_result(unsafe { libc::read(host, bytes.as_mut_ptr().cast(), bytes.len()) })?;
-        m.mem.write_bytes(buf, &bytes[..n]).map_err(fault_to_errno)?;
-        return Ok(n as i32);
+    if file.is_none() {
+        m.io.flush();
     }
-    m.io.flush();
     let bytes = m.io.read(fd, len as usize)?;
     m.mem.write_bytes(buf, &bytes).map_err(fault_to_errno)?;
     Ok(bytes.len() as i32)
