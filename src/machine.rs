@@ -5,6 +5,7 @@
 //! in exactly the same way, which is what the differential tests check.
 
 use crate::access::{StateCounts, TransitionCounts};
+use crate::cache::CacheStats;
 use crate::cpu::{Counters, Cpu, CsrFile};
 use crate::disasm::disassemble_word;
 use crate::loader::{self, LoadError, DEFAULT_STACK_SIZE, STACK_TOP};
@@ -93,19 +94,14 @@ impl Exit {
 pub struct Stats {
     pub syscalls: u64,
     pub unknown_syscalls: u64,
-    pub blocks_compiled: u64,
-    pub guest_insns_compiled: u64,
-    pub compile_ns: u64,
-    pub chained_exits: u64,
+    /// The translation cache's counters (blocks, compile time, flushes, ...).
+    pub cache: CacheStats,
     pub dispatcher_entries: u64,
-    pub code_bytes: u64,
-    pub cache_flushes: u64,
     /// Was translated code placed near the executable (rel32 helper calls)?
     pub near_code: bool,
     /// Access records per state at the end of the run.
     pub accesses: StateCounts,
     pub transitions: TransitionCounts,
-    pub recompiles: u64,
     /// Inline accesses that faulted and were repaired.
     pub faults_handled: u64,
 }

@@ -66,16 +66,9 @@ pub fn run(m: &mut Machine, opts: &RunOptions) -> Result<RunReport, JitError> {
         Backend::Cranelift => {
             let mut cache = dispatch::new_cache(opts.jit.clone(), m)?;
             let exit = dispatch::run(m, &mut cache, opts.max_insns, &interrupted);
-            let c = &cache.stats;
             let s = &mut m.stats;
-            s.blocks_compiled = c.blocks_compiled;
-            s.guest_insns_compiled = c.guest_insns_compiled;
-            s.compile_ns = c.compile_ns;
-            s.code_bytes = c.code_bytes;
-            s.cache_flushes = c.cache_flushes;
-            s.chained_exits = c.chained_exits;
+            s.cache = cache.stats.clone();
             s.near_code = cache.near();
-            s.recompiles = c.recompiles;
             s.accesses = cache.access_states();
             exit?
         }
@@ -98,13 +91,13 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
         ("exit_code", report.exit.status().to_string()),
         ("syscalls", s.syscalls.to_string()),
         ("unknown_syscalls", s.unknown_syscalls.to_string()),
-        ("blocks_compiled", s.blocks_compiled.to_string()),
-        ("guest_insns_compiled", s.guest_insns_compiled.to_string()),
-        ("compile_ns", s.compile_ns.to_string()),
-        ("chained_exits", s.chained_exits.to_string()),
+        ("blocks_compiled", s.cache.blocks_compiled.to_string()),
+        ("guest_insns_compiled", s.cache.guest_insns_compiled.to_string()),
+        ("compile_ns", s.cache.compile_ns.to_string()),
+        ("chained_exits", s.cache.chained_exits.to_string()),
         ("dispatcher_entries", s.dispatcher_entries.to_string()),
-        ("code_bytes", s.code_bytes.to_string()),
-        ("cache_flushes", s.cache_flushes.to_string()),
+        ("code_bytes", s.cache.code_bytes.to_string()),
+        ("cache_flushes", s.cache.cache_flushes.to_string()),
         ("near_code", s.near_code.to_string()),
         ("mem_mode", format!("\"{}\"", report.mem.map_or("none", MemMode::name))),
         (
@@ -121,7 +114,7 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
                 s.transitions.naive_to_committed, s.transitions.naive_to_variable, s.transitions.committed_to_variable
             ),
         ),
-        ("recompiles", s.recompiles.to_string()),
+        ("recompiles", s.cache.recompiles.to_string()),
         ("faults_handled", s.faults_handled.to_string()),
     ]
 }

@@ -122,8 +122,8 @@ fn tiny_code_cache_forces_flushes_and_changes_nothing() {
         });
         assert_eq!(e, exit, "{}: exit", p.name);
         assert_same_state(&p.name, "16 KiB code cache", &reference, &m);
-        if m.stats.blocks_compiled > 200 {
-            assert!(m.stats.cache_flushes > 0, "{}: a 16 KiB cache must flush", p.name);
+        if m.stats.cache.blocks_compiled > 200 {
+            assert!(m.stats.cache.cache_flushes > 0, "{}: a 16 KiB cache must flush", p.name);
         }
     }
 }
