@@ -93,6 +93,7 @@ pub type HelperAddrs = [*const u8; 18];
 
 /// Entries of the jump cache (a power of two).
 const JUMP_CACHE_ENTRIES: usize = 4096;
+const JUMP_CACHE_MASK: u32 = (JUMP_CACHE_ENTRIES - 1) as u32;
 /// Slots per slab; slabs never move, so slot addresses stay valid until a flush.
 const SLAB_SLOTS: usize = 1024;
 
@@ -363,11 +364,6 @@ impl CodeCache {
         self.rebuild_module()
     }
 
-    /// Has translated code outgrown the budget?
-    pub fn over_budget(&self) -> bool {
-        self.pool.used_bytes() > self.config.code_cache_bytes
-    }
-
     /// The translation of the block at `pc`, compiling it once it has been asked for
     /// more than `compile_after` times. `None`: interpret it this time (still cold, or
     /// the instruction at `pc` needs the runtime or cannot be fetched).
@@ -386,6 +382,11 @@ impl CodeCache {
         if block.is_empty() {
             return Ok(None);
         }
+        if self.pool.used_bytes() > self.config.code_cache_bytes {
+            // Over budget: drop everything before adding more (nothing translated runs
+            // while the dispatcher looks a block up).
+            self.flush()?;
+        }
         let compiled = match self.compile(&block) {
             Ok(c) => c,
             Err(_) if !self.pool.near() && self.config.near_code => {
@@ -400,8 +401,7 @@ impl CodeCache {
             self.stats.recompiles += 1;
         }
         self.slots.link(pc, compiled.code, &mut self.stats.chained_exits);
-        let e = &mut self.jump_cache[lift::jump_cache_index(pc, (JUMP_CACHE_ENTRIES - 1) as u32)];
-        *e = JumpCacheEntry { pc: u64::from(pc), code: compiled.code };
+        *self.jump_entry(pc) = JumpCacheEntry { pc: u64::from(pc), code: compiled.code };
         Ok(Some(compiled))
     }
 
@@ -414,7 +414,7 @@ impl CodeCache {
             near_calls: self.pool.near(),
             host_call_conv: module.isa().default_call_conv(),
             jump_cache: self.jump_cache.as_ptr() as u64,
-            jump_cache_mask: (JUMP_CACHE_ENTRIES - 1) as u32,
+            jump_cache_mask: JUMP_CACHE_MASK,
             frontend: module.isa().frontend_config(),
             arena_base: self.arena_base,
         };
@@ -460,13 +460,18 @@ impl CodeCache {
         Ok(Compiled { code, len: block.len() as u32, size })
     }
 
+    /// The jump cache entry of guest `pc`.
+    fn jump_entry(&mut self, pc: u32) -> &mut JumpCacheEntry {
+        &mut self.jump_cache[lift::jump_cache_index(pc, JUMP_CACHE_MASK)]
+    }
+
     /// Drops the translation of the block at `pc` so its next entry recompiles it. Its
     /// old code stays in memory (nothing still running is overwritten).
     pub fn invalidate(&mut self, pc: u32) {
         if self.blocks.remove(&pc).is_some() {
             self.invalidated.insert(pc);
             self.slots.unlink(pc);
-            let e = &mut self.jump_cache[lift::jump_cache_index(pc, (JUMP_CACHE_ENTRIES - 1) as u32)];
+            let e = self.jump_entry(pc);
             if e.pc == u64::from(pc) {
                 *e = JumpCacheEntry::EMPTY;
             }

@@ -43,14 +43,6 @@ const fn width(w: usize) -> Width {
     }
 }
 
-fn width_of_bytes(bytes: u32) -> Width {
-    match bytes {
-        1 => Width::B1,
-        2 => Width::B2,
-        _ => Width::B4,
-    }
-}
-
 /// Store result for translated code: 0, or 1 when refused or when the store has an
 /// effect the dispatcher must see (test finisher): the interpreter then repeats it.
 fn store_result(r: Result<DeviceEffect, crate::memory::MemFault>) -> u32 {
@@ -93,12 +85,12 @@ extern "C" fn profile_store<const W: usize>(cpu: *mut Cpu, addr: u32, value: u32
     store_result(result)
 }
 
-extern "C" fn device_read<const D: usize>(cpu: *mut Cpu, offset: u32, bytes: u32) -> u64 {
-    u64::from(machine_of(cpu).mem.device_read(Device::ALL[D], offset, width_of_bytes(bytes)))
+extern "C" fn device_read<const D: usize>(cpu: *mut Cpu, offset: u32, w: u32) -> u64 {
+    u64::from(machine_of(cpu).mem.device_read(Device::ALL[D], offset, width(w as usize)))
 }
 
-extern "C" fn device_write<const D: usize>(cpu: *mut Cpu, offset: u32, bytes: u32, value: u32) -> u32 {
-    store_result(Ok(machine_of(cpu).mem.device_write(Device::ALL[D], offset, width_of_bytes(bytes), value)))
+extern "C" fn device_write<const D: usize>(cpu: *mut Cpu, offset: u32, w: u32, value: u32) -> u32 {
+    store_result(Ok(machine_of(cpu).mem.device_write(Device::ALL[D], offset, width(w as usize), value)))
 }
 
 /// The helpers translated code calls, indexed by [`Helper::index`].
@@ -181,9 +173,6 @@ pub fn run(
         }
         if let Some(sig) = interrupted() {
             return Ok(Exit::Interrupted(sig));
-        }
-        if cache.over_budget() {
-            cache.flush()?;
         }
         // How many instructions to interpret (0: none, translated code ran).
         let interpret_max = match cache.lookup(&m.mem, m.cpu.pc)? {

@@ -54,9 +54,9 @@ pub enum Helper {
     ProfileLoad(usize),
     /// Profiling store: as `Store`, plus the record: `(cpu, addr, value, rec)`.
     ProfileStore(usize),
-    /// A device's read function: `(cpu, offset: u32, width: u32) -> u64`.
+    /// A device's read function: `(cpu, offset: u32, width index: u32) -> u64`.
     DeviceRead(usize),
-    /// A device's write function: `(cpu, offset, width, value) -> u32`, non-zero when
+    /// A device's write function: `(cpu, offset, width index, value) -> u32`, non-zero when
     /// the write has an effect the dispatcher must carry out.
     DeviceWrite(usize),
 }
@@ -487,7 +487,7 @@ impl Lifter<'_, '_> {
         self.b.switch_to_block(fast);
         self.b.seal_block(fast);
         let cpu = self.cpu;
-        let width_v = self.b.ins().iconst(I32, i64::from(bytes));
+        let width_v = self.b.ins().iconst(I32, width as i64);
         match access {
             Access::Load { .. } => {
                 let v = self.call(Helper::DeviceRead(dev.index()), &[cpu, offset, width_v]);
