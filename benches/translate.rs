@@ -5,13 +5,13 @@
 //!     cargo bench --bench translate [FILTER]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use rvdbt::access::MemMode;
-use rvdbt::cache::JitConfig;
-use rvdbt::cpu::Cpu;
-use rvdbt::dispatch;
-use rvdbt::fault::{self, EntryResult};
+use rvdbt::guest::cpu::Cpu;
+use rvdbt::jit::access::MemMode;
+use rvdbt::jit::fault::{self, EntryResult};
+use rvdbt::jit::JitConfig;
 use rvdbt::machine::{Machine, MachineConfig};
 use rvdbt::memory::{ARENA_GUARD, GUEST_SPACE};
+use rvdbt::runner::new_cache;
 use rvdbt::runner::{self, Backend, RunOptions};
 use rvdbt::syscall::Io;
 use std::hint::black_box;
@@ -36,7 +36,7 @@ fn compile(c: &mut Criterion) {
                 || {
                     let m = machine(&elf);
                     let config = JitConfig { optimize, verify: false, compile_after: 0, ..JitConfig::default() };
-                    let cache = dispatch::new_cache(config, &m).expect("backend");
+                    let cache = new_cache(Backend::Cranelift, config, &m).expect("backend");
                     (m, cache)
                 },
                 |(m, mut cache)| {
@@ -84,7 +84,7 @@ fn fault_round_trip(c: &mut Criterion) {
     let elf = tiny_elf(&text);
     let mut m = machine(&elf);
     let config = JitConfig { mem: MemMode::Fastmem, compile_after: 0, ..JitConfig::default() };
-    let mut cache = dispatch::new_cache(config, &m).expect("backend");
+    let mut cache = new_cache(Backend::Cranelift, config, &m).expect("backend");
     let block = cache.lookup(&m.mem, m.cpu.pc).expect("compiles").expect("a block");
     fault::install();
     let arena = (m.mem.arena_base() as usize, (GUEST_SPACE + ARENA_GUARD) as usize);
@@ -92,9 +92,9 @@ fn fault_round_trip(c: &mut Criterion) {
         b.iter(|| {
             m.cpu.budget_end = u64::MAX;
             let cpu = (&mut m as *mut Machine).cast::<Cpu>();
-            // SAFETY: the block and entry function belong to `cache`, alive and not
+            // SAFETY: the block belongs to `cache`, alive and not
             // flushed; `cpu` points at `m`, unused elsewhere during the call.
-            let r = unsafe { fault::enter(cpu, block.code, cache.enter_fn(), arena) };
+            let r = unsafe { fault::enter(cpu, block.code, arena) };
             assert!(matches!(r, EntryResult::Fault { .. }));
             black_box(r)
         })

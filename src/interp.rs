@@ -3,8 +3,8 @@
 //! stays plain. Translated code also uses [`step`] for the instructions that need the
 //! runtime (ecall, CSR accesses, mret, fence.i, faults).
 
-use crate::cpu::CsrFile;
-use crate::decode::{decode, AluOp, BranchOp, CsrOp, Inst, LoadOp, StoreOp};
+use crate::guest::cpu::CsrFile;
+use crate::guest::decode::{decode, AluOp, BranchOp, CsrOp, Inst, LoadOp, StoreOp};
 use crate::machine::{Exit, FaultKind, GuestFault, Machine};
 use crate::memory::{DeviceEffect, Width};
 use crate::syscall;
@@ -169,7 +169,7 @@ pub fn execute(m: &mut Machine, inst: Inst) -> Result<(), Exit> {
             return result;
         }
         Inst::Ebreak => return Err(fault(FaultKind::Breakpoint, pc, 0)),
-        Inst::Mret => next = m.csrs.read(crate::cpu::CSR_MEPC, m.counters()) & !3,
+        Inst::Mret => next = m.csrs.read(crate::guest::cpu::CSR_MEPC, m.counters()) & !3,
         Inst::Csr { op, rd, src, csr } => {
             let operand = match op {
                 CsrOp::Rw | CsrOp::Rs | CsrOp::Rc => cpu.reg(src),

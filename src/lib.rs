@@ -1,22 +1,29 @@
 //! rvdbt: a dynamic binary translator that runs RISC-V RV32IM guest programs (static ELF
 //! files) on x86-64 Linux.
 //!
-//! Pipeline: [`loader`] -> [`memory`] -> dispatcher -> decode -> backend -> run. The
-//! [`interp`]reter is the oracle every translating backend is tested against.
+//! The module tree is the pipeline, and dependencies point down this list:
+//!
+//! - [`runner`]: runs a machine to its end on the chosen engine, statistics;
+//! - [`backend`]: the code generators ([`backend::cranelift`], [`backend::direct`]); each
+//!   only turns a block into bytes in code memory plus its fault-map entries;
+//! - [`jit`]: what every backend shares: block discovery, access records and states,
+//!   exit slots, the jump cache, the fault map, code memory, the helpers and their ABI,
+//!   the entry trampoline and fault handler, the translation cache and the dispatcher;
+//! - [`interp`]: the interpreter, the oracle every backend is tested against;
+//! - [`syscall`]: Linux system calls and the guest's streams;
+//! - [`machine`]: the whole guest machine and how a run ends;
+//! - [`loader`]: ELF files into guest memory;
+//! - [`memory`]: the 4 GiB arena, the memory map, the devices;
+//! - [`guest`]: the ISA: decoding, disassembly, the CPU state;
+//! - [`stats`]: the counters a run reports.
 
-pub mod access;
-pub mod block;
-pub mod cache;
-pub mod codemem;
-pub mod cpu;
-pub mod decode;
-pub mod disasm;
-pub mod dispatch;
-pub mod fault;
+pub mod backend;
+pub mod guest;
 pub mod interp;
-pub mod lift;
+pub mod jit;
 pub mod loader;
 pub mod machine;
 pub mod memory;
 pub mod runner;
+pub mod stats;
 pub mod syscall;

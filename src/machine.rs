@@ -4,12 +4,11 @@
 //! Every backend runs a [`Machine`]; the interpreter and the translated code change it
 //! in exactly the same way, which is what the differential tests check.
 
-use crate::access::{StateCounts, TransitionCounts};
-use crate::cache::CacheStats;
-use crate::cpu::{Counters, Cpu, CsrFile};
-use crate::disasm::disassemble_word;
+use crate::guest::cpu::{Counters, Cpu, CsrFile};
+use crate::guest::disasm::disassemble_word;
 use crate::loader::{self, LoadError, DEFAULT_STACK_SIZE, STACK_TOP};
 use crate::memory::{Memory, RegionKind, PAGE, PERM_R, PERM_W};
+use crate::stats::Stats;
 use crate::syscall::Io;
 use std::fmt;
 
@@ -87,23 +86,6 @@ impl Exit {
             Exit::Interrupted(sig) => 128 + sig,
         }
     }
-}
-
-/// Counters reported by `--stats`. Backends add to them.
-#[derive(Clone, Debug, Default)]
-pub struct Stats {
-    pub syscalls: u64,
-    pub unknown_syscalls: u64,
-    /// The translation cache's counters (blocks, compile time, flushes, ...).
-    pub cache: CacheStats,
-    pub dispatcher_entries: u64,
-    /// Was translated code placed near the executable (rel32 helper calls)?
-    pub near_code: bool,
-    /// Access records per state at the end of the run.
-    pub accesses: StateCounts,
-    pub transitions: TransitionCounts,
-    /// Inline accesses that faulted and were repaired.
-    pub faults_handled: u64,
 }
 
 /// Settings that change how the guest machine is built and behaves.

@@ -2,8 +2,8 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use rvdbt::access::MemMode;
-use rvdbt::cache::JitConfig;
+use rvdbt::jit::access::MemMode;
+use rvdbt::jit::JitConfig;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
 use rvdbt::syscall::Io;
@@ -30,8 +30,12 @@ enum Command {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum BackendArg {
+    /// Interpreter for cold code, the direct emitter for warm code, Cranelift for hot code.
+    Tiered,
     /// Translate blocks to x86-64 through Cranelift.
     Cranelift,
+    /// Emit x86-64 per guest instruction, without an IR.
+    Direct,
     /// The interpreter (the reference implementation).
     Interp,
 }
@@ -69,7 +73,7 @@ struct RunArgs {
     #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     code_cache: u32,
     /// Cap on guest instructions per translated block.
-    #[arg(long, value_name = "N", default_value_t = rvdbt::block::DEFAULT_MAX_BLOCK_INSNS, value_parser = parse_block_cap)]
+    #[arg(long, value_name = "N", default_value_t = rvdbt::jit::block::DEFAULT_MAX_BLOCK_INSNS, value_parser = parse_block_cap)]
     max_block_insns: usize,
     /// How translated code accesses guest memory.
     #[arg(long, value_enum, default_value = "adaptive")]
@@ -78,8 +82,11 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     commit_after: u32,
     /// Interpret a block this many times before translating it (0: translate at once).
-    #[arg(long, value_name = "N", default_value_t = rvdbt::cache::DEFAULT_COMPILE_AFTER)]
+    #[arg(long, value_name = "N", default_value_t = rvdbt::jit::DEFAULT_COMPILE_AFTER)]
     compile_after: u32,
+    /// Entries of a block's direct code before Cranelift compiles it (tiered backend).
+    #[arg(long, value_name = "N", default_value_t = rvdbt::jit::DEFAULT_TIER_UP, value_parser = clap::value_parser!(u32).range(1..))]
+    tier_up: u32,
     /// Print every translated block on stderr: guest code, Cranelift IR and host code.
     #[arg(long)]
     print_code: bool,
@@ -202,6 +209,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let backend = match args.backend {
         BackendArg::Interp => Backend::Interp,
         BackendArg::Cranelift => Backend::Cranelift,
+        BackendArg::Direct => Backend::Direct,
+        BackendArg::Tiered => Backend::Tiered,
     };
     let jit = JitConfig {
         optimize: matches!(args.opt, OptArg::Speed),
@@ -217,6 +226,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         commit_after: args.commit_after,
         print_code: args.print_code,
         compile_after: args.compile_after,
+        tier_up: args.tier_up,
     };
     let opts = RunOptions { backend, max_insns: args.max_insns, interrupt: Some(interrupt), jit };
     let report = runner::run(&mut machine, &opts)?;

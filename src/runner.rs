@@ -1,10 +1,12 @@
 //! Runs a machine to its end on the chosen backend, times the run and formats the
 //! statistics (`--stats` table, `--stats-json`).
 
-use crate::access::MemMode;
-use crate::cache::{JitConfig, JitError};
+use crate::jit::access::MemMode;
+use crate::jit::cache::CodeCache;
+use crate::jit::codemem::CodePool;
+use crate::jit::{dispatch, BackendKind, JitConfig, JitError};
 use crate::machine::{Exit, Machine};
-use crate::{dispatch, interp};
+use crate::{backend, interp};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,17 +15,50 @@ use std::time::Instant;
 /// Which engine executes guest code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Backend {
+    /// The interpreter only.
     Interp,
+    /// Every block through Cranelift (after the interpreter's warm-up).
     Cranelift,
+    /// Every block through the direct x86-64 emitter (after the warm-up).
+    Direct,
+    /// Interpreter, then the direct emitter, then Cranelift for hot blocks.
+    Tiered,
 }
 
 impl Backend {
+    pub const ALL: [Backend; 4] = [Backend::Interp, Backend::Cranelift, Backend::Direct, Backend::Tiered];
+
     pub fn name(self) -> &'static str {
         match self {
             Backend::Interp => "interp",
             Backend::Cranelift => "cranelift",
+            Backend::Direct => "direct",
+            Backend::Tiered => "tiered",
         }
     }
+
+    /// The code generators by tier (empty for the interpreter).
+    pub fn tiers(self) -> Vec<BackendKind> {
+        match self {
+            Backend::Interp => vec![],
+            Backend::Cranelift => vec![BackendKind::Cranelift],
+            Backend::Direct => vec![BackendKind::Direct],
+            Backend::Tiered => vec![BackendKind::Direct, BackendKind::Cranelift],
+        }
+    }
+
+    /// Does this engine translate?
+    pub fn translates(self) -> bool {
+        self != Backend::Interp
+    }
+}
+
+/// A translation cache for machine `m` with the code generators of `backend`.
+pub fn new_cache(backend: Backend, config: JitConfig, m: &Machine) -> Result<CodeCache, JitError> {
+    let pool = CodePool::new(config.near_code);
+    let tiers =
+        backend.tiers().into_iter().map(|kind| backend::create(kind, &config, &pool)).collect::<Result<_, _>>()?;
+    CodeCache::new(config, pool, tiers, m.mem.arena_base() as u64)
 }
 
 /// Options of one run.
@@ -63,8 +98,8 @@ pub fn run(m: &mut Machine, opts: &RunOptions) -> Result<RunReport, JitError> {
     let start = Instant::now();
     let exit = match opts.backend {
         Backend::Interp => interp::run(m, opts.max_insns, &interrupted),
-        Backend::Cranelift => {
-            let mut cache = dispatch::new_cache(opts.jit.clone(), m)?;
+        backend => {
+            let mut cache = new_cache(backend, opts.jit.clone(), m)?;
             let exit = dispatch::run(m, &mut cache, opts.max_insns, &interrupted);
             let s = &mut m.stats;
             s.cache = cache.stats.clone();
@@ -74,7 +109,7 @@ pub fn run(m: &mut Machine, opts: &RunOptions) -> Result<RunReport, JitError> {
         }
     };
     m.finish();
-    let mem = (opts.backend == Backend::Cranelift).then_some(opts.jit.mem);
+    let mem = opts.backend.translates().then_some(opts.jit.mem);
     Ok(RunReport { exit, backend: opts.backend, mem, wall_ns: start.elapsed().as_nanos() as u64 })
 }
 
@@ -115,6 +150,22 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
             ),
         ),
         ("recompiles", s.cache.recompiles.to_string()),
+        ("tier_ups", s.cache.tier_ups.to_string()),
+        (
+            "by_backend",
+            format!(
+                "{{{}}}",
+                s.cache
+                    .by_backend
+                    .iter()
+                    .map(|(name, b)| format!(
+                        "\"{name}\": {{\"blocks\": {}, \"guest_insns\": {}, \"compile_ns\": {}, \"code_bytes\": {}}}",
+                        b.blocks, b.guest_insns, b.compile_ns, b.code_bytes
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
         ("faults_handled", s.faults_handled.to_string()),
     ]
 }

@@ -4,11 +4,13 @@
 
 mod common;
 use common::*;
-use rvdbt::access::{AccessState, MemMode, RegionClass};
-use rvdbt::cache::{CodeCache, JitConfig};
-use rvdbt::dispatch;
+use rvdbt::jit::access::{AccessState, MemMode, RegionClass};
+use rvdbt::jit::cache::CodeCache;
+use rvdbt::jit::dispatch;
+use rvdbt::jit::JitConfig;
 use rvdbt::machine::{Exit, FaultKind, GuestFault, Machine};
 use rvdbt::memory::{Device, UART_BASE};
+use rvdbt::runner::new_cache;
 use rvdbt::runner::Backend;
 
 const S1: u8 = 9;
@@ -52,7 +54,7 @@ fn run_both(text: &[u32], mode: MemMode, commit_after: u32) -> (Machine, CodeCac
     let mut m = machine(&elf, &[], b"");
     // Compile on first entry: every observation then happens in translated code.
     let config = JitConfig { mem: mode, commit_after, verify: true, compile_after: 0, ..JitConfig::default() };
-    let mut cache = dispatch::new_cache(config, &m).expect("backend");
+    let mut cache = new_cache(Backend::Cranelift, config, &m).expect("backend");
     let exit = dispatch::run(&mut m, &mut cache, Some(1_000_000), &|| None).expect("runs");
     m.finish();
     assert_eq!(exit, want, "exit ({mode:?})");

@@ -342,8 +342,8 @@ fn stats_table_after_a_fault() {
     assert_eq!(stats_value(&err, "exit_code"), "133");
 }
 
-/// A minimal parser for a JSON object of strings, numbers, literals and (one level of)
-/// objects; nested objects are checked and returned as their text.
+/// A minimal parser for a JSON object of strings, numbers, literals and nested objects;
+/// nested objects are checked and returned as their text.
 fn parse_flat_json(s: &str) -> Vec<(String, String)> {
     let s = s.trim();
     let body = s.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or_else(|| panic!("not an object: {s}"));
@@ -358,7 +358,16 @@ fn parse_flat_json(s: &str) -> Vec<(String, String)> {
             let end = r.find('"').expect("string end");
             (r[..end].to_string(), &r[end + 1..])
         } else if r.starts_with('{') {
-            let end = r.find('}').expect("object end") + 1;
+            let mut depth = 0;
+            let end = r
+                .char_indices()
+                .find(|&(_, c)| {
+                    depth += i32::from(c == '{') - i32::from(c == '}');
+                    depth == 0
+                })
+                .expect("object end")
+                .0
+                + 1;
             parse_flat_json(&r[..end]);
             (r[..end].to_string(), &r[end..])
         } else {

@@ -3,11 +3,11 @@
 
 mod common;
 use common::*;
-use rvdbt::access::MemMode;
-use rvdbt::cache::JitConfig;
-use rvdbt::dispatch;
-use rvdbt::lift::Helper;
+use rvdbt::jit::abi::Helper;
+use rvdbt::jit::access::MemMode;
+use rvdbt::jit::JitConfig;
 use rvdbt::machine::Exit;
+use rvdbt::runner::new_cache;
 use rvdbt::runner::Backend;
 
 /// A block that loads through the helper: li a0, DATA_BASE; lw a1, 0(a0); exit(a1).
@@ -40,7 +40,7 @@ fn compiled_bytes(near: bool) -> (Vec<u8>, usize, bool) {
     // Calls mode: the load is a call of the generic helper.
     let config =
         JitConfig { near_code: near, verify: true, mem: MemMode::Calls, compile_after: 0, ..JitConfig::default() };
-    let mut cache = dispatch::new_cache(config, &m).expect("backend");
+    let mut cache = new_cache(Backend::Cranelift, config, &m).expect("backend");
     let block = cache.lookup(&m.mem, TEXT_BASE).expect("compiles").expect("a translatable block");
     // SAFETY: `code..code+size` is the finalized machine code of the block, alive as long
     // as `cache` is, and never written after finalization.
@@ -52,7 +52,7 @@ fn compiled_bytes(near: bool) -> (Vec<u8>, usize, bool) {
 fn code_lands_near_the_executable_and_calls_helpers_with_rel32() {
     let (code, base, near) = compiled_bytes(true);
     assert!(near, "the pool placed code near the executable");
-    let helper = dispatch::helper_addrs()[Helper::Load(2).index()] as usize;
+    let helper = Helper::Load(2).address() as usize;
     assert!(base.abs_diff(helper) < 1 << 31, "code at {base:#x} is within ±2 GiB of the helper at {helper:#x}");
     assert!(rel32_call_targets(&code, base).contains(&helper), "a rel32 call to load_u32 ({helper:#x}) in {code:02x?}");
     assert!(!contains_imm64(&code, helper), "no absolute helper address in near code");
@@ -62,7 +62,7 @@ fn code_lands_near_the_executable_and_calls_helpers_with_rel32() {
 fn fallback_code_is_far_and_calls_helpers_through_an_absolute_address() {
     let (code, base, near) = compiled_bytes(false);
     assert!(!near);
-    let helper = dispatch::helper_addrs()[Helper::Load(2).index()] as usize;
+    let helper = Helper::Load(2).address() as usize;
     assert!(contains_imm64(&code, helper), "movabs of the helper address in far code at {base:#x}");
     assert!(!rel32_call_targets(&code, base).contains(&helper));
 }

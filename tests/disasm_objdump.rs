@@ -7,8 +7,8 @@
 //! the two context-dependent annotations objdump appends (` <symbol+0x..>` after an
 //! address and a ` # <address>` comment), which the disassembler does not produce.
 
-use rvdbt::decode::{decode, Inst};
-use rvdbt::disasm::{disassemble, disassemble_word};
+use rvdbt::guest::decode::{decode, Inst};
+use rvdbt::guest::disasm::{disassemble, disassemble_word};
 
 const DUMP: &str = include_str!("data/disasm/all.objdump");
 const SOURCE: &str = include_str!("data/disasm/all.S");

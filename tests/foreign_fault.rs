@@ -28,7 +28,7 @@ fn child_body(case: &str) {
     text.extend(exit_seq());
     let mut m = machine(&elf_image(&text, &[], 0), &[], b"");
     let mut opts = rvdbt::runner::RunOptions::default();
-    opts.jit.mem = rvdbt::access::MemMode::Fastmem;
+    opts.jit.mem = rvdbt::jit::access::MemMode::Fastmem;
     opts.jit.compile_after = 0;
     let report = rvdbt::runner::run(&mut m, &opts).expect("runs");
     assert_eq!(report.exit, rvdbt::machine::Exit::Exited(0));

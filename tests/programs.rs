@@ -3,7 +3,7 @@
 //! and on every translating backend exactly the interpreter's final state: retired
 //! instructions, registers, pc and a hash of all RAM.
 
-use rvdbt::access::MemMode;
+use rvdbt::jit::access::MemMode;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
 use rvdbt::syscall::Io;
@@ -99,7 +99,7 @@ fn every_program_gives_its_expected_output_on_every_backend() {
         }
         for mode in [MemMode::Calls, MemMode::Adaptive, MemMode::Fastmem] {
             // Everything translated at first entry; then the default warm-up.
-            for compile_after in [0, rvdbt::cache::DEFAULT_COMPILE_AFTER] {
+            for compile_after in [0, rvdbt::jit::DEFAULT_COMPILE_AFTER] {
                 let (m, e) = run_program(&p, Backend::Cranelift, &|o| {
                     o.jit.mem = mode;
                     o.jit.compile_after = compile_after;

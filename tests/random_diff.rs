@@ -50,8 +50,8 @@ mod gen;
 use gen::{Op, Program, Rng, DEST};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use rvdbt::access::MemMode;
-use rvdbt::cache::JitConfig;
+use rvdbt::jit::access::MemMode;
+use rvdbt::jit::JitConfig;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
 use rvdbt::syscall::Io;
@@ -186,7 +186,7 @@ fn differences(want: &Outcome, got: &Outcome) -> Vec<String> {
         if want.regs[r] != got.regs[r] {
             d.push(format!(
                 "x{r} ({}): {:#010x} vs {:#010x}",
-                rvdbt::disasm::reg_name(r as u8),
+                rvdbt::guest::disasm::reg_name(r as u8),
                 want.regs[r],
                 got.regs[r]
             ));

@@ -650,7 +650,7 @@ pub fn listing(text: &[u32], marks: &[(u32, String)]) -> String {
     let mut s = String::new();
     for (i, &w) in text.iter().enumerate() {
         let pc = TEXT_BASE + 4 * i as u32;
-        let dis = rvdbt::disasm::disassemble_word(w, pc).replace('\t', " ");
+        let dis = rvdbt::guest::disasm::disassemble_word(w, pc).replace('\t', " ");
         let note: Vec<&str> = marks.iter().filter(|(p, _)| *p == pc).map(|(_, m)| m.as_str()).collect();
         let note = if note.is_empty() { String::new() } else { format!("   <- {}", note.join(", ")) };
         s.push_str(&format!("  {pc:08x}: {w:08x}  {dis}{note}\n"));

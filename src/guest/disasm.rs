@@ -45,7 +45,7 @@
 //! [`disassemble_word`] sees the raw word and follows objdump, [`disassemble`] only
 //! sees the [`Inst`] and prints the canonical instruction.
 
-use crate::decode::{decode, AluOp, BranchOp, CsrOp, Inst, LoadOp, StoreOp};
+use crate::guest::decode::{decode, AluOp, BranchOp, CsrOp, Inst, LoadOp, StoreOp};
 use std::fmt::Display;
 
 /// ABI register names, indexed by register number.

@@ -22,6 +22,7 @@
 //! recompiled; code is never patched.
 
 use crate::memory::{Device, Memory, RegionKind};
+use crate::stats::{StateCounts, TransitionCounts};
 
 /// What translated code can specialize an access on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -89,14 +90,7 @@ pub enum Transition {
     CommittedToVariable,
 }
 
-/// Counts of transitions, for `--stats`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TransitionCounts {
-    pub naive_to_committed: u64,
-    pub naive_to_variable: u64,
-    pub committed_to_variable: u64,
-}
-
+/// The state machine counts its own transitions.
 impl TransitionCounts {
     pub fn add(&mut self, t: Transition) {
         match t {
@@ -163,28 +157,18 @@ impl AccessRecord {
     }
 }
 
-/// Counts of records per state, for `--stats`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StateCounts {
-    pub naive: u64,
-    pub committed_ram: u64,
-    pub committed_device: u64,
-    pub variable: u64,
-}
-
-impl StateCounts {
-    pub fn of<'a>(records: impl Iterator<Item = &'a AccessRecord>) -> StateCounts {
-        let mut c = StateCounts::default();
-        for r in records {
-            match r.state {
-                AccessState::Naive { .. } => c.naive += 1,
-                AccessState::Committed(RegionClass::Ram) => c.committed_ram += 1,
-                AccessState::Committed(RegionClass::Device(_)) => c.committed_device += 1,
-                AccessState::Variable => c.variable += 1,
-            }
+/// Counts records per state, for `--stats`.
+pub fn count_states<'a>(records: impl Iterator<Item = &'a AccessRecord>) -> StateCounts {
+    let mut c = StateCounts::default();
+    for r in records {
+        match r.state {
+            AccessState::Naive { .. } => c.naive += 1,
+            AccessState::Committed(RegionClass::Ram) => c.committed_ram += 1,
+            AccessState::Committed(RegionClass::Device(_)) => c.committed_device += 1,
+            AccessState::Variable => c.variable += 1,
         }
-        c
     }
+    c
 }
 
 #[cfg(test)]

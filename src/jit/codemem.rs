@@ -16,6 +16,7 @@
 use cranelift_jit::{BranchProtection, JITMemoryKind, JITMemoryProvider};
 use cranelift_module::ModuleResult;
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub const CHUNK_SIZE: usize = 2 << 20;
@@ -48,6 +49,41 @@ unsafe impl Send for PoolState {}
 #[derive(Clone)]
 pub struct CodePool {
     state: Arc<Mutex<PoolState>>,
+}
+
+/// Code chunks of every translation cache in the process (base addresses, 0 = free).
+const MAX_CODE_RANGES: usize = 4096;
+static CODE_RANGES: [AtomicUsize; MAX_CODE_RANGES] = [const { AtomicUsize::new(0) }; MAX_CODE_RANGES];
+static CODE_RANGE_LEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Declares `[base, base + len)` as translated code (all ranges have the same length).
+fn register_code(base: usize, len: usize) {
+    CODE_RANGE_LEN.store(len, Ordering::Relaxed);
+    for slot in &CODE_RANGES {
+        if slot.compare_exchange(0, base, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            return;
+        }
+    }
+    // Too many chunks to track: faults there are not recovered (they crash loudly).
+}
+
+/// Forgets a code range registered with [`register_code`].
+fn unregister_code(base: usize) {
+    for slot in &CODE_RANGES {
+        if slot.compare_exchange(base, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            return;
+        }
+    }
+}
+
+/// Is `pc` inside a code chunk of any pool in the process? Lock-free, for the fault
+/// handler.
+pub fn is_code(pc: usize) -> bool {
+    let len = CODE_RANGE_LEN.load(Ordering::Relaxed);
+    CODE_RANGES.iter().any(|s| {
+        let base = s.load(Ordering::Relaxed);
+        base != 0 && pc >= base && pc < base + len
+    })
 }
 
 /// An address inside the rvdbt executable's text, the anchor for placement.
@@ -156,6 +192,49 @@ impl CodePool {
         s.used_bytes = 0;
     }
 
+    /// Places machine code that `assemble` produces for its final address: `assemble`
+    /// gets the address the code will start at and returns at most `max_len` bytes. For
+    /// backends that emit position-dependent code (rel32 calls) without a linker.
+    pub fn emit<E>(
+        &self,
+        max_len: usize,
+        assemble: impl FnOnce(u64) -> Result<Vec<u8>, E>,
+    ) -> Result<Result<u64, E>, io::Error> {
+        let base = self.allocate(max_len, CODE_ALIGN, true)?;
+        let code = match assemble(base as u64) {
+            Ok(code) => code,
+            Err(e) => {
+                self.give_back(base, max_len, 0);
+                return Ok(Err(e));
+            }
+        };
+        if code.len() > max_len {
+            self.give_back(base, max_len, 0);
+            return Err(io::Error::other(format!("{} bytes of code exceed the {max_len} reserved", code.len())));
+        }
+        // SAFETY: `base` points at `max_len` bytes of this pool's code memory, reserved
+        // above for this call and not yet reachable from any code.
+        unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), base, code.len()) };
+        self.give_back(base, max_len, code.len());
+        Ok(Ok(base as u64))
+    }
+
+    /// Returns the unused tail of the last allocation (`reserved` bytes at `base`, of
+    /// which `used` are kept).
+    fn give_back(&self, base: *mut u8, reserved: usize, used: usize) {
+        let mut s = self.lock();
+        let s = &mut *s;
+        if let Some(c) =
+            s.chunks.iter_mut().find(|c| c.exec && c.base <= base && (base as usize) < c.base as usize + CHUNK_SIZE)
+        {
+            let end = base as usize - c.base as usize + reserved;
+            if c.used == end {
+                c.used -= reserved - used;
+                s.used_bytes -= reserved - used;
+            }
+        }
+    }
+
     fn allocate(&self, size: usize, align: usize, exec: bool) -> io::Result<*mut u8> {
         let align = if exec { align.max(CODE_ALIGN) } else { align.max(8) };
         if size > CHUNK_SIZE || !align.is_power_of_two() || align > 4096 {
@@ -187,7 +266,7 @@ impl CodePool {
                     }
                 };
                 if exec {
-                    crate::fault::register_code(base as usize, CHUNK_SIZE);
+                    register_code(base as usize, CHUNK_SIZE);
                 }
                 s.chunks.push(Chunk { base, used: 0, exec });
                 s.chunks.len() - 1
@@ -206,7 +285,7 @@ impl Drop for PoolState {
     fn drop(&mut self) {
         for c in &self.chunks {
             if c.exec {
-                crate::fault::unregister_code(c.base as usize);
+                unregister_code(c.base as usize);
             }
             // SAFETY: each chunk was mapped by `map_chunk` with CHUNK_SIZE bytes; the pool
             // is dropped only after every module using it.
@@ -227,7 +306,8 @@ impl JITMemoryProvider for PoolProvider {
     }
 
     unsafe fn free_memory(&mut self) {
-        self.pool.reset();
+        // The translation cache resets the whole pool (shared by every backend) once
+        // all of them have dropped their code.
     }
 
     fn finalize(&mut self, _: BranchProtection) -> ModuleResult<()> {

@@ -2,7 +2,8 @@
 //! handler that turns a host fault of an inline guest access into an ordinary return.
 //!
 //! The trampoline (System V) saves the callee-saved registers, records its stack pointer
-//! in a thread-local, and calls the Cranelift entry function. When an inline access in
+//! in a thread-local, and calls the block (whose contract, shared by every backend, is in
+//! [`crate::jit::abi`]). When an inline access in
 //! translated code touches a page that is not guest RAM, the kernel delivers SIGSEGV.
 //! The handler checks that the faulting instruction is translated code and the address
 //! lies in this thread's guest arena; then it stores the faulting RIP and rewrites
@@ -12,20 +13,17 @@
 //! map and repairs the state. Every other fault goes to the handler that was installed
 //! before ours, so a bug in the translator still crashes loudly.
 
-use crate::cpu::Cpu;
+use crate::guest::cpu::Cpu;
+use crate::jit::abi::EXIT_FAULT;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
-
-/// Exit code of the trampoline when an inline access faulted.
-pub const EXIT_FAULT: i64 = 2;
 
 core::arch::global_asm!(
     ".text",
     ".globl rvdbt_trampoline",
     ".p2align 4",
     "rvdbt_trampoline:",
-    // rdi = cpu, rsi = code, rdx = entry function, rcx = where to save rsp
+    // rdi = cpu, rsi = code, rdx = where to save rsp
     "push rbp",
     "mov rbp, rsp",
     "push rbx",
@@ -34,8 +32,8 @@ core::arch::global_asm!(
     "push r14",
     "push r15",
     "sub rsp, 8",
-    "mov [rcx], rsp",
-    "call rdx",
+    "mov [rdx], rsp",
+    "call rsi",
     "2:",
     "add rsp, 8",
     "pop r15",
@@ -53,7 +51,7 @@ core::arch::global_asm!(
 );
 
 extern "C" {
-    fn rvdbt_trampoline(cpu: *mut Cpu, code: u64, entry: u64, saved_rsp: *mut usize) -> i64;
+    fn rvdbt_trampoline(cpu: *mut Cpu, code: u64, saved_rsp: *mut usize) -> i64;
     fn rvdbt_fault_resume();
 }
 
@@ -64,39 +62,6 @@ thread_local! {
     static ARENA: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
     /// Host pc and data address of the last recovered fault.
     static FAULT: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
-}
-
-/// Code chunks of every translation cache in the process (base addresses, 0 = free).
-const MAX_CODE_RANGES: usize = 4096;
-static CODE_RANGES: [AtomicUsize; MAX_CODE_RANGES] = [const { AtomicUsize::new(0) }; MAX_CODE_RANGES];
-static CODE_RANGE_LEN: AtomicUsize = AtomicUsize::new(0);
-
-/// Declares `[base, base + len)` as translated code (all ranges have the same length).
-pub fn register_code(base: usize, len: usize) {
-    CODE_RANGE_LEN.store(len, Ordering::Relaxed);
-    for slot in &CODE_RANGES {
-        if slot.compare_exchange(0, base, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-            return;
-        }
-    }
-    // Too many chunks to track: faults there are not recovered (they crash loudly).
-}
-
-/// Forgets a code range registered with [`register_code`].
-pub fn unregister_code(base: usize) {
-    for slot in &CODE_RANGES {
-        if slot.compare_exchange(base, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-            return;
-        }
-    }
-}
-
-fn is_code(pc: usize) -> bool {
-    let len = CODE_RANGE_LEN.load(Ordering::Relaxed);
-    CODE_RANGES.iter().any(|s| {
-        let base = s.load(Ordering::Relaxed);
-        base != 0 && pc >= base && pc < base + len
-    })
 }
 
 static PREVIOUS: [OnceLock<libc::sigaction>; 2] = [OnceLock::new(), OnceLock::new()];
@@ -144,7 +109,7 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *m
     let rip = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
     let (arena, arena_len) = ARENA.with(Cell::get);
     let saved_rsp = SAVED_RSP.with(Cell::get);
-    let ours = saved_rsp != 0 && addr.wrapping_sub(arena) < arena_len && is_code(rip);
+    let ours = saved_rsp != 0 && addr.wrapping_sub(arena) < arena_len && crate::jit::codemem::is_code(rip);
     if !ours {
         // SAFETY: forwarding the kernel's own arguments.
         unsafe { chain(sig, info, ctx) };
@@ -218,18 +183,18 @@ pub enum EntryResult {
     Fault { rip: usize, addr: usize },
 }
 
-/// Runs translated code through the trampoline. `entry` is the System V entry function
-/// (`fn(cpu, code) -> i64`), `arena` the guest arena `(base, len)` of this machine.
+/// Runs the translated block at `code` (see [`crate::jit::abi`] for its contract)
+/// through the trampoline; `arena` is the guest arena `(base, len)` of this machine.
 ///
 /// # Safety
-/// `entry` and `code` must be live translated code for the machine behind `cpu`, which
-/// must stay valid and otherwise unused for the duration of the call.
-pub unsafe fn enter(cpu: *mut Cpu, code: u64, entry: u64, arena: (usize, usize)) -> EntryResult {
+/// `code` must be live translated code for the machine behind `cpu`, which must stay
+/// valid and otherwise unused for the duration of the call.
+pub unsafe fn enter(cpu: *mut Cpu, code: u64, arena: (usize, usize)) -> EntryResult {
     ARENA.with(|a| a.set(arena));
     let saved = SAVED_RSP.with(|s| s.as_ptr());
-    // SAFETY: the caller guarantees `entry`/`code`/`cpu`; the trampoline preserves every
+    // SAFETY: the caller guarantees `code` and `cpu`; the trampoline preserves every
     // callee-saved register, also on the fault path.
-    let code = unsafe { rvdbt_trampoline(cpu, code, entry, saved) };
+    let code = unsafe { rvdbt_trampoline(cpu, code, saved) };
     SAVED_RSP.with(|s| s.set(0));
     if code == EXIT_FAULT {
         let (rip, addr) = FAULT.with(Cell::get);

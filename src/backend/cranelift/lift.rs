@@ -21,10 +21,14 @@
 //!   to `Cpu`, and `cpu.retired` always holds the count at block entry, so when the
 //!   access faults the dispatcher completes the state from the fault map alone.
 
-use crate::access::{AccessState, RegionClass};
-use crate::block::{Block, BlockEnd};
-use crate::cpu::{OFFSET_BUDGET_END, OFFSET_PC, OFFSET_REGS, OFFSET_RETIRED};
-use crate::decode::{AluOp, BranchOp, Inst, LoadOp, StoreOp};
+use crate::guest::decode::{AluOp, BranchOp, Inst, LoadOp, StoreOp};
+use crate::jit::abi::{
+    ArgKind, Helper, JumpCacheEntry, EXIT_DISPATCH, EXIT_HOT, EXIT_STEP, HELPERS, INLINE_TRAP_CODE, JUMP_CACHE_MASK,
+    OFFSET_BUDGET_END, OFFSET_PC, OFFSET_REGS, OFFSET_RETIRED,
+};
+use crate::jit::access::{AccessState, RegionClass};
+use crate::jit::block::{Block, BlockEnd};
+use crate::jit::codegen::AccessPlan;
 use crate::memory::Device;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I32, I64};
@@ -35,107 +39,18 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
-/// Block exit codes returned to the dispatcher. `cpu.pc` names where to go on.
-pub const EXIT_DISPATCH: i64 = 0;
-/// Execute the instruction at `cpu.pc` with the interpreter, then go on.
-pub const EXIT_STEP: i64 = 1;
-
-/// The Rust functions translated code calls. Widths are indexed 0, 1, 2 for 1, 2, 4
-/// bytes; devices by [`Device::index`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Helper {
-    /// Generic load: `extern "C" fn(*mut Cpu, addr: u32) -> u64`: the zero-extended
-    /// value, or bit 32 set when the access is refused.
-    Load(usize),
-    /// Generic store: `extern "C" fn(*mut Cpu, addr: u32, value: u32) -> u32`: non-zero
-    /// when refused (or when it has an effect the dispatcher must carry out).
-    Store(usize),
-    /// Profiling load: as `Load`, plus the access record: `(cpu, addr, rec)`.
-    ProfileLoad(usize),
-    /// Profiling store: as `Store`, plus the record: `(cpu, addr, value, rec)`.
-    ProfileStore(usize),
-    /// A device's read function: `(cpu, offset: u32, width index: u32) -> u64`.
-    DeviceRead(usize),
-    /// A device's write function: `(cpu, offset, width index, value) -> u32`, non-zero when
-    /// the write has an effect the dispatcher must carry out.
-    DeviceWrite(usize),
-}
-
-impl Helper {
-    /// Every helper, in declaration order ([`Helper::index`]).
-    pub const ALL: [Helper; 18] = [
-        Helper::Load(0),
-        Helper::Load(1),
-        Helper::Load(2),
-        Helper::Store(0),
-        Helper::Store(1),
-        Helper::Store(2),
-        Helper::ProfileLoad(0),
-        Helper::ProfileLoad(1),
-        Helper::ProfileLoad(2),
-        Helper::ProfileStore(0),
-        Helper::ProfileStore(1),
-        Helper::ProfileStore(2),
-        Helper::DeviceRead(0),
-        Helper::DeviceRead(1),
-        Helper::DeviceRead(2),
-        Helper::DeviceWrite(0),
-        Helper::DeviceWrite(1),
-        Helper::DeviceWrite(2),
-    ];
-
-    /// Position in [`Helper::ALL`].
-    pub fn index(self) -> usize {
-        match self {
-            Helper::Load(i) => i,
-            Helper::Store(i) => 3 + i,
-            Helper::ProfileLoad(i) => 6 + i,
-            Helper::ProfileStore(i) => 9 + i,
-            Helper::DeviceRead(i) => 12 + i,
-            Helper::DeviceWrite(i) => 15 + i,
-        }
-    }
-
-    /// Symbol name in the JIT module.
-    pub fn name(self) -> String {
-        format!("rvdbt_helper_{}", self.index())
-    }
-
-    pub fn signature(self, cc: CallConv) -> Signature {
-        let (params, ret): (&[ir::Type], ir::Type) = match self {
-            Helper::Load(_) => (&[I64, I32], I64),
-            Helper::Store(_) => (&[I64, I32, I32], I32),
-            Helper::ProfileLoad(_) => (&[I64, I32, I64], I64),
-            Helper::ProfileStore(_) => (&[I64, I32, I32, I64], I32),
-            Helper::DeviceRead(_) => (&[I64, I32, I32], I64),
-            Helper::DeviceWrite(_) => (&[I64, I32, I32, I32], I32),
-        };
-        let mut sig = Signature::new(cc);
-        sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
-        sig.returns.push(AbiParam::new(ret));
-        sig
-    }
-}
-
-/// How translated code performs one access, and the record that profiling updates.
-#[derive(Clone, Copy, Debug)]
-pub struct AccessPlan {
-    pub state: AccessState,
-    /// Address of the access's `AccessRecord` (passed to profiling helpers).
-    pub record: u64,
-}
-
 /// Everything a lift needs besides the block.
 pub struct LiftEnv {
     /// Module function ids of the helpers, indexed by [`Helper::index`].
-    pub helper_ids: [u32; 18],
+    pub helper_ids: [u32; HELPERS],
     /// Are helpers within rel32 reach of the code (colocated calls)?
     pub near_calls: bool,
     /// The host calling convention of the helpers.
     pub host_call_conv: CallConv,
-    /// Base of the jump cache (entries of [`JumpCacheEntry`]) and its index mask.
+    /// Base of the jump cache (entries of [`JumpCacheEntry`]).
     pub jump_cache: u64,
-    pub jump_cache_mask: u32,
+    /// The block's tier-up counter, if it has one (see [`crate::jit::codegen::CompileEnv`]).
+    pub hot_counter: Option<u64>,
     /// Host address of guest address 0.
     pub arena_base: u64,
     /// The target's front-end configuration (for `FunctionBuilder::finalize`).
@@ -144,25 +59,7 @@ pub struct LiftEnv {
 
 /// Trap code of inline guest accesses (the fault map finds them by it).
 pub fn inline_trap_code() -> TrapCode {
-    TrapCode::user(1).expect("1 is a valid user trap code")
-}
-
-/// One entry of the jalr jump cache: a guest pc and its translated code.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct JumpCacheEntry {
-    /// Guest pc, or 1 (never a jump target) when empty.
-    pub pc: u64,
-    pub code: u64,
-}
-
-impl JumpCacheEntry {
-    pub const EMPTY: JumpCacheEntry = JumpCacheEntry { pc: 1, code: 0 };
-}
-
-/// Jump cache index of a guest pc.
-pub fn jump_cache_index(pc: u32, mask: u32) -> usize {
-    ((pc >> 2) & mask) as usize
+    TrapCode::user(INLINE_TRAP_CODE).expect("a valid user trap code")
 }
 
 /// The signature of every block function.
@@ -170,6 +67,18 @@ pub fn block_signature() -> Signature {
     let mut sig = Signature::new(CallConv::Tail);
     sig.params.push(AbiParam::new(I64));
     sig.returns.push(AbiParam::new(I64));
+    sig
+}
+
+/// The Cranelift signature of a helper, in the host's calling convention.
+pub fn helper_signature(h: Helper, cc: CallConv) -> Signature {
+    let ty = |k: ArgKind| match k {
+        ArgKind::U64 => I64,
+        ArgKind::U32 => I32,
+    };
+    let mut sig = Signature::new(cc);
+    sig.params.extend(h.params().iter().map(|&k| AbiParam::new(ty(k))));
+    sig.returns.push(AbiParam::new(ty(h.result())));
     sig
 }
 
@@ -199,7 +108,7 @@ struct Lifter<'a, 'b> {
     /// A retired count computed on the main path, before a two-way exit: (executed, value).
     retired_before_exit: Option<(usize, Value)>,
     /// Helpers imported into this function so far (imported on first use).
-    helpers: [Option<FuncRef>; 18],
+    helpers: [Option<FuncRef>; HELPERS],
     tail_sig: ir::SigRef,
     slot_for: &'b mut dyn FnMut(u32) -> u64,
     plan_for: &'b mut dyn FnMut(u32) -> AccessPlan,
@@ -244,6 +153,24 @@ pub fn lift_block(
     b.switch_to_block(body);
     b.seal_block(body);
 
+    if let Some(counter) = env.hot_counter {
+        // Tier-up counter: at zero, hand the block to the next tier before running it.
+        let addr = b.ins().iconst(I64, counter as i64);
+        let n = b.ins().load(I32, trusted(), addr, 0);
+        let n = b.ins().iadd_imm_s(n, -1);
+        b.ins().store(trusted(), n, addr, 0);
+        let hot = b.create_block();
+        let run = b.create_block();
+        b.set_cold_block(hot);
+        b.ins().brif(n, run, &[], hot, &[]);
+        b.switch_to_block(hot);
+        b.seal_block(hot);
+        let code = b.ins().iconst(I64, EXIT_HOT);
+        b.ins().return_(&[code]);
+        b.switch_to_block(run);
+        b.seal_block(run);
+    }
+
     let mut l = Lifter {
         b,
         env,
@@ -254,7 +181,7 @@ pub fn lift_block(
         loaded: 0,
         dirty: 0,
         retired_before_exit: None,
-        helpers: [None; 18],
+        helpers: [None; HELPERS],
         tail_sig,
         slot_for,
         plan_for,
@@ -305,7 +232,7 @@ impl Lifter<'_, '_> {
         let func = match self.helpers[helper.index()] {
             Some(f) => f,
             None => {
-                let signature = self.b.import_signature(helper.signature(self.env.host_call_conv));
+                let signature = self.b.import_signature(helper_signature(helper, self.env.host_call_conv));
                 let name = self
                     .b
                     .func
@@ -374,9 +301,9 @@ impl Lifter<'_, '_> {
     fn exit_indirect(&mut self, target: Value, executed: usize) {
         self.write_back(target, executed);
         let idx = self.b.ins().ushr_imm_s(target, 2);
-        let idx = self.b.ins().band_imm_s(idx, i64::from(self.env.jump_cache_mask));
+        let idx = self.b.ins().band_imm_s(idx, i64::from(JUMP_CACHE_MASK));
         let idx = self.b.ins().uextend(I64, idx);
-        let off = self.b.ins().ishl_imm_s(idx, 4);
+        let off = self.b.ins().ishl_imm_s(idx, i64::from(JumpCacheEntry::SIZE_SHIFT));
         let entry = self.b.ins().iadd_imm_s(off, self.env.jump_cache as i64);
         let cached = self.b.ins().load(I64, trusted(), entry, 0);
         let target64 = self.b.ins().uextend(I64, target);

@@ -7,7 +7,7 @@
 //! translated: the dispatcher executes them with the interpreter, so a fetch fault or
 //! an illegal instruction is raised when execution reaches it, not earlier.
 
-use crate::decode::{decode, Inst};
+use crate::guest::decode::{decode, Inst};
 use crate::memory::Memory;
 
 /// Default cap on guest instructions per block.
@@ -50,6 +50,12 @@ impl Block {
     /// Guest pc of instruction `i`.
     pub fn pc_of(&self, i: usize) -> u32 {
         self.pc.wrapping_add(4 * i as u32)
+    }
+
+    /// Index of the instruction at guest `pc`, if it is in the block.
+    pub fn index_of(&self, pc: u32) -> Option<usize> {
+        let off = pc.wrapping_sub(self.pc);
+        (off % 4 == 0 && ((off / 4) as usize) < self.len()).then_some((off / 4) as usize)
     }
 }
 

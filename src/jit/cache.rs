@@ -1,0 +1,412 @@
+//! The translation cache: which guest blocks have code, from which tier, and everything
+//! chaining and recovery need, for every backend.
+//!
+//! - `blocks`: guest pc -> translated code and its tier.
+//! - Exit slots: one 8-byte cell per jump target pc, shared by every block exit that
+//!   jumps there. A slot holds the address of the target's code, or of the
+//!   return-to-dispatcher stub until the target is compiled. Linking a target (or
+//!   moving it to a higher tier) is one store into its slot: emitted code is never
+//!   patched.
+//! - The jump cache: a direct-mapped table (guest pc -> code) that `jalr` consults
+//!   before it returns to the dispatcher.
+//! - Access records (the per-access state machine, see `access`) and the fault map:
+//!   host address of every inline access -> its guest pc and block.
+//! - Tiers: a block is interpreted `compile_after` times, then compiled by the first
+//!   code generator; code of every tier but the last counts its entries and, after
+//!   `tier_up` of them, exits so that the next tier compiles the block. The old code
+//!   stays valid (and reachable) until the new code is linked.
+//!
+//! A block whose access changed state is invalidated (its slot and jump cache entry go
+//! back to the dispatcher) and recompiled, by the same tier, on its next entry; its old
+//! code stays in memory, unreachable, until the next flush. When the code budget is
+//! exceeded, or on `fence.i`, everything is flushed at once: every backend drops its
+//! code and the code memory is reused (the QEMU "tb_flush" way). Access records survive
+//! flushes: what was learned about an access stays true.
+
+use crate::guest::disasm::disassemble;
+use crate::jit::abi::{jump_cache_index, JumpCacheEntry, JUMP_CACHE_ENTRIES};
+use crate::jit::access::{count_states, AccessRecord, AccessState, RegionClass, Transition};
+use crate::jit::block::{discover, Block};
+use crate::jit::codegen::{AccessPlan, Backend, CompileEnv, Translation};
+use crate::jit::codemem::CodePool;
+use crate::jit::{JitConfig, JitError};
+use crate::memory::{Device, Memory};
+use crate::stats::{BackendStats, CacheStats, StateCounts};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+/// Cells per slab; slabs never move, so cell addresses stay valid until a flush.
+const SLAB_CELLS: usize = 1024;
+
+/// Fixed-address cells that translated code reads or writes (exit slots, tier-up
+/// counters), allocated in slabs and all forgotten at once.
+struct Cells<T: Copy + Default> {
+    slabs: Vec<Box<[T; SLAB_CELLS]>>,
+    used: usize,
+}
+
+impl<T: Copy + Default> Cells<T> {
+    fn new() -> Self {
+        Cells { slabs: Vec::new(), used: 0 }
+    }
+
+    fn alloc(&mut self, value: T) -> *mut T {
+        if self.used == self.slabs.len() * SLAB_CELLS {
+            self.slabs.push(Box::new([T::default(); SLAB_CELLS]));
+        }
+        let cell: *mut T = &mut self.slabs[self.used / SLAB_CELLS][self.used % SLAB_CELLS];
+        self.used += 1;
+        // SAFETY: `cell` points into a live slab owned by `self`.
+        unsafe { cell.write(value) };
+        cell
+    }
+
+    /// Forgets every cell (the slabs are reused). Only when no code can use them.
+    fn clear(&mut self) {
+        self.used = 0;
+    }
+}
+
+/// Exit slots, per target pc.
+struct Slots {
+    cells: Cells<u64>,
+    by_target: HashMap<u32, *mut u64>,
+    stub: u64,
+}
+
+impl Slots {
+    /// The slot for `target`, created pointing at `code` (or the stub).
+    fn slot(&mut self, target: u32, code: Option<u64>, linked: &mut u64) -> *mut u64 {
+        if let Some(&s) = self.by_target.get(&target) {
+            return s;
+        }
+        if code.is_some() {
+            *linked += 1;
+        }
+        let slot = self.cells.alloc(code.unwrap_or(self.stub));
+        self.by_target.insert(target, slot);
+        slot
+    }
+
+    /// Points the slot of `target` (if any) at `code`.
+    fn set(&mut self, target: u32, code: u64) {
+        if let Some(&s) = self.by_target.get(&target) {
+            // SAFETY: slots live as long as their slab, until `clear`.
+            unsafe { s.write(code) };
+        }
+    }
+
+    fn clear(&mut self) {
+        self.by_target.clear();
+        self.cells.clear();
+    }
+}
+
+/// Where an inline access lives: its guest pc, the block it was compiled in, and its
+/// index in that block (instructions of the block retired before it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultSite {
+    pub pc: u32,
+    pub block: u32,
+    pub index: u32,
+}
+
+/// A translated block, as the dispatcher enters it.
+#[derive(Clone, Copy, Debug)]
+pub struct Compiled {
+    pub code: u64,
+    /// Guest instructions in the block.
+    pub len: u32,
+    /// Host code bytes.
+    pub size: u32,
+    /// Index of the code generator (in [`JitConfig::tiers`]) that compiled it.
+    pub tier: u8,
+}
+
+/// The translation cache of one machine.
+pub struct CodeCache {
+    config: JitConfig,
+    arena_base: u64,
+    pool: CodePool,
+    /// Code generators by tier.
+    tiers: Vec<Box<dyn Backend>>,
+    blocks: HashMap<u32, Compiled>,
+    slots: Slots,
+    counters: Cells<u32>,
+    jump_cache: Box<[JumpCacheEntry]>,
+    records: HashMap<u32, Box<AccessRecord>>,
+    fault_map: BTreeMap<u64, FaultSite>,
+    /// Blocks dropped for recompilation, with the tier to recompile them at.
+    invalidated: HashMap<u32, u8>,
+    /// Executions of not yet compiled blocks, by start pc.
+    hotness: HashMap<u32, u32>,
+    pub stats: CacheStats,
+}
+
+impl CodeCache {
+    /// A cache for the machine whose guest arena starts at host address `arena_base`,
+    /// compiling with `tiers` (in order) into `pool`.
+    pub fn new(
+        config: JitConfig,
+        pool: CodePool,
+        tiers: Vec<Box<dyn Backend>>,
+        arena_base: u64,
+    ) -> Result<CodeCache, JitError> {
+        if tiers.is_empty() || tiers.len() > usize::from(u8::MAX) {
+            return Err(JitError::Setup(format!("{} code generators (1 to 255 allowed)", tiers.len())));
+        }
+        let stats = CacheStats {
+            by_backend: tiers.iter().map(|t| (t.name(), BackendStats::default())).collect(),
+            ..CacheStats::default()
+        };
+        let mut cache = CodeCache {
+            config,
+            arena_base,
+            pool,
+            tiers,
+            blocks: HashMap::new(),
+            slots: Slots { cells: Cells::new(), by_target: HashMap::new(), stub: 0 },
+            counters: Cells::new(),
+            jump_cache: vec![JumpCacheEntry::EMPTY; JUMP_CACHE_ENTRIES].into_boxed_slice(),
+            records: HashMap::new(),
+            fault_map: BTreeMap::new(),
+            invalidated: HashMap::new(),
+            hotness: HashMap::new(),
+            stats,
+        };
+        cache.emit_stub()?;
+        Ok(cache)
+    }
+
+    /// The return-to-dispatcher stub every unlinked slot points at: `xor eax, eax; ret`
+    /// (`EXIT_DISPATCH`; the exit that jumped here has stored `pc`).
+    fn emit_stub(&mut self) -> Result<(), JitError> {
+        const _: () = assert!(crate::jit::abi::EXIT_DISPATCH == 0);
+        let setup = |e: &dyn std::fmt::Display| JitError::Setup(format!("code memory: {e}"));
+        let stub = self.pool.emit(16, |_| Ok::<_, JitError>(vec![0x31, 0xc0, 0xc3])).map_err(|e| setup(&e))??;
+        self.slots.stub = stub;
+        Ok(())
+    }
+
+    /// Cap on guest instructions per block.
+    pub fn max_block_insns(&self) -> usize {
+        self.config.max_block_insns
+    }
+
+    /// Is translated code placed near the executable (rel32 helper calls)?
+    pub fn near(&self) -> bool {
+        self.pool.near()
+    }
+
+    /// Drops every translation and resets the code memory. Only call from the
+    /// dispatcher, when no translated code is running.
+    pub fn flush(&mut self) -> Result<(), JitError> {
+        for t in &mut self.tiers {
+            t.flush()?;
+        }
+        self.pool.reset();
+        self.blocks.clear();
+        self.slots.clear();
+        self.counters.clear();
+        self.jump_cache.fill(JumpCacheEntry::EMPTY);
+        self.fault_map.clear();
+        self.invalidated.clear();
+        for r in self.records.values_mut() {
+            r.blocks.clear();
+        }
+        self.stats.cache_flushes += 1;
+        self.emit_stub()
+    }
+
+    /// The translation of the block at `pc`, compiling it once it has been asked for
+    /// more than `compile_after` times. `None`: interpret it this time (still cold, or
+    /// the instruction at `pc` needs the runtime or cannot be fetched).
+    pub fn lookup(&mut self, mem: &Memory, pc: u32) -> Result<Option<Compiled>, JitError> {
+        if let Some(&c) = self.blocks.get(&pc) {
+            return Ok(Some(c));
+        }
+        if let Some(tier) = self.invalidated.remove(&pc) {
+            let c = self.translate(mem, pc, tier)?;
+            self.stats.recompiles += u64::from(c.is_some());
+            return Ok(c);
+        }
+        if self.config.compile_after > 0 {
+            let count = self.hotness.entry(pc).or_insert(0);
+            if *count < self.config.compile_after {
+                *count += 1;
+                return Ok(None);
+            }
+        }
+        self.translate(mem, pc, 0)
+    }
+
+    /// The block at `pc` exited as hot: the next tier compiles it and takes its place.
+    pub fn tier_up(&mut self, mem: &Memory, pc: u32) -> Result<(), JitError> {
+        let Some(c) = self.blocks.get(&pc) else { return Ok(()) };
+        let next = c.tier + 1;
+        if usize::from(next) < self.tiers.len() && self.translate(mem, pc, next)?.is_some() {
+            self.stats.tier_ups += 1;
+        }
+        Ok(())
+    }
+
+    /// Compiles the block at `pc` with tier `tier` and links it in.
+    fn translate(&mut self, mem: &Memory, pc: u32, tier: u8) -> Result<Option<Compiled>, JitError> {
+        let block = discover(mem, pc, self.config.max_block_insns);
+        if block.is_empty() {
+            return Ok(None);
+        }
+        if self.pool.used_bytes() > self.config.code_cache_bytes {
+            // Over budget: drop everything before adding more (nothing translated runs
+            // while the dispatcher looks a block up).
+            self.flush()?;
+        }
+        let near_before = self.pool.near();
+        let compiled = match self.compile(&block, tier) {
+            Ok(c) => c,
+            Err(_) if near_before && !self.pool.near() => {
+                // Code memory near the executable ran out during this compile: start
+                // over with far code (absolute helper calls). Any other error stands.
+                self.flush()?;
+                self.compile(&block, tier)?
+            }
+            Err(e) => return Err(e),
+        };
+        self.blocks.insert(pc, compiled);
+        if self.slots.by_target.contains_key(&pc) {
+            self.slots.set(pc, compiled.code);
+            self.stats.chained_exits += 1;
+        }
+        self.jump_cache[jump_cache_index(pc)] = JumpCacheEntry { pc: u64::from(pc), code: compiled.code };
+        Ok(Some(compiled))
+    }
+
+    fn compile(&mut self, block: &Block, tier: u8) -> Result<Compiled, JitError> {
+        let start = Instant::now();
+        let has_next_tier = usize::from(tier) + 1 < self.tiers.len();
+        let hot_counter = has_next_tier.then(|| self.counters.alloc(self.config.tier_up.max(1)) as u64);
+        let blocks = &self.blocks;
+        let slots = &mut self.slots;
+        let linked = &mut self.stats.chained_exits;
+        let mut slot_for = |target: u32| slots.slot(target, blocks.get(&target).map(|c| c.code), linked) as u64;
+        let records = &mut self.records;
+        let (mode, commit_after) = (self.config.mem, self.config.commit_after);
+        let mut plan_for = |pc: u32| {
+            let rec = records.entry(pc).or_insert_with(|| Box::new(AccessRecord::new(pc, mode, commit_after)));
+            if !rec.blocks.contains(&block.pc) {
+                rec.blocks.push(block.pc);
+            }
+            AccessPlan { state: rec.state, record: &mut **rec as *mut AccessRecord as u64 }
+        };
+        let mut env = CompileEnv {
+            arena_base: self.arena_base,
+            jump_cache: self.jump_cache.as_ptr() as u64,
+            near: self.pool.near(),
+            pool: &self.pool,
+            hot_counter,
+            listing: self.config.print_code,
+            slot_for: &mut slot_for,
+            plan_for: &mut plan_for,
+        };
+        let backend = &mut self.tiers[usize::from(tier)];
+        let t: Translation = backend.compile(block, &mut env)?;
+        for &(host, index) in &t.inline_accesses {
+            let site = FaultSite { pc: block.pc_of(index as usize), block: block.pc, index };
+            self.fault_map.insert(host, site);
+        }
+        let name = backend.name();
+        if let Some(listing) = &t.listing {
+            print_block(block, name, listing, t.code);
+        }
+        let one = BackendStats {
+            blocks: 1,
+            guest_insns: block.len() as u64,
+            compile_ns: start.elapsed().as_nanos() as u64,
+            code_bytes: u64::from(t.size),
+        };
+        self.stats.record(name, one);
+        Ok(Compiled { code: t.code, len: block.len() as u32, size: t.size, tier })
+    }
+
+    /// Drops the translation of the block at `pc` so its next entry recompiles it. Its
+    /// old code stays in memory (nothing still running is overwritten).
+    pub fn invalidate(&mut self, pc: u32) {
+        if let Some(c) = self.blocks.remove(&pc) {
+            self.invalidated.insert(pc, c.tier);
+            self.slots.set(pc, self.slots.stub);
+            let e = &mut self.jump_cache[jump_cache_index(pc)];
+            if e.pc == u64::from(pc) {
+                *e = JumpCacheEntry::EMPTY;
+            }
+        }
+    }
+
+    /// An access record changed state (in a helper): recompile every block holding it.
+    pub fn access_changed(&mut self, access_pc: u32) {
+        let blocks = self.records.get(&access_pc).map(|r| r.blocks.clone()).unwrap_or_default();
+        for b in blocks {
+            self.invalidate(b);
+        }
+    }
+
+    /// An observation of the access at `pc` made outside translated code (by the
+    /// interpreter). A state change recompiles the blocks that hold the access.
+    pub fn observe(&mut self, pc: u32, class: Option<RegionClass>) -> Option<Transition> {
+        let (mode, commit_after) = (self.config.mem, self.config.commit_after);
+        let rec = self.records.entry(pc).or_insert_with(|| Box::new(AccessRecord::new(pc, mode, commit_after)));
+        let t = rec.observe(class)?;
+        self.access_changed(pc);
+        Some(t)
+    }
+
+    /// An inline access at host address `rip` faulted: the access becomes VARIABLE and
+    /// its blocks are recompiled. Returns where the access is, or None if `rip` is not an
+    /// inline access (a translator bug).
+    pub fn inline_fault(&mut self, rip: u64) -> Option<(FaultSite, Option<Transition>)> {
+        let site = *self.fault_map.get(&rip)?;
+        let transition = self.records.get_mut(&site.pc).and_then(|r| r.make_variable());
+        self.access_changed(site.pc);
+        self.invalidate(site.block);
+        Some((site, transition))
+    }
+
+    /// A device was unmapped: accesses committed to it become VARIABLE and every
+    /// translation (some call the device directly) is dropped.
+    pub fn device_removed(&mut self, dev: Device) -> Result<Vec<Transition>, JitError> {
+        let mut transitions = Vec::new();
+        for r in self.records.values_mut() {
+            if r.state == AccessState::Committed(RegionClass::Device(dev)) {
+                transitions.extend(r.make_variable());
+            }
+        }
+        self.flush()?;
+        Ok(transitions)
+    }
+
+    /// Counts of access records per state.
+    pub fn access_states(&self) -> StateCounts {
+        count_states(self.records.values().map(|r| &**r))
+    }
+
+    /// The access record of the load/store at guest `pc`, if it was translated.
+    pub fn access_record(&self, pc: u32) -> Option<&AccessRecord> {
+        self.records.get(&pc).map(|r| &**r)
+    }
+
+    /// The translation of the block at `pc`, if there is one (no compiling).
+    pub fn compiled(&self, pc: u32) -> Option<Compiled> {
+        self.blocks.get(&pc).copied()
+    }
+}
+
+/// `--print-code`: one compiled block on stderr.
+fn print_block(block: &Block, backend: &str, listing: &str, code: u64) {
+    let mut out =
+        format!("=== block {:#010x} ({} guest instructions) {backend} at host {code:#x}\n", block.pc, block.len());
+    for (i, inst) in block.insts.iter().enumerate() {
+        let pc = block.pc_of(i);
+        out += &format!("  {pc:08x}  {}\n", disassemble(inst, pc).replace('\t', " "));
+    }
+    out += listing;
+    eprintln!("{out}");
+}

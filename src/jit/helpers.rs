@@ -1,0 +1,111 @@
+//! The Rust functions translated code calls (see [`Helper`] for the table and their
+//! signatures): the generic and profiling memory paths and the device functions.
+//!
+//! They run on the stack of translated code, with the machine reachable through the
+//! `*mut Cpu` the block was entered with.
+
+use crate::guest::cpu::Cpu;
+use crate::jit::abi::Helper;
+use crate::jit::access::{AccessRecord, RegionClass};
+use crate::machine::Machine;
+use crate::memory::{Device, DeviceEffect, MemFault, Width};
+
+/// Value a load helper returns for a refused access (bit 32 set).
+pub const LOAD_REFUSED: u64 = 1 << 32;
+
+fn machine_of<'a>(cpu: *mut Cpu) -> &'a mut Machine {
+    // SAFETY: translated code only ever passes the pointer it was entered with, which
+    // the dispatcher derives from a `&mut Machine` (`Cpu` is its first field,
+    // `#[repr(C)]`), and the dispatcher does not touch the machine while translated
+    // code runs.
+    unsafe { &mut *cpu.cast::<Machine>() }
+}
+
+fn record_of<'a>(rec: *mut AccessRecord) -> &'a mut AccessRecord {
+    // SAFETY: translated code passes the address of a boxed record owned by the cache
+    // that compiled it; records are never freed while the cache lives, and nothing
+    // else touches them while translated code runs.
+    unsafe { &mut *rec }
+}
+
+const fn width(w: usize) -> Width {
+    match w {
+        0 => Width::B1,
+        1 => Width::B2,
+        _ => Width::B4,
+    }
+}
+
+/// Store result for translated code: 0, or 1 when refused or when the store has an
+/// effect the dispatcher must see (test finisher): the interpreter then repeats it.
+fn store_result(r: Result<DeviceEffect, MemFault>) -> u32 {
+    u32::from(!matches!(r, Ok(DeviceEffect::None)))
+}
+
+/// Feeds one observation to an access record; a state change is reported to the
+/// dispatcher, which recompiles at the next block entry (budget cut to 0).
+fn observe(m: &mut Machine, rec: &mut AccessRecord, addr: u32) {
+    if let Some(t) = rec.observe(RegionClass::of(&m.mem, addr)) {
+        m.stats.transitions.add(t);
+        m.access_events.push(rec.pc);
+        m.cpu.budget_end = 0;
+    }
+}
+
+extern "C" fn load<const W: usize>(cpu: *mut Cpu, addr: u32) -> u64 {
+    machine_of(cpu).mem.load(addr, width(W)).map_or(LOAD_REFUSED, u64::from)
+}
+
+extern "C" fn store<const W: usize>(cpu: *mut Cpu, addr: u32, value: u32) -> u32 {
+    store_result(machine_of(cpu).mem.store(addr, width(W), value))
+}
+
+extern "C" fn profile_load<const W: usize>(cpu: *mut Cpu, addr: u32, rec: *mut AccessRecord) -> u64 {
+    let m = machine_of(cpu);
+    let result = m.mem.load(addr, width(W));
+    if result.is_ok() {
+        observe(m, record_of(rec), addr);
+    }
+    result.map_or(LOAD_REFUSED, u64::from)
+}
+
+extern "C" fn profile_store<const W: usize>(cpu: *mut Cpu, addr: u32, value: u32, rec: *mut AccessRecord) -> u32 {
+    let m = machine_of(cpu);
+    let result = m.mem.store(addr, width(W), value);
+    if result.is_ok() {
+        observe(m, record_of(rec), addr);
+    }
+    store_result(result)
+}
+
+extern "C" fn device_read<const D: usize>(cpu: *mut Cpu, offset: u32, w: u32) -> u64 {
+    u64::from(machine_of(cpu).mem.device_read(Device::ALL[D], offset, width(w as usize)))
+}
+
+extern "C" fn device_write<const D: usize>(cpu: *mut Cpu, offset: u32, w: u32, value: u32) -> u32 {
+    store_result(Ok(machine_of(cpu).mem.device_write(Device::ALL[D], offset, width(w as usize), value)))
+}
+
+/// The code address of a helper: one monomorphized function per helper and width.
+pub(crate) fn address(h: Helper) -> *const u8 {
+    match h {
+        Helper::Load(0) => load::<0> as *const u8,
+        Helper::Load(1) => load::<1> as *const u8,
+        Helper::Load(_) => load::<2> as *const u8,
+        Helper::Store(0) => store::<0> as *const u8,
+        Helper::Store(1) => store::<1> as *const u8,
+        Helper::Store(_) => store::<2> as *const u8,
+        Helper::ProfileLoad(0) => profile_load::<0> as *const u8,
+        Helper::ProfileLoad(1) => profile_load::<1> as *const u8,
+        Helper::ProfileLoad(_) => profile_load::<2> as *const u8,
+        Helper::ProfileStore(0) => profile_store::<0> as *const u8,
+        Helper::ProfileStore(1) => profile_store::<1> as *const u8,
+        Helper::ProfileStore(_) => profile_store::<2> as *const u8,
+        Helper::DeviceRead(0) => device_read::<0> as *const u8,
+        Helper::DeviceRead(1) => device_read::<1> as *const u8,
+        Helper::DeviceRead(_) => device_read::<2> as *const u8,
+        Helper::DeviceWrite(0) => device_write::<0> as *const u8,
+        Helper::DeviceWrite(1) => device_write::<1> as *const u8,
+        Helper::DeviceWrite(_) => device_write::<2> as *const u8,
+    }
+}

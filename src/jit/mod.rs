@@ -1,0 +1,94 @@
+//! What every backend shares: block discovery ([`block`]), the per-access state machine
+//! ([`access`]), the contract of translated code and the helpers it calls ([`abi`],
+//! [`helpers`]), code memory ([`codemem`]), the entry trampoline and fault handler
+//! ([`fault`]), the seam to the code generators ([`codegen`]), the translation cache
+//! with its exit slots, jump cache, fault map and tiers ([`cache`]), and the dispatcher
+//! ([`dispatch`]), the only loop of a translated run.
+
+pub mod abi;
+pub mod access;
+pub mod block;
+pub mod cache;
+pub mod codegen;
+pub mod codemem;
+pub mod dispatch;
+pub mod fault;
+pub mod helpers;
+
+use access::MemMode;
+
+/// The code generators, by name (`--backend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    /// x86-64 emitted per guest instruction, no IR.
+    Direct,
+    /// Cranelift IR, optimized.
+    Cranelift,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Direct => "direct",
+            BackendKind::Cranelift => "cranelift",
+        }
+    }
+}
+
+/// Settings of a translated run.
+#[derive(Clone, Debug)]
+pub struct JitConfig {
+    /// Entries of a block's code in one tier before the next tier compiles it.
+    pub tier_up: u32,
+    /// Cranelift `opt_level=speed` (else `none`).
+    pub optimize: bool,
+    /// Run Cranelift's IR verifier on every function.
+    pub verify: bool,
+    /// Cap on guest instructions per block.
+    pub max_block_insns: usize,
+    /// Flush everything when translated code and data exceed this many bytes.
+    pub code_cache_bytes: usize,
+    /// Place code near the executable (rel32 helper calls); false forces the fallback.
+    pub near_code: bool,
+    /// How memory accesses start (`--mem`).
+    pub mem: MemMode,
+    /// N of the state machine: observations of one region that commit an access.
+    pub commit_after: u32,
+    /// Print every compiled block on stderr: guest code, IR, host code.
+    pub print_code: bool,
+    /// Interpret a block this many times before compiling it (0: compile at once).
+    pub compile_after: u32,
+}
+
+/// Default of [`JitConfig::compile_after`].
+pub const DEFAULT_COMPILE_AFTER: u32 = 16;
+/// Default of [`JitConfig::tier_up`].
+pub const DEFAULT_TIER_UP: u32 = 1000;
+
+impl Default for JitConfig {
+    fn default() -> Self {
+        JitConfig {
+            tier_up: DEFAULT_TIER_UP,
+            optimize: true,
+            verify: cfg!(debug_assertions),
+            max_block_insns: block::DEFAULT_MAX_BLOCK_INSNS,
+            code_cache_bytes: 64 << 20,
+            near_code: true,
+            mem: MemMode::Adaptive,
+            commit_after: 3,
+            print_code: false,
+            compile_after: DEFAULT_COMPILE_AFTER,
+        }
+    }
+}
+
+/// Why translation failed (a host-side problem, never a guest one).
+#[derive(Debug, thiserror::Error)]
+pub enum JitError {
+    #[error("cannot set up the translator: {0}")]
+    Setup(String),
+    #[error("cannot compile the block at {pc:#010x}: {msg}")]
+    Compile { pc: u32, msg: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,86 @@
+//! The counters a run reports (`--stats`, `--stats-json`). The machine owns them; the
+//! syscall layer, the helpers and the translation cache add to them.
+
+/// Counters of one code generator.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackendStats {
+    pub blocks: u64,
+    pub guest_insns: u64,
+    pub compile_ns: u64,
+    pub code_bytes: u64,
+}
+
+impl BackendStats {
+    pub fn add(&mut self, other: &BackendStats) {
+        self.blocks += other.blocks;
+        self.guest_insns += other.guest_insns;
+        self.compile_ns += other.compile_ns;
+        self.code_bytes += other.code_bytes;
+    }
+}
+
+/// Counters the translation cache keeps.
+#[derive(Clone, Debug, Default)]
+pub struct CacheStats {
+    pub blocks_compiled: u64,
+    pub guest_insns_compiled: u64,
+    pub compile_ns: u64,
+    pub code_bytes: u64,
+    /// The same four counters per code generator, by backend name, in tier order.
+    pub by_backend: Vec<(&'static str, BackendStats)>,
+    pub cache_flushes: u64,
+    /// Exit slots pointed at translated code (chaining links made).
+    pub chained_exits: u64,
+    /// Blocks compiled again after an access in them changed state.
+    pub recompiles: u64,
+    /// Blocks compiled again by a higher tier because they became hot.
+    pub tier_ups: u64,
+}
+
+impl CacheStats {
+    /// Counts one translation by `backend`.
+    pub fn record(&mut self, backend: &'static str, one: BackendStats) {
+        self.blocks_compiled += one.blocks;
+        self.guest_insns_compiled += one.guest_insns;
+        self.compile_ns += one.compile_ns;
+        self.code_bytes += one.code_bytes;
+        match self.by_backend.iter_mut().find(|(name, _)| *name == backend) {
+            Some((_, s)) => s.add(&one),
+            None => self.by_backend.push((backend, one)),
+        }
+    }
+}
+
+/// Counts of state changes of access records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransitionCounts {
+    pub naive_to_committed: u64,
+    pub naive_to_variable: u64,
+    pub committed_to_variable: u64,
+}
+
+/// Counts of access records per state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    pub naive: u64,
+    pub committed_ram: u64,
+    pub committed_device: u64,
+    pub variable: u64,
+}
+
+/// Everything `--stats` reports besides the run's outcome.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub syscalls: u64,
+    pub unknown_syscalls: u64,
+    /// The translation cache's counters (blocks, compile time, flushes, ...).
+    pub cache: CacheStats,
+    pub dispatcher_entries: u64,
+    /// Was translated code placed near the executable (rel32 helper calls)?
+    pub near_code: bool,
+    /// Access records per state at the end of the run.
+    pub accesses: StateCounts,
+    pub transitions: TransitionCounts,
+    /// Inline accesses that faulted and were repaired.
+    pub faults_handled: u64,
+}
