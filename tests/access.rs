@@ -45,24 +45,35 @@ fn store_pc(text: &[u32]) -> u32 {
     TEXT_BASE + 4 * (text.len() as u32 - 2)
 }
 
-/// Runs `text` on the interpreter and on Cranelift with `mode`; asserts identical
-/// results and returns the translated machine and its cache.
+/// Runs `text` on the interpreter, on Cranelift and on the direct backend with `mode`;
+/// asserts identical results (and identical state machine histories for the two code
+/// generators) and returns the Cranelift machine and its cache.
 fn run_both(text: &[u32], mode: MemMode, commit_after: u32) -> (Machine, CodeCache, Exit) {
     let elf = elf_image(text, &[0u8; 256], 0);
     let mut reference = machine(&elf, &[], b"");
     let want = run_on(&mut reference, Backend::Interp, Some(1_000_000));
-    let mut m = machine(&elf, &[], b"");
-    // Compile on first entry: every observation then happens in translated code.
-    let config = JitConfig { mem: mode, commit_after, verify: true, compile_after: 0, ..JitConfig::default() };
-    let mut cache = new_cache(Backend::Cranelift, config, &m).expect("backend");
-    let exit = dispatch::run(&mut m, &mut cache, Some(1_000_000), &|| None).expect("runs");
-    m.finish();
-    assert_eq!(exit, want, "exit ({mode:?})");
-    assert_eq!(m.cpu.regs, reference.cpu.regs, "registers ({mode:?})");
-    assert_eq!(m.cpu.pc, reference.cpu.pc, "pc ({mode:?})");
-    assert_eq!(m.cpu.retired, reference.cpu.retired, "retired ({mode:?})");
-    assert_eq!(m.mem.ram_hash(), reference.mem.ram_hash(), "memory ({mode:?})");
-    assert_eq!(m.io.stdout_bytes(), reference.io.stdout_bytes(), "stdout ({mode:?})");
+    let mut runs = [Backend::Cranelift, Backend::Direct].map(|backend| {
+        let mut m = machine(&elf, &[], b"");
+        // Compile on first entry: every observation then happens in translated code.
+        let config = JitConfig { mem: mode, commit_after, verify: true, compile_after: 0, ..JitConfig::default() };
+        let mut cache = new_cache(backend, config, &m).expect("backend");
+        let exit = dispatch::run(&mut m, &mut cache, Some(1_000_000), &|| None).expect("runs");
+        m.finish();
+        let what = format!("{backend:?}, {mode:?}");
+        assert_eq!(exit, want, "exit ({what})");
+        assert_eq!(m.cpu.regs, reference.cpu.regs, "registers ({what})");
+        assert_eq!(m.cpu.pc, reference.cpu.pc, "pc ({what})");
+        assert_eq!(m.cpu.retired, reference.cpu.retired, "retired ({what})");
+        assert_eq!(m.mem.ram_hash(), reference.mem.ram_hash(), "memory ({what})");
+        assert_eq!(m.io.stdout_bytes(), reference.io.stdout_bytes(), "stdout ({what})");
+        Some((m, cache, exit))
+    });
+    let (direct, direct_cache, _) = runs[1].take().expect("direct run");
+    let (m, cache, exit) = runs[0].take().expect("cranelift run");
+    assert_eq!(direct.stats.transitions, m.stats.transitions, "same transitions ({mode:?})");
+    assert_eq!(direct.stats.faults_handled, m.stats.faults_handled, "same faults ({mode:?})");
+    assert_eq!(direct_cache.access_states(), cache.access_states(), "same final states ({mode:?})");
+    assert_eq!(direct_cache.stats.recompiles, cache.stats.recompiles, "same recompiles ({mode:?})");
     (m, cache, exit)
 }
 

@@ -35,12 +35,12 @@ fn contains_imm64(code: &[u8], value: usize) -> bool {
     code.windows(8).any(|w| w == (value as u64).to_le_bytes())
 }
 
-fn compiled_bytes(near: bool) -> (Vec<u8>, usize, bool) {
+fn compiled_bytes(backend: Backend, near: bool) -> (Vec<u8>, usize, bool) {
     let m = machine(&load_program(), &[], b"");
     // Calls mode: the load is a call of the generic helper.
     let config =
         JitConfig { near_code: near, verify: true, mem: MemMode::Calls, compile_after: 0, ..JitConfig::default() };
-    let mut cache = new_cache(Backend::Cranelift, config, &m).expect("backend");
+    let mut cache = new_cache(backend, config, &m).expect("backend");
     let block = cache.lookup(&m.mem, TEXT_BASE).expect("compiles").expect("a translatable block");
     // SAFETY: `code..code+size` is the finalized machine code of the block, alive as long
     // as `cache` is, and never written after finalization.
@@ -50,28 +50,35 @@ fn compiled_bytes(near: bool) -> (Vec<u8>, usize, bool) {
 
 #[test]
 fn code_lands_near_the_executable_and_calls_helpers_with_rel32() {
-    let (code, base, near) = compiled_bytes(true);
-    assert!(near, "the pool placed code near the executable");
-    let helper = Helper::Load(2).address() as usize;
-    assert!(base.abs_diff(helper) < 1 << 31, "code at {base:#x} is within ±2 GiB of the helper at {helper:#x}");
-    assert!(rel32_call_targets(&code, base).contains(&helper), "a rel32 call to load_u32 ({helper:#x}) in {code:02x?}");
-    assert!(!contains_imm64(&code, helper), "no absolute helper address in near code");
+    for backend in [Backend::Cranelift, Backend::Direct] {
+        let (code, base, near) = compiled_bytes(backend, true);
+        assert!(near, "the pool placed code near the executable");
+        let helper = Helper::Load(2).address() as usize;
+        assert!(base.abs_diff(helper) < 1 << 31, "code at {base:#x} is within ±2 GiB of the helper at {helper:#x}");
+        let calls = rel32_call_targets(&code, base);
+        assert!(calls.contains(&helper), "{backend:?}: a rel32 call to load_u32 ({helper:#x}) in {code:02x?}");
+        assert!(!contains_imm64(&code, helper), "{backend:?}: no absolute helper address in near code");
+    }
 }
 
 #[test]
 fn fallback_code_is_far_and_calls_helpers_through_an_absolute_address() {
-    let (code, base, near) = compiled_bytes(false);
-    assert!(!near);
-    let helper = Helper::Load(2).address() as usize;
-    assert!(contains_imm64(&code, helper), "movabs of the helper address in far code at {base:#x}");
-    assert!(!rel32_call_targets(&code, base).contains(&helper));
+    for backend in [Backend::Cranelift, Backend::Direct] {
+        let (code, base, near) = compiled_bytes(backend, false);
+        assert!(!near);
+        let helper = Helper::Load(2).address() as usize;
+        assert!(contains_imm64(&code, helper), "{backend:?}: movabs of the helper address in far code at {base:#x}");
+        assert!(!rel32_call_targets(&code, base).contains(&helper), "{backend:?}");
+    }
 }
 
 #[test]
 fn near_and_far_code_both_run_correctly() {
-    for near in [true, false] {
+    for (near, backend) in
+        [true, false].into_iter().flat_map(|n| [Backend::Cranelift, Backend::Direct, Backend::Tiered].map(|b| (n, b)))
+    {
         let mut m = machine(&load_program(), &[], b"");
-        let mut opts = rvdbt::runner::RunOptions { backend: Backend::Cranelift, ..Default::default() };
+        let mut opts = rvdbt::runner::RunOptions { backend, ..Default::default() };
         opts.jit.near_code = near;
         opts.jit.verify = true;
         opts.jit.compile_after = 0;

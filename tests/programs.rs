@@ -97,16 +97,21 @@ fn every_program_gives_its_expected_output_on_every_backend() {
             };
             assert!(said.contains(want.as_str()), "{}: diagnostic {said:?} should mention {want:?}", p.name);
         }
-        for mode in [MemMode::Calls, MemMode::Adaptive, MemMode::Fastmem] {
-            // Everything translated at first entry; then the default warm-up.
-            for compile_after in [0, rvdbt::jit::DEFAULT_COMPILE_AFTER] {
-                let (m, e) = run_program(&p, Backend::Cranelift, &|o| {
-                    o.jit.mem = mode;
-                    o.jit.compile_after = compile_after;
-                });
-                let what = format!("--mem {} --compile-after {compile_after}", mode.name());
-                assert_eq!(e, exit, "{} ({what}): exit", p.name);
-                assert_same_state(&p.name, &what, &reference, &m);
+        for backend in [Backend::Cranelift, Backend::Direct, Backend::Tiered] {
+            for mode in [MemMode::Calls, MemMode::Adaptive, MemMode::Fastmem] {
+                // Everything translated at first entry; then the default warm-up.
+                for compile_after in [0, rvdbt::jit::DEFAULT_COMPILE_AFTER] {
+                    let (m, e) = run_program(&p, backend, &|o| {
+                        o.jit.mem = mode;
+                        o.jit.compile_after = compile_after;
+                        // Tiered: blocks move on to Cranelift after a few entries.
+                        o.jit.tier_up = 3;
+                    });
+                    let what =
+                        format!("--backend {} --mem {} --compile-after {compile_after}", backend.name(), mode.name());
+                    assert_eq!(e, exit, "{} ({what}): exit", p.name);
+                    assert_same_state(&p.name, &what, &reference, &m);
+                }
             }
         }
     }
@@ -116,14 +121,35 @@ fn every_program_gives_its_expected_output_on_every_backend() {
 fn tiny_code_cache_forces_flushes_and_changes_nothing() {
     for p in programs() {
         let (reference, exit) = run_program(&p, Backend::Interp, &|_| {});
-        let (m, e) = run_program(&p, Backend::Cranelift, &|o| {
-            o.jit.code_cache_bytes = 16 * 1024;
-            o.jit.compile_after = 0;
-        });
-        assert_eq!(e, exit, "{}: exit", p.name);
-        assert_same_state(&p.name, "16 KiB code cache", &reference, &m);
-        if m.stats.cache.blocks_compiled > 200 {
-            assert!(m.stats.cache.cache_flushes > 0, "{}: a 16 KiB cache must flush", p.name);
+        for backend in [Backend::Cranelift, Backend::Direct, Backend::Tiered] {
+            let (m, e) = run_program(&p, backend, &|o| {
+                o.jit.code_cache_bytes = 16 * 1024;
+                o.jit.compile_after = 0;
+                o.jit.tier_up = 2;
+            });
+            let what = format!("{}, 16 KiB code cache", backend.name());
+            assert_eq!(e, exit, "{} ({what}): exit", p.name);
+            assert_same_state(&p.name, &what, &reference, &m);
+            if m.stats.cache.code_bytes > 64 * 1024 {
+                assert!(m.stats.cache.cache_flushes > 0, "{} ({what}): a 16 KiB cache must flush", p.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn tiered_moves_hot_blocks_to_cranelift_and_agrees() {
+    for p in programs() {
+        let (reference, exit) = run_program(&p, Backend::Interp, &|_| {});
+        let (m, e) = run_program(&p, Backend::Tiered, &|o| o.jit.tier_up = 1);
+        assert_eq!(e, exit, "{} (tier-up 1): exit", p.name);
+        assert_same_state(&p.name, "tier-up 1", &reference, &m);
+        let by = &m.stats.cache.by_backend;
+        assert_eq!(by.iter().map(|(n, _)| *n).collect::<Vec<_>>(), ["direct", "cranelift"], "{}", p.name);
+        // Every tier-up is a Cranelift compile (others are recompiles after a state change).
+        assert!(by[1].1.blocks >= m.stats.cache.tier_ups, "{}", p.name);
+        if by[0].1.blocks > 10 {
+            assert!(m.stats.cache.tier_ups > 0, "{}: hot blocks reach Cranelift", p.name);
         }
     }
 }
@@ -149,9 +175,15 @@ fn unoptimized_and_tiny_blocks_agree_with_the_interpreter() {
                 o.jit.compile_after = 0;
             }),
         ] {
-            let (m, e) = run_program(&p, Backend::Cranelift, tweak);
-            assert_eq!(e, exit, "{} ({what}): exit", p.name);
-            assert_same_state(&p.name, what, &reference, &m);
+            for backend in [Backend::Cranelift, Backend::Direct, Backend::Tiered] {
+                let (m, e) = run_program(&p, backend, &|o| {
+                    o.jit.tier_up = 2;
+                    tweak(o)
+                });
+                let what = format!("{}, {what}", backend.name());
+                assert_eq!(e, exit, "{} ({what}): exit", p.name);
+                assert_same_state(&p.name, &what, &reference, &m);
+            }
         }
     }
 }
@@ -163,11 +195,14 @@ fn max_insns_is_exact_on_every_backend() {
     for limit in [1u64, 17, 1000, 123_457] {
         let (reference, exit) = run_program(p, Backend::Interp, &|o| o.max_insns = Some(limit));
         assert_eq!(exit, Exit::InsnLimit(limit));
-        let (m, e) = run_program(p, Backend::Cranelift, &|o| {
-            o.max_insns = Some(limit);
-            o.jit.compile_after = 0;
-        });
-        assert_eq!(e, Exit::InsnLimit(limit), "cranelift at {limit}");
-        assert_same_state("sieve", &format!("--max-insns {limit}"), &reference, &m);
+        for backend in [Backend::Cranelift, Backend::Direct, Backend::Tiered] {
+            let (m, e) = run_program(p, backend, &|o| {
+                o.max_insns = Some(limit);
+                o.jit.compile_after = 0;
+                o.jit.tier_up = 2;
+            });
+            assert_eq!(e, Exit::InsnLimit(limit), "{} at {limit}", backend.name());
+            assert_same_state("sieve", &format!("{} --max-insns {limit}", backend.name()), &reference, &m);
+        }
     }
 }

@@ -102,7 +102,8 @@ fn variants(tweaks: &[(&str, Tweak)]) -> Vec<Variant> {
             continue;
         }
         for (name, tweak) in tweaks {
-            let mut jit = JitConfig { compile_after: 0, ..JitConfig::default() };
+            // Tiered: blocks move on to Cranelift after two entries.
+            let mut jit = JitConfig { compile_after: 0, tier_up: 2, ..JitConfig::default() };
             tweak(&mut jit);
             out.push(Variant { name: format!("{}[{name}]", backend.name()), backend, jit });
         }

@@ -131,8 +131,10 @@ pub fn machine(elf: &[u8], args: &[&str], stdin: &[u8]) -> Machine {
 pub fn run_on(m: &mut Machine, backend: Backend, max_insns: Option<u64>) -> Exit {
     let mut opts = RunOptions { backend, max_insns, ..RunOptions::default() };
     opts.jit.verify = true;
-    // Translate every block on first entry, so tiny test programs run translated.
+    // Translate every block on first entry, so tiny test programs run translated, and
+    // move blocks to the next tier after two entries.
     opts.jit.compile_after = 0;
+    opts.jit.tier_up = 2;
     runner::run(m, &opts).expect("translator works").exit
 }
 
@@ -145,5 +147,5 @@ pub fn run_words(text: &[u32], data: &[u8], backend: Backend) -> (Machine, Exit)
 
 /// All the backends that must agree with the interpreter.
 pub fn backends() -> Vec<Backend> {
-    vec![Backend::Interp, Backend::Cranelift]
+    Backend::ALL.to_vec()
 }
