@@ -87,6 +87,9 @@ struct RunArgs {
     /// Entries of a block's direct code before Cranelift compiles it (tiered backend).
     #[arg(long, value_name = "N", default_value_t = rvdbt::jit::DEFAULT_TIER_UP, value_parser = clap::value_parser!(u32).range(1..))]
     tier_up: u32,
+    /// Compile the optimizing tier on the dispatcher's thread instead of its own thread.
+    #[arg(long)]
+    no_compile_thread: bool,
     /// Print every translated block on stderr: guest code, Cranelift IR and host code.
     #[arg(long)]
     print_code: bool,
@@ -227,6 +230,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         print_code: args.print_code,
         compile_after: args.compile_after,
         tier_up: args.tier_up,
+        compile_thread: !args.no_compile_thread,
     };
     let opts = RunOptions { backend, max_insns: args.max_insns, interrupt: Some(interrupt), jit };
     let report = runner::run(&mut machine, &opts)?;

@@ -56,8 +56,7 @@ impl Backend {
 /// A translation cache for machine `m` with the code generators of `backend`.
 pub fn new_cache(backend: Backend, config: JitConfig, m: &Machine) -> Result<CodeCache, JitError> {
     let pool = CodePool::new(config.near_code);
-    let tiers =
-        backend.tiers().into_iter().map(|kind| backend::create(kind, &config, &pool)).collect::<Result<_, _>>()?;
+    let tiers = backend::tiers(&backend.tiers(), &config, &pool)?;
     CodeCache::new(config, pool, tiers, m.mem.arena_base() as u64)
 }
 

@@ -141,7 +141,11 @@ fn tiny_code_cache_forces_flushes_and_changes_nothing() {
 fn tiered_moves_hot_blocks_to_cranelift_and_agrees() {
     for p in programs() {
         let (reference, exit) = run_program(&p, Backend::Interp, &|_| {});
-        let (m, e) = run_program(&p, Backend::Tiered, &|o| o.jit.tier_up = 1);
+        let (m, e) = run_program(&p, Backend::Tiered, &|o| {
+            o.jit.tier_up = 1;
+            // Compile on the dispatcher's thread, so every hot block is tiered up.
+            o.jit.compile_thread = false;
+        });
         assert_eq!(e, exit, "{} (tier-up 1): exit", p.name);
         assert_same_state(&p.name, "tier-up 1", &reference, &m);
         let by = &m.stats.cache.by_backend;

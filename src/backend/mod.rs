@@ -10,6 +10,7 @@
 pub mod cranelift;
 pub mod direct;
 
+use crate::jit::cache::TierSpec;
 use crate::jit::codegen::Backend;
 use crate::jit::codemem::CodePool;
 use crate::jit::{BackendKind, JitConfig, JitError};
@@ -23,4 +24,19 @@ pub fn create(kind: BackendKind, config: &JitConfig, pool: &CodePool) -> Result<
         )?),
         BackendKind::Direct => Box::new(direct::DirectBackend::new()),
     })
+}
+
+/// The tiers of a translated run: the first compiles on the dispatcher's thread, the
+/// others on their own threads when `config.compile_thread` is set.
+pub fn tiers(kinds: &[BackendKind], config: &JitConfig, pool: &CodePool) -> Result<Vec<TierSpec>, JitError> {
+    let mut out = Vec::new();
+    for (i, &kind) in kinds.iter().enumerate() {
+        out.push(if i > 0 && config.compile_thread {
+            let (config, pool) = (config.clone(), pool.clone());
+            TierSpec::Background { name: kind.name(), make: Box::new(move || create(kind, &config, &pool)) }
+        } else {
+            TierSpec::Inline(create(kind, config, pool)?)
+        });
+    }
+    Ok(out)
 }

@@ -52,6 +52,35 @@ impl Block {
         self.pc.wrapping_add(4 * i as u32)
     }
 
+    /// The targets of the block's exits with a known target (each has an exit slot).
+    pub fn exit_targets(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        for (i, inst) in self.insts.iter().enumerate() {
+            let pc = self.pc_of(i);
+            match *inst {
+                Inst::Jal { offset, .. } => out.push(pc.wrapping_add(offset as u32)),
+                Inst::Branch { offset, .. } => {
+                    out.push(pc.wrapping_add(offset as u32));
+                    out.push(pc.wrapping_add(4));
+                }
+                _ => {}
+            }
+        }
+        if self.end == BlockEnd::Cap {
+            out.push(self.next_pc());
+        }
+        out.retain(|t| t & 3 == 0);
+        out
+    }
+
+    /// Guest pcs of the block's loads and stores.
+    pub fn access_pcs(&self) -> Vec<u32> {
+        (0..self.len())
+            .filter(|&i| matches!(self.insts[i], Inst::Load { .. } | Inst::Store { .. }))
+            .map(|i| self.pc_of(i))
+            .collect()
+    }
+
     /// Index of the instruction at guest `pc`, if it is in the block.
     pub fn index_of(&self, pc: u32) -> Option<usize> {
         let off = pc.wrapping_sub(self.pc);

@@ -29,10 +29,11 @@ use crate::jit::access::{count_states, AccessRecord, AccessState, RegionClass, T
 use crate::jit::block::{discover, Block};
 use crate::jit::codegen::{AccessPlan, Backend, CompileEnv, Translation};
 use crate::jit::codemem::CodePool;
+use crate::jit::worker::{BackendFactory, Done, Request, Worker};
 use crate::jit::{JitConfig, JitError};
 use crate::memory::{Device, Memory};
 use crate::stats::{BackendStats, CacheStats, StateCounts};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 /// Cells per slab; slabs never move, so cell addresses stay valid until a flush.
@@ -123,21 +124,48 @@ pub struct Compiled {
     pub tier: u8,
 }
 
+/// A code generator of one tier, as the cache is given it.
+pub enum TierSpec {
+    /// Compiles on the dispatcher's thread.
+    Inline(Box<dyn Backend>),
+    /// Compiles on its own thread (not for the first tier): the block keeps running its
+    /// lower-tier code until the new code arrives.
+    Background { name: &'static str, make: BackendFactory },
+}
+
+enum Tier {
+    Inline(Box<dyn Backend>),
+    Background { name: &'static str, worker: Worker },
+}
+
+impl Tier {
+    fn name(&self) -> &'static str {
+        match self {
+            Tier::Inline(b) => b.name(),
+            Tier::Background { name, .. } => name,
+        }
+    }
+}
+
 /// The translation cache of one machine.
 pub struct CodeCache {
     config: JitConfig,
     arena_base: u64,
     pool: CodePool,
     /// Code generators by tier.
-    tiers: Vec<Box<dyn Backend>>,
+    tiers: Vec<Tier>,
+    /// Flushes so far (requests to a compile thread made before a flush are void).
+    epoch: u64,
+    /// Compiles queued on compile threads.
+    in_flight: usize,
     blocks: HashMap<u32, Compiled>,
     slots: Slots,
     counters: Cells<u32>,
     jump_cache: Box<[JumpCacheEntry]>,
     records: HashMap<u32, Box<AccessRecord>>,
     fault_map: BTreeMap<u64, FaultSite>,
-    /// Blocks dropped for recompilation, with the tier to recompile them at.
-    invalidated: HashMap<u32, u8>,
+    /// Blocks dropped for recompilation (they start again at the first tier).
+    invalidated: HashSet<u32>,
     /// Executions of not yet compiled blocks, by start pc.
     hotness: HashMap<u32, u32>,
     pub stats: CacheStats,
@@ -149,11 +177,23 @@ impl CodeCache {
     pub fn new(
         config: JitConfig,
         pool: CodePool,
-        tiers: Vec<Box<dyn Backend>>,
+        specs: Vec<TierSpec>,
         arena_base: u64,
     ) -> Result<CodeCache, JitError> {
-        if tiers.is_empty() || tiers.len() > usize::from(u8::MAX) {
-            return Err(JitError::Setup(format!("{} code generators (1 to 255 allowed)", tiers.len())));
+        if specs.is_empty() || specs.len() > usize::from(u8::MAX) {
+            return Err(JitError::Setup(format!("{} code generators (1 to 255 allowed)", specs.len())));
+        }
+        let mut tiers = Vec::new();
+        for (i, spec) in specs.into_iter().enumerate() {
+            tiers.push(match spec {
+                TierSpec::Inline(b) => Tier::Inline(b),
+                TierSpec::Background { .. } if i == 0 => {
+                    return Err(JitError::Setup("the first tier compiles on the dispatcher's thread".into()))
+                }
+                TierSpec::Background { name, make } => {
+                    Tier::Background { name, worker: Worker::start(name, make, pool.clone())? }
+                }
+            });
         }
         let stats = CacheStats {
             by_backend: tiers.iter().map(|t| (t.name(), BackendStats::default())).collect(),
@@ -164,13 +204,15 @@ impl CodeCache {
             arena_base,
             pool,
             tiers,
+            epoch: 0,
+            in_flight: 0,
             blocks: HashMap::new(),
             slots: Slots { cells: Cells::new(), by_target: HashMap::new(), stub: 0 },
             counters: Cells::new(),
             jump_cache: vec![JumpCacheEntry::EMPTY; JUMP_CACHE_ENTRIES].into_boxed_slice(),
             records: HashMap::new(),
             fault_map: BTreeMap::new(),
-            invalidated: HashMap::new(),
+            invalidated: HashSet::new(),
             hotness: HashMap::new(),
             stats,
         };
@@ -202,8 +244,14 @@ impl CodeCache {
     /// dispatcher, when no translated code is running.
     pub fn flush(&mut self) -> Result<(), JitError> {
         for t in &mut self.tiers {
-            t.flush()?;
+            match t {
+                Tier::Inline(b) => b.flush()?,
+                // Waits for the compile thread; what it finished meanwhile is void.
+                Tier::Background { worker, .. } => drop(worker.flush()?),
+            }
         }
+        self.in_flight = 0;
+        self.epoch += 1;
         self.pool.reset();
         self.blocks.clear();
         self.slots.clear();
@@ -225,8 +273,8 @@ impl CodeCache {
         if let Some(&c) = self.blocks.get(&pc) {
             return Ok(Some(c));
         }
-        if let Some(tier) = self.invalidated.remove(&pc) {
-            let c = self.translate(mem, pc, tier)?;
+        if self.invalidated.remove(&pc) {
+            let c = self.translate(mem, pc, 0)?;
             self.stats.recompiles += u64::from(c.is_some());
             return Ok(c);
         }
@@ -240,14 +288,146 @@ impl CodeCache {
         self.translate(mem, pc, 0)
     }
 
-    /// The block at `pc` exited as hot: the next tier compiles it and takes its place.
+    /// The block at `pc` exited as hot: the next tier compiles it and takes its place
+    /// (at once, or when its compile thread is done).
     pub fn tier_up(&mut self, mem: &Memory, pc: u32) -> Result<(), JitError> {
-        let Some(c) = self.blocks.get(&pc) else { return Ok(()) };
+        let Some(&c) = self.blocks.get(&pc) else { return Ok(()) };
         let next = c.tier + 1;
-        if usize::from(next) < self.tiers.len() && self.translate(mem, pc, next)?.is_some() {
-            self.stats.tier_ups += 1;
+        match self.tiers.get(usize::from(next)) {
+            None => Ok(()),
+            Some(Tier::Inline(_)) => {
+                if self.translate(mem, pc, next)?.is_some() {
+                    self.stats.tier_ups += 1;
+                }
+                Ok(())
+            }
+            Some(Tier::Background { .. }) => self.request(mem, pc, next, c.code),
+        }
+    }
+
+    /// Queues the block at `pc` for the compile thread of `tier`; `replaces` is its
+    /// current code.
+    fn request(&mut self, mem: &Memory, pc: u32, tier: u8, replaces: u64) -> Result<(), JitError> {
+        let block = discover(mem, pc, self.config.max_block_insns);
+        if block.is_empty() {
+            return Ok(());
+        }
+        if self.pool.used_bytes() > self.config.code_cache_bytes {
+            // Over budget: start over (the block is compiled again from the first tier).
+            return self.flush();
+        }
+        let hot_counter = self.hot_counter(tier);
+        let mut slots = HashMap::new();
+        for target in block.exit_targets() {
+            let code = self.blocks.get(&target).map(|c| c.code);
+            slots.insert(target, self.slots.slot(target, code, &mut self.stats.chained_exits) as u64);
+        }
+        let plans = block.access_pcs().into_iter().map(|a| (a, self.plan(a, block.pc))).collect();
+        let request = Request {
+            block,
+            replaces,
+            epoch: self.epoch,
+            arena_base: self.arena_base,
+            jump_cache: self.jump_cache.as_ptr() as u64,
+            near: self.pool.near(),
+            hot_counter,
+            listing: self.config.print_code,
+            slots,
+            plans,
+        };
+        let Some(Tier::Background { worker, .. }) = self.tiers.get_mut(usize::from(tier)) else {
+            return Err(JitError::Internal(format!("tier {tier} has no compile thread")));
+        };
+        worker.request(request)?;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Links in what compile threads have finished. Cheap when nothing is queued.
+    pub fn poll(&mut self) -> Result<(), JitError> {
+        if self.in_flight == 0 {
+            return Ok(());
+        }
+        for t in 0..self.tiers.len() {
+            while let Some(done) = match &mut self.tiers[t] {
+                Tier::Background { worker, .. } => worker.try_take(),
+                Tier::Inline(_) => None,
+            } {
+                if let Done::Compiled { request, result, compile_ns } = done {
+                    self.in_flight -= 1;
+                    self.install(t as u8, *request, result, compile_ns)?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Links in a translation made by the compile thread of `tier`, unless the block
+    /// changed meanwhile (invalidated, recompiled, flushed).
+    fn install(
+        &mut self,
+        tier: u8,
+        request: Request,
+        result: Result<Translation, JitError>,
+        compile_ns: u64,
+    ) -> Result<(), JitError> {
+        let block = &request.block;
+        let t = match result {
+            Ok(t) => t,
+            // Near code memory ran out on the compile thread: start over with far code.
+            Err(_) if request.near && !self.pool.near() => return self.flush(),
+            Err(e) => return Err(e),
+        };
+        self.count(self.tiers[usize::from(tier)].name(), block, &t, compile_ns);
+        let current = self.blocks.get(&block.pc).map(|c| c.code);
+        if request.epoch != self.epoch || current != Some(request.replaces) {
+            return Ok(());
+        }
+        // The code was written by another thread: serialize this one before running it
+        // (cross-modifying code; the new code's lines were never executed here).
+        std::arch::x86_64::__cpuid(0);
+        self.link(block, t, tier);
+        self.stats.tier_ups += 1;
+        Ok(())
+    }
+
+    /// A tier-up counter for code compiled by `tier`, when there is a next tier.
+    fn hot_counter(&mut self, tier: u8) -> Option<u64> {
+        let has_next = usize::from(tier) + 1 < self.tiers.len();
+        has_next.then(|| self.counters.alloc(self.config.tier_up.max(1)) as u64)
+    }
+
+    /// The plan for the access at `pc` in the block at `block_pc` (creating its record).
+    fn plan(&mut self, pc: u32, block_pc: u32) -> AccessPlan {
+        plan_of(&mut self.records, &self.config, pc, block_pc)
+    }
+
+    /// Counts one translation in the statistics.
+    fn count(&mut self, name: &'static str, block: &Block, t: &Translation, compile_ns: u64) {
+        let one =
+            BackendStats { blocks: 1, guest_insns: block.len() as u64, compile_ns, code_bytes: u64::from(t.size) };
+        self.stats.record(name, one);
+    }
+
+    /// Makes `t` the block's code: the fault map, the block table, its exit slot and
+    /// jump cache entry.
+    fn link(&mut self, block: &Block, t: Translation, tier: u8) -> Compiled {
+        for &(host, index) in &t.inline_accesses {
+            let site = FaultSite { pc: block.pc_of(index as usize), block: block.pc, index };
+            self.fault_map.insert(host, site);
+        }
+        if let Some(listing) = &t.listing {
+            print_block(block, self.tiers[usize::from(tier)].name(), listing, t.code);
+        }
+        let compiled = Compiled { code: t.code, len: block.len() as u32, size: t.size, tier };
+        let pc = block.pc;
+        self.blocks.insert(pc, compiled);
+        if self.slots.by_target.contains_key(&pc) {
+            self.slots.set(pc, compiled.code);
+            self.stats.chained_exits += 1;
+        }
+        self.jump_cache[jump_cache_index(pc)] = JumpCacheEntry { pc: u64::from(pc), code: compiled.code };
+        compiled
     }
 
     /// Compiles the block at `pc` with tier `tier` and links it in.
@@ -262,8 +442,9 @@ impl CodeCache {
             self.flush()?;
         }
         let near_before = self.pool.near();
-        let compiled = match self.compile(&block, tier) {
-            Ok(c) => c,
+        let result = self.compile(&block, tier);
+        let (t, compile_ns) = match result {
+            Ok(r) => r,
             Err(_) if near_before && !self.pool.near() => {
                 // Code memory near the executable ran out during this compile: start
                 // over with far code (absolute helper calls). Any other error stands.
@@ -272,32 +453,20 @@ impl CodeCache {
             }
             Err(e) => return Err(e),
         };
-        self.blocks.insert(pc, compiled);
-        if self.slots.by_target.contains_key(&pc) {
-            self.slots.set(pc, compiled.code);
-            self.stats.chained_exits += 1;
-        }
-        self.jump_cache[jump_cache_index(pc)] = JumpCacheEntry { pc: u64::from(pc), code: compiled.code };
-        Ok(Some(compiled))
+        self.count(self.tiers[usize::from(tier)].name(), &block, &t, compile_ns);
+        Ok(Some(self.link(&block, t, tier)))
     }
 
-    fn compile(&mut self, block: &Block, tier: u8) -> Result<Compiled, JitError> {
+    /// Compiles `block` with the inline code generator of `tier`.
+    fn compile(&mut self, block: &Block, tier: u8) -> Result<(Translation, u64), JitError> {
         let start = Instant::now();
-        let has_next_tier = usize::from(tier) + 1 < self.tiers.len();
-        let hot_counter = has_next_tier.then(|| self.counters.alloc(self.config.tier_up.max(1)) as u64);
+        let hot_counter = self.hot_counter(tier);
         let blocks = &self.blocks;
         let slots = &mut self.slots;
         let linked = &mut self.stats.chained_exits;
         let mut slot_for = |target: u32| slots.slot(target, blocks.get(&target).map(|c| c.code), linked) as u64;
-        let records = &mut self.records;
-        let (mode, commit_after) = (self.config.mem, self.config.commit_after);
-        let mut plan_for = |pc: u32| {
-            let rec = records.entry(pc).or_insert_with(|| Box::new(AccessRecord::new(pc, mode, commit_after)));
-            if !rec.blocks.contains(&block.pc) {
-                rec.blocks.push(block.pc);
-            }
-            AccessPlan { state: rec.state, record: &mut **rec as *mut AccessRecord as u64 }
-        };
+        let (records, config) = (&mut self.records, &self.config);
+        let mut plan_for = |pc: u32| plan_of(records, config, pc, block.pc);
         let mut env = CompileEnv {
             arena_base: self.arena_base,
             jump_cache: self.jump_cache.as_ptr() as u64,
@@ -308,31 +477,18 @@ impl CodeCache {
             slot_for: &mut slot_for,
             plan_for: &mut plan_for,
         };
-        let backend = &mut self.tiers[usize::from(tier)];
-        let t: Translation = backend.compile(block, &mut env)?;
-        for &(host, index) in &t.inline_accesses {
-            let site = FaultSite { pc: block.pc_of(index as usize), block: block.pc, index };
-            self.fault_map.insert(host, site);
-        }
-        let name = backend.name();
-        if let Some(listing) = &t.listing {
-            print_block(block, name, listing, t.code);
-        }
-        let one = BackendStats {
-            blocks: 1,
-            guest_insns: block.len() as u64,
-            compile_ns: start.elapsed().as_nanos() as u64,
-            code_bytes: u64::from(t.size),
+        let Some(Tier::Inline(backend)) = self.tiers.get_mut(usize::from(tier)) else {
+            return Err(JitError::Internal(format!("tier {tier} does not compile inline")));
         };
-        self.stats.record(name, one);
-        Ok(Compiled { code: t.code, len: block.len() as u32, size: t.size, tier })
+        let t = backend.compile(block, &mut env)?;
+        Ok((t, start.elapsed().as_nanos() as u64))
     }
 
     /// Drops the translation of the block at `pc` so its next entry recompiles it. Its
     /// old code stays in memory (nothing still running is overwritten).
     pub fn invalidate(&mut self, pc: u32) {
-        if let Some(c) = self.blocks.remove(&pc) {
-            self.invalidated.insert(pc, c.tier);
+        if self.blocks.remove(&pc).is_some() {
+            self.invalidated.insert(pc);
             self.slots.set(pc, self.slots.stub);
             let e = &mut self.jump_cache[jump_cache_index(pc)];
             if e.pc == u64::from(pc) {
@@ -397,6 +553,16 @@ impl CodeCache {
     pub fn compiled(&self, pc: u32) -> Option<Compiled> {
         self.blocks.get(&pc).copied()
     }
+}
+
+/// The plan for the access at `pc` in the block at `block_pc`: its record's state
+/// (the record is created on first use and remembers the block).
+fn plan_of(records: &mut HashMap<u32, Box<AccessRecord>>, config: &JitConfig, pc: u32, block_pc: u32) -> AccessPlan {
+    let rec = records.entry(pc).or_insert_with(|| Box::new(AccessRecord::new(pc, config.mem, config.commit_after)));
+    if !rec.blocks.contains(&block_pc) {
+        rec.blocks.push(block_pc);
+    }
+    AccessPlan { state: rec.state, record: &mut **rec as *mut AccessRecord as u64 }
 }
 
 /// `--print-code`: one compiled block on stderr.

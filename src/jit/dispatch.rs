@@ -65,6 +65,7 @@ pub fn run(
         for pc in m.access_events.drain(..) {
             cache.access_changed(pc);
         }
+        cache.poll()?;
         if m.cpu.retired >= limit {
             return Ok(Exit::InsnLimit(m.cpu.retired));
         }

@@ -14,6 +14,7 @@ pub mod codemem;
 pub mod dispatch;
 pub mod fault;
 pub mod helpers;
+pub mod worker;
 
 use access::MemMode;
 
@@ -58,6 +59,8 @@ pub struct JitConfig {
     pub print_code: bool,
     /// Interpret a block this many times before compiling it (0: compile at once).
     pub compile_after: u32,
+    /// Compile tiers above the first on their own thread.
+    pub compile_thread: bool,
 }
 
 /// Default of [`JitConfig::compile_after`].
@@ -78,6 +81,7 @@ impl Default for JitConfig {
             commit_after: 3,
             print_code: false,
             compile_after: DEFAULT_COMPILE_AFTER,
+            compile_thread: true,
         }
     }
 }
