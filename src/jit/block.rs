@@ -84,7 +84,7 @@ impl Block {
     /// Index of the instruction at guest `pc`, if it is in the block.
     pub fn index_of(&self, pc: u32) -> Option<usize> {
         let off = pc.wrapping_sub(self.pc);
-        (off % 4 == 0 && ((off / 4) as usize) < self.len()).then_some((off / 4) as usize)
+        (off.is_multiple_of(4) && ((off / 4) as usize) < self.len()).then_some((off / 4) as usize)
     }
 }
 

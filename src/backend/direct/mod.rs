@@ -174,6 +174,8 @@ impl Emitter<'_, '_> {
     }
 
     /// Loads guest register `r` into scratch register `reg`.
+    // dynasm converts dynamic register operands with `.into()`.
+    #[allow(clippy::useless_conversion)]
     fn load(&mut self, reg: u8, r: u8) {
         if r == 0 {
             dynasm!(self.ops ; .arch x64 ; xor Rd(reg), Rd(reg));
@@ -183,6 +185,7 @@ impl Emitter<'_, '_> {
     }
 
     /// Stores scratch register `reg` to guest register `rd` (nothing for x0).
+    #[allow(clippy::useless_conversion)]
     fn store(&mut self, rd: u8, reg: u8) {
         if rd != 0 {
             dynasm!(self.ops ; .arch x64 ; mov DWORD [rbx + reg_offset(rd)], Rd(reg));
