@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
-"""Side-by-side run times of the bundled guest programs: rvdbt's backends and memory
-modes, qemu-riscv32 (when installed) and native x86-64 builds of the same C (built here
-with the host `cc` against the same runtime, with its x86-64 entry and syscalls), in one
-run so the ratios are comparable.
+"""Side-by-side run times of the bundled guest programs: each rvdbt backend (interp,
+direct, cranelift, tiered), qemu-riscv32 (when installed) and native x86-64 builds of
+the same C (built here with the host `cc` against the same runtime, with its x86-64
+entry and syscalls), in one run so the ratios are comparable. Runs alternate between
+the configurations (round-robin), so machine noise spreads over all of them.
 
-    cargo build --release && python3 benches/compare.py [--repeat N] [--json FILE] [PROGRAMS...]
+    cargo build --release && python3 benches/compare.py [--repeat N] [--json FILE]
+        [--svg FILE] [--modes] [PROGRAMS...]
 
-Each configuration runs N times (default 3); the fastest time counts. Mode-to-mode
-ratios use rvdbt's guest run time (--stats-json wall_ns); the comparison with qemu
-uses whole-process times for both. Prints a table and, with --json FILE, writes every
-measurement.
+Times are whole-process wall times, best of N runs (default 5). Prints a table of
+milliseconds and of slowdowns against native, geometric means, and rvdbt's compile
+statistics; --svg draws the slowdown against native per program and backend; --modes
+adds the memory modes of the Cranelift backend (guest run times, from --stats-json).
 """
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -23,8 +26,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "rvdbt")
 PROGRAMS = os.path.join(ROOT, "guest-programs")
-DEFAULT = ["fib", "sieve", "qsort", "matmul", "crc32", "sha256", "strings", "malloc", "memheavy", "mixed-regions"]
-# mixed-regions uses the UART: its native build cannot run (nor can qemu-riscv32 run it).
+DEFAULT = ["hello", "fib", "sieve", "qsort", "matmul", "crc32", "sha256", "strings", "malloc", "memheavy"]
+BACKENDS = ["interp", "direct", "cranelift", "tiered"]
+MODES = ["calls", "adaptive", "fastmem"]
 
 
 def guest_args(name):
@@ -32,36 +36,8 @@ def guest_args(name):
     return open(path).read().split("\n")[:-1] if os.path.exists(path) else []
 
 
-def run_rvdbt(name, extra, repeat):
-    """Best run by guest time; `process_ns` is the best whole-process time."""
-    elf = os.path.join(PROGRAMS, "bin", name + ".elf")
-    best, process = None, None
-    for _ in range(repeat):
-        with tempfile.NamedTemporaryFile(suffix=".json") as f:
-            cmd = [BIN, "run", *extra, "--stats-json", f.name, elf, "--", *guest_args(name)]
-            t0 = time.perf_counter_ns()
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, check=False)
-            ns = time.perf_counter_ns() - t0
-            stats = json.load(open(f.name))
-        process = ns if process is None else min(process, ns)
-        if best is None or stats["wall_ns"] < best["wall_ns"]:
-            best = stats
-    best["process_ns"] = process
-    return best
-
-
-def run_qemu(name, repeat):
-    qemu = shutil.which("qemu-riscv32")
-    if not qemu:
-        return None
-    elf = os.path.join(PROGRAMS, "bin", name + ".elf")
-    best = None
-    for _ in range(repeat):
-        t0 = time.perf_counter_ns()
-        subprocess.run([qemu, elf, *guest_args(name)], stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        ns = time.perf_counter_ns() - t0
-        best = ns if best is None else min(best, ns)
-    return best
+def expected_stdout(name):
+    return open(os.path.join(PROGRAMS, "expected", name + ".stdout"), "rb").read()
 
 
 def build_native(name, out_dir):
@@ -82,73 +58,163 @@ def build_native(name, out_dir):
     return exe
 
 
-def run_native(exe, name, repeat):
-    """Best time of the native build; None unless it prints exactly the expected output."""
-    expected = open(os.path.join(PROGRAMS, "expected", name + ".stdout"), "rb").read()
-    best = None
-    for _ in range(repeat):
-        t0 = time.perf_counter_ns()
-        out = subprocess.run([exe, *guest_args(name)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        ns = time.perf_counter_ns() - t0
-        if out.returncode != 0 or out.stdout != expected:
-            return None
-        best = ns if best is None else min(best, ns)
-    return best
+class Config:
+    """One way of running a program: a command, and whether it reports rvdbt stats."""
+
+    def __init__(self, label, cmd, stats):
+        self.label, self.cmd, self.stats = label, cmd, stats
+        self.best_ns, self.best_stats, self.ok = None, None, True
+
+    def run_once(self, expected):
+        with tempfile.NamedTemporaryFile(suffix=".json") as f:
+            cmd = self.cmd
+            if self.stats:
+                # rvdbt's own options go before the program.
+                cmd = self.cmd[:2] + ["--stats-json", f.name] + self.cmd[2:]
+            t0 = time.perf_counter_ns()
+            out = subprocess.run(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            ns = time.perf_counter_ns() - t0
+            if out.stdout != expected:
+                self.ok = False
+                return
+            stats = json.load(open(f.name)) if self.stats else None
+        if self.best_ns is None or ns < self.best_ns:
+            self.best_ns = ns
+        if stats and (self.best_stats is None or stats["wall_ns"] < self.best_stats["wall_ns"]):
+            self.best_stats = stats
+
+
+def configs_for(name, native_exe, modes):
+    elf = os.path.join(PROGRAMS, "bin", name + ".elf")
+    args = guest_args(name)
+    out = [Config(b, [BIN, "run", "--backend", b, elf, "--", *args], True) for b in BACKENDS]
+    if modes:
+        out += [Config("cl-" + m, [BIN, "run", "--backend", "cranelift", "--mem", m, elf, "--", *args], True)
+                for m in MODES]
+    qemu = shutil.which("qemu-riscv32")
+    if qemu:
+        out.append(Config("qemu", [qemu, elf, *args], False))
+    if native_exe:
+        out.append(Config("native", [native_exe, *args], False))
+    return out
+
+
+def geomean(xs):
+    xs = [x for x in xs if x]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
+
+
+def svg_chart(rows, labels, path):
+    """Grouped bars: slowdown against native (log scale) per program and configuration."""
+    colors = {"interp": "#999999", "direct": "#e6862a", "cranelift": "#3b75af", "tiered": "#519e3e",
+              "qemu": "#c03d3e"}
+    labels = [l for l in labels if l in colors]
+    names = [n for n in rows if rows[n].get("native")]
+    if not names:
+        return
+    width, height, left, top, bottom = 120 + 70 * len(names), 420, 60, 40, 60
+    plot_h = height - top - bottom
+    vmax = max(rows[n][l] / rows[n]["native"] for n in names for l in labels if rows[n].get(l))
+    ymax = 10 ** math.ceil(math.log10(max(vmax, 10)))
+
+    def y(v):
+        return top + plot_h * (1 - math.log10(max(v, 1)) / math.log10(ymax))
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+           f'font-size="11">', f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<text x="{left}" y="20" font-size="13">Whole-process time / native x86-64 (log scale, lower is '
+           f'better)</text>']
+    tick = 1
+    while tick <= ymax:
+        out.append(f'<line x1="{left}" x2="{width - 10}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick}x</text>')
+        tick *= 10
+    bar = 60 / len(labels)
+    for i, n in enumerate(names):
+        x0 = left + 10 + 70 * i
+        for j, l in enumerate(labels):
+            v = rows[n].get(l)
+            if not v:
+                continue
+            r = v / rows[n]["native"]
+            out.append(f'<rect x="{x0 + j * bar:.1f}" y="{y(r):.1f}" width="{bar - 1:.1f}" '
+                       f'height="{top + plot_h - y(r):.1f}" fill="{colors[l]}"><title>{n} {l}: {r:.2f}x'
+                       f'</title></rect>')
+        out.append(f'<text x="{x0 + 30}" y="{top + plot_h + 16}" text-anchor="middle">{n}</text>')
+    for j, l in enumerate(labels):
+        out.append(f'<rect x="{left + 90 * j}" y="{height - 22}" width="12" height="12" fill="{colors[l]}"/>')
+        out.append(f'<text x="{left + 90 * j + 16}" y="{height - 12}">{l}</text>')
+    out.append("</svg>")
+    open(path, "w").write("\n".join(out) + "\n")
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json", help="write all measurements here")
+    ap.add_argument("--svg", help="write the slowdown chart here")
+    ap.add_argument("--modes", action="store_true", help="also the Cranelift memory modes")
     ap.add_argument("programs", nargs="*", default=DEFAULT)
     a = ap.parse_args()
     if not os.path.exists(BIN):
         sys.exit("build first: cargo build --release")
-    configs = [
-        ("interp", ["--backend", "interp"]),
-        ("calls", ["--mem", "calls"]),
-        ("adaptive", ["--mem", "adaptive"]),
-        ("fastmem", ["--mem", "fastmem"]),
-    ]
-    results = {}
     native_dir = tempfile.mkdtemp(prefix="rvdbt-native-")
-    print("guest run times in ms, best of %d; speedups are ratios of those times" % a.repeat)
-    head = f"{'program':<9} {'Minsns':>7}" + "".join(f" {c:>9}" for c, _ in configs)
-    head += f" {'ad proc':>7} {'qemu':>7} {'native':>7} | {'ad/int':>6} {'ad/call':>7} {'fm/call':>7}"
-    head += f" {'qemu/ad':>7} {'ad/nat':>6}"
-    head += f" | {'blocks':>6} {'us/blk':>6} {'ns/ins':>6} {'recomp':>6} {'faults':>6}"
-    print(head)
+    rows, stats, labels = {}, {}, []
     for name in a.programs:
-        row = {c: run_rvdbt(name, extra, a.repeat) for c, extra in configs}
-        qemu = run_qemu(name, a.repeat)
+        expected = expected_stdout(name)
         exe = build_native(name, native_dir)
-        native = run_native(exe, name, a.repeat) if exe else None
-        results[name] = {"rvdbt": row, "qemu_ns": qemu, "native_ns": native}
-        t = {c: row[c]["wall_ns"] for c, _ in configs}
-        ad = row["adaptive"]
-        line = f"{name:<9} {ad['guest_instructions'] / 1e6:>7.2f}"
-        line += "".join(f" {t[c] / 1e6:>9.2f}" for c, _ in configs)
-        line += f" {ad['process_ns'] / 1e6:>7.2f}"
-        line += f" {qemu / 1e6:>7.2f}" if qemu else f" {'-':>7}"
-        line += f" {native / 1e6:>7.2f}" if native else f" {'-':>7}"
-        line += f" | {t['interp'] / t['adaptive']:>6.1f} {t['calls'] / t['adaptive']:>7.2f}"
-        line += f" {t['calls'] / t['fastmem']:>7.2f}"
-        line += f" {qemu / ad['process_ns']:>7.2f}" if qemu else f" {'-':>7}"
-        line += f" {ad['process_ns'] / native:>6.1f}" if native else f" {'-':>6}"
-        blocks = max(ad["blocks_compiled"], 1)
-        line += f" | {ad['blocks_compiled']:>6} {ad['compile_ns'] / blocks / 1e3:>6.1f}"
-        line += f" {ad['compile_ns'] / max(ad['guest_insns_compiled'], 1):>6.0f}"
-        line += f" {ad['recompiles']:>6} {row['fastmem']['faults_handled']:>6}"
-        print(line, flush=True)
-    print("ad = --mem adaptive, fm = --mem fastmem, call = --mem calls, int = interpreter;")
-    print("ad proc: whole rvdbt process (adaptive); qemu/ad: qemu-riscv32's process time over rvdbt's")
-    print("(> 1: rvdbt is faster); ad/nat: rvdbt's process time over the native x86-64 build's;")
-    print("the mode ratios use guest run times (--stats-json wall_ns);")
-    print("us/blk and ns/ins: Cranelift compile time per block and per guest instruction (adaptive);")
-    print("recomp: adaptive recompiles; faults: inline accesses repaired in fastmem mode.")
+        configs = configs_for(name, exe, a.modes)
+        for _ in range(a.repeat):
+            for c in configs:
+                c.run_once(expected)
+        rows[name] = {c.label: c.best_ns for c in configs if c.ok and c.best_ns}
+        stats[name] = {c.label: c.best_stats for c in configs if c.best_stats}
+        labels = [c.label for c in configs] if len(configs) > len(labels) else labels
+        ms = " ".join(f"{c.label}={rows[name].get(c.label, 0) / 1e6:.2f}" for c in configs)
+        print(f"  {name}: {ms}", file=sys.stderr, flush=True)
     shutil.rmtree(native_dir, ignore_errors=True)
+
+    print(f"whole-process wall time in ms, best of {a.repeat} (runs alternate between configurations)")
+    print(f"{'program':<9} {'Minsns':>7}" + "".join(f" {l:>9}" for l in labels))
+    for name, row in rows.items():
+        insns = stats[name].get("interp", {}).get("guest_instructions", 0)
+        print(f"{name:<9} {insns / 1e6:>7.2f}" + "".join(
+            f" {row[l] / 1e6:>9.2f}" if l in row else f" {'-':>9}" for l in labels))
+    if any("native" in r for r in rows.values()):
+        print("\nslowdown against native (whole process; lower is better)")
+        print(f"{'program':<9}" + "".join(f" {l:>9}" for l in labels if l != "native"))
+        for name, row in rows.items():
+            nat = row.get("native")
+            print(f"{name:<9}" + "".join(f" {row[l] / nat:>9.2f}" if nat and l in row else f" {'-':>9}"
+                                         for l in labels if l != "native"))
+        print(f"{'geomean':<9}" + "".join(
+            f" {geomean([r[l] / r['native'] for r in rows.values() if 'native' in r and l in r]) or 0:>9.2f}"
+            for l in labels if l != "native"))
+    if any("qemu" in r for r in rows.values()):
+        print("\nspeed against qemu-riscv32 (qemu's time / rvdbt's; > 1: rvdbt is faster)")
+        rv = [l for l in labels if l not in ("qemu", "native")]
+        print(f"{'program':<9}" + "".join(f" {l:>9}" for l in rv))
+        for name, row in rows.items():
+            q = row.get("qemu")
+            print(f"{name:<9}" + "".join(f" {q / row[l]:>9.2f}" if q and l in row else f" {'-':>9}" for l in rv))
+        print(f"{'geomean':<9}" + "".join(
+            f" {geomean([r['qemu'] / r[l] for r in rows.values() if 'qemu' in r and l in r]) or 0:>9.2f}"
+            for l in rv))
+    print("\ncompile statistics (best run): blocks and microseconds per block, per code generator")
+    for name in rows:
+        parts = []
+        for l in ("direct", "cranelift", "tiered"):
+            s = stats[name].get(l)
+            if not s:
+                continue
+            per = ", ".join(f"{k} {v['blocks']} x {v['compile_ns'] / max(v['blocks'], 1) / 1e3:.1f}us"
+                            for k, v in s.get("by_backend", {}).items())
+            parts.append(f"{l}: {per}" + (f", {s['tier_ups']} tier-ups" if l == "tiered" else ""))
+        print(f"{name:<9} " + "; ".join(parts))
+    if a.svg:
+        svg_chart(rows, labels, a.svg)
     if a.json:
-        json.dump(results, open(a.json, "w"), indent=1)
+        json.dump({"times_ns": rows, "stats": stats}, open(a.json, "w"), indent=1)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
-//! Criterion benchmarks: compile time per block (each optimization level), whole-program
-//! run time per backend and memory mode, and the cost of one fault round trip
+//! Criterion benchmarks: compile time over every block of the bundled programs (direct,
+//! Cranelift at each optimization level), whole-program run time per backend and memory
+//! mode, and the cost of one fault round trip
 //! (inline access -> SIGSEGV -> handler -> trampoline exit path -> dispatcher).
 //!
 //!     cargo bench --bench translate [FILTER]
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use rvdbt::guest::cpu::Cpu;
+use rvdbt::interp;
 use rvdbt::jit::access::MemMode;
+use rvdbt::jit::block::ends_block;
 use rvdbt::jit::fault::{self, EntryResult};
 use rvdbt::jit::JitConfig;
 use rvdbt::machine::{Machine, MachineConfig};
@@ -27,27 +30,71 @@ fn machine(elf: &[u8]) -> Machine {
     Machine::from_elf(elf, &["prog".to_string()], &[], config, Io::buffered(Vec::new())).expect("loads")
 }
 
-/// Compiling the first block of sha256 (setup: a fresh machine and cache).
-fn compile(c: &mut Criterion) {
-    let elf = program("sha256");
-    for (name, optimize) in [("speed", true), ("none", false)] {
-        c.bench_function(&format!("compile_block/{name}"), |b| {
-            b.iter_batched(
-                || {
-                    let m = machine(&elf);
-                    let config = JitConfig { optimize, verify: false, compile_after: 0, ..JitConfig::default() };
-                    let cache = new_cache(Backend::Cranelift, config, &m).expect("backend");
-                    (m, cache)
-                },
-                |(m, mut cache)| {
-                    let pc = m.cpu.pc;
-                    black_box(cache.lookup(&m.mem, pc).expect("compiles"));
-                    (m, cache)
-                },
-                BatchSize::PerIteration,
-            )
-        });
+/// The bundled programs the compile benchmark covers.
+const PROGRAMS: [&str; 10] =
+    ["hello", "fib", "sieve", "qsort", "matmul", "crc32", "sha256", "strings", "malloc", "memheavy"];
+
+/// Start pcs of every block a program runs (from an interpreted run: the entry and the
+/// instruction after each block end), in first-execution order.
+fn block_starts(elf: &[u8]) -> Vec<u32> {
+    let mut m = machine(elf);
+    let mut seen = std::collections::HashSet::new();
+    let mut starts = Vec::new();
+    let mut at_start = true;
+    for _ in 0..50_000_000u64 {
+        if at_start && seen.insert(m.cpu.pc) {
+            starts.push(m.cpu.pc);
+        }
+        let Ok(inst) = interp::fetch(&m) else { break };
+        if interp::step(&mut m).is_err() {
+            break;
+        }
+        at_start = ends_block(&inst);
     }
+    starts
+}
+
+/// Compile time per block and per guest instruction, for each code generator, over
+/// every block of the bundled programs: one iteration compiles all of a program's
+/// blocks into a fresh cache (criterion reports the time per iteration; the blocks and
+/// instructions per program are printed once).
+fn compile(c: &mut Criterion) {
+    let mut group = c.benchmark_group("compile");
+    group.sample_size(10);
+    for name in PROGRAMS {
+        let elf = program(name);
+        let starts = block_starts(&elf);
+        let configs = [
+            ("direct", Backend::Direct, true),
+            ("cranelift-none", Backend::Cranelift, false),
+            ("cranelift-speed", Backend::Cranelift, true),
+        ];
+        let mut insns = 0;
+        for (config, backend, optimize) in configs {
+            group.bench_function(format!("{name}/{config}"), |b| {
+                b.iter_batched(
+                    || {
+                        let m = machine(&elf);
+                        let jit = JitConfig { optimize, verify: false, compile_after: 0, ..JitConfig::default() };
+                        let cache = new_cache(backend, jit, &m).expect("backend");
+                        (m, cache)
+                    },
+                    |(m, mut cache)| {
+                        insns = 0;
+                        for &pc in &starts {
+                            let block = cache.lookup(&m.mem, pc).expect("compiles");
+                            insns += block.map_or(0, |b| b.len);
+                        }
+                        black_box(&cache);
+                        (m, cache)
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
+        eprintln!("compile/{name}: {} blocks, {insns} guest instructions per iteration", starts.len());
+    }
+    group.finish();
 }
 
 /// Whole programs on each backend and memory mode.
@@ -61,6 +108,8 @@ fn run(c: &mut Criterion) {
             ("calls", Backend::Cranelift, MemMode::Calls),
             ("adaptive", Backend::Cranelift, MemMode::Adaptive),
             ("fastmem", Backend::Cranelift, MemMode::Fastmem),
+            ("direct", Backend::Direct, MemMode::Adaptive),
+            ("tiered", Backend::Tiered, MemMode::Adaptive),
         ];
         for (config, backend, mem) in configs {
             group.bench_function(format!("{name}/{config}"), |b| {
