@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use rvdbt::access::MemMode;
 use rvdbt::cache::JitConfig;
+use rvdbt::listing::Selection;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
 use rvdbt::syscall::Io;
@@ -26,6 +27,21 @@ struct Cli {
 enum Command {
     /// Run a static RV32IM ELF program.
     Run(RunArgs),
+    /// List a program's code with symbol labels, as `objdump -d` does.
+    Disasm(DisasmArgs),
+}
+
+#[derive(clap::Args)]
+struct DisasmArgs {
+    /// The guest program (a static RV32IM ELF executable).
+    program: PathBuf,
+    /// Only this function.
+    #[arg(long, value_name = "NAME", conflicts_with = "addr")]
+    func: Option<String>,
+    /// Only addresses A up to B (exclusive), or the function (else the one instruction) at A.
+    /// Hex with 0x, or decimal.
+    #[arg(long, value_name = "A[,B]", value_parser = rvdbt::listing::parse_selection)]
+    addr: Option<Selection>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -164,6 +180,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Disasm(args) => disasm(args),
         Command::Run(args) => match run(args) {
             Ok(code) => code,
             Err(e) => {
@@ -171,6 +188,29 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_USAGE)
             }
         },
+    }
+}
+
+fn disasm(args: DisasmArgs) -> ExitCode {
+    let path = args.program.display().to_string();
+    let selection = match (args.func, args.addr) {
+        (Some(name), _) => Selection::Function(name),
+        (None, Some(sel)) => sel,
+        (None, None) => Selection::All,
+    };
+    let listing = std::fs::read(&args.program)
+        .map_err(|e| format!("cannot read {path}: {e}"))
+        .and_then(|elf| rvdbt::listing::disassemble_file(&path, &elf, &selection));
+    match listing {
+        Ok(text) => {
+            // A closed pipe (`| head`) is not an error.
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            eprintln!("rvdbt: {reason}");
+            ExitCode::from(EXIT_USAGE)
+        }
     }
 }
 
