@@ -22,3 +22,4 @@ pub mod memory;
 pub mod runner;
 pub mod symbols;
 pub mod syscall;
+pub mod trace;

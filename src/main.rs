@@ -7,7 +7,9 @@ use rvdbt::cache::JitConfig;
 use rvdbt::listing::Selection;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
+use rvdbt::symbols::Symbols;
 use rvdbt::syscall::Io;
+use rvdbt::trace::{self, TraceKind, Tracer};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicUsize;
@@ -129,6 +131,21 @@ struct RunArgs {
     /// Write statistics as JSON to this file.
     #[arg(long, value_name = "FILE")]
     stats_json: Option<PathBuf>,
+    /// Trace execution: a line per dynamic basic block, or per retired instruction.
+    /// Implemented on the interpreter (--backend interp) for now.
+    #[arg(long, value_enum)]
+    trace: Option<TraceArg>,
+    /// Write the trace to this file instead of stderr.
+    #[arg(long, value_name = "FILE", requires = "trace")]
+    trace_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TraceArg {
+    /// PC, retired count and symbol of every dynamic basic block.
+    Blocks,
+    /// PC, disassembly and written register (or stored memory) of every instruction.
+    Insns,
 }
 
 fn parse_block_cap(s: &str) -> Result<usize, String> {
@@ -259,7 +276,24 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         compile_after: args.compile_after,
     };
     let opts = RunOptions { backend, max_insns: args.max_insns, interrupt: Some(interrupt), jit };
-    let report = runner::run(&mut machine, &opts)?;
+    let report = match args.trace {
+        None => runner::run(&mut machine, &opts)?,
+        Some(kind) => {
+            let kind = match kind {
+                TraceArg::Blocks => TraceKind::Blocks,
+                TraceArg::Insns => TraceKind::Insns,
+            };
+            trace::supported(opts.backend)?;
+            let file = args.trace_file.as_deref();
+            let mut tracer = Tracer::create(kind, file, Symbols::from_elf(&elf).ok())
+                .with_context(|| format!("cannot create {}", file.unwrap_or("".as_ref()).display()))?;
+            let report = trace::run(&mut machine, &opts, &mut tracer)?;
+            if let Err(e) = tracer.finish(&report.exit, machine.cpu.retired) {
+                eprintln!("rvdbt: warning: the trace is incomplete: {e}");
+            }
+            report
+        }
+    };
 
     match &report.exit {
         Exit::Exited(_) => {}
