@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use rvdbt::access::MemMode;
 use rvdbt::cache::JitConfig;
+use rvdbt::gdb;
 use rvdbt::listing::Selection;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
@@ -138,6 +139,10 @@ struct RunArgs {
     /// Write the trace to this file instead of stderr.
     #[arg(long, value_name = "FILE", requires = "trace")]
     trace_file: Option<PathBuf>,
+    /// Wait for gdb on 127.0.0.1:PORT (0: any free port, printed on stderr) and serve it.
+    /// The guest runs on the interpreter then, whatever --backend says.
+    #[arg(long, value_name = "PORT")]
+    gdb: Option<u16>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -276,24 +281,30 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         compile_after: args.compile_after,
     };
     let opts = RunOptions { backend, max_insns: args.max_insns, interrupt: Some(interrupt), jit };
-    let report = match args.trace {
-        None => runner::run(&mut machine, &opts)?,
+    let mut tracer = match args.trace {
+        None => None,
         Some(kind) => {
             let kind = match kind {
                 TraceArg::Blocks => TraceKind::Blocks,
                 TraceArg::Insns => TraceKind::Insns,
             };
-            trace::supported(opts.backend)?;
-            let file = args.trace_file.as_deref();
-            let mut tracer = Tracer::create(kind, file, Symbols::from_elf(&elf).ok())
-                .with_context(|| format!("cannot create {}", file.unwrap_or("".as_ref()).display()))?;
-            let report = trace::run(&mut machine, &opts, &mut tracer)?;
-            if let Err(e) = tracer.finish(&report.exit, machine.cpu.retired) {
-                eprintln!("rvdbt: warning: the trace is incomplete: {e}");
+            if args.gdb.is_none() {
+                trace::supported(opts.backend)?;
             }
-            report
+            let file = args.trace_file.as_deref();
+            let tracer = Tracer::create(kind, file, Symbols::from_elf(&elf).ok())
+                .with_context(|| format!("cannot create {}", file.unwrap_or("".as_ref()).display()))?;
+            Some(tracer)
         }
     };
+    let report = match (args.gdb, tracer.as_mut()) {
+        (Some(port), tracer) => gdb::run(&mut machine, &opts, port, tracer)?,
+        (None, Some(tracer)) => trace::run(&mut machine, &opts, tracer)?,
+        (None, None) => runner::run(&mut machine, &opts)?,
+    };
+    if let Some(Err(e)) = tracer.map(|mut t| t.finish(&report.exit, machine.cpu.retired)) {
+        eprintln!("rvdbt: warning: the trace is incomplete: {e}");
+    }
 
     match &report.exit {
         Exit::Exited(_) => {}

@@ -5,8 +5,15 @@
 //! compared with a live run of it.
 
 use rvdbt::listing::{disassemble_file, parse_selection, Selection};
+use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
+
+/// Prints on the real stderr, past the test harness's capture, so that every run shows
+/// which variant ran.
+fn say(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
 
 fn read(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("read {path}: {e}"))
@@ -135,7 +142,7 @@ fn cli_prints_the_listing_and_refuses_bad_requests() {
 fn every_bundled_program_matches_live_objdump_when_installed() {
     let objdump = "riscv64-unknown-elf-objdump";
     if Command::new(objdump).arg("--version").output().is_err() {
-        println!("skipped: {objdump} is not installed (the committed references were compared)");
+        say(&format!("skipped: {objdump} is not installed (the committed references were compared)"));
         return;
     }
     let mut count = 0;
@@ -152,5 +159,5 @@ fn every_bundled_program_matches_live_objdump_when_installed() {
     }
     assert!(count > 20, "bundled programs found: {count}");
     assert!(Path::new("guest-programs/bin/hello.elf").exists());
-    println!("compared {count} programs with {objdump}");
+    say(&format!("compared {count} programs with {objdump}"));
 }
