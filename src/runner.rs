@@ -119,11 +119,61 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
     ]
 }
 
-/// `--stats`: a small table for humans.
+/// The topics of the `--stats` table and the [`stats_pairs`] keys each shows; keys in
+/// none of them are shown under "other".
+const STATS_GROUPS: &[(&str, &[&str])] = &[
+    ("run", &["backend", "guest_instructions", "wall_ns", "mips", "exit_code", "syscalls", "unknown_syscalls"]),
+    (
+        "translation",
+        &[
+            "blocks_compiled",
+            "guest_insns_compiled",
+            "compile_ns",
+            "code_bytes",
+            "cache_flushes",
+            "near_code",
+            "chained_exits",
+            "dispatcher_entries",
+            "recompiles",
+        ],
+    ),
+    ("memory accesses", &["mem_mode", "accesses", "transitions"]),
+    ("faults", &["faults_handled"]),
+];
+
+/// The table rows of one statistic: itself, or one row per member of an object value
+/// (`accesses.naive`).
+fn stats_rows(key: &str, value: &str) -> Vec<(String, String)> {
+    match value.strip_prefix('{').and_then(|v| v.strip_suffix('}')) {
+        Some(members) => members
+            .split(", ")
+            .filter_map(|member| member.split_once(": "))
+            .map(|(k, v)| (format!("{key}.{}", k.trim_matches('"')), v.to_string()))
+            .collect(),
+        None => vec![(key.to_string(), value.trim_matches('"').to_string())],
+    }
+}
+
+/// `--stats`: the statistics by topic, one `key value` row each, with the keys and
+/// numbers of `--stats-json`.
 pub fn stats_table(m: &Machine, report: &RunReport) -> String {
+    let pairs = stats_pairs(m, report);
+    let grouped = |k: &str| STATS_GROUPS.iter().any(|(_, keys)| keys.contains(&k));
+    let others: Vec<&str> = pairs.iter().map(|(k, _)| *k).filter(|k| !grouped(k)).collect();
     let mut out = String::from("rvdbt statistics\n");
-    for (k, v) in stats_pairs(m, report) {
-        let _ = writeln!(out, "  {k:<22} {}", v.trim_matches('"'));
+    for (title, keys) in STATS_GROUPS.iter().copied().chain([("other", &others[..])]) {
+        let rows: Vec<(String, String)> = keys
+            .iter()
+            .filter_map(|key| pairs.iter().find(|(k, _)| k == key))
+            .flat_map(|(k, v)| stats_rows(k, v))
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "  {title}");
+        for (k, v) in rows {
+            let _ = writeln!(out, "    {k:<34} {v}");
+        }
     }
     out
 }
