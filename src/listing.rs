@@ -386,8 +386,8 @@ mod tests {
         assert_eq!(t.instruction(&decode(0x1385_0513), 0x104), Some(0x8000_2138));
         // The value is used once.
         assert_eq!(t.instruction(&decode(0x1385_0513), 0x108), None);
-        // gp-relative load.
-        assert_eq!(t.instruction(&decode(0x8041_a503), 0x10c), Some(0x3000));
+        // gp-relative load: lw a0,-2048(gp).
+        assert_eq!(t.instruction(&decode(0x8001_a503), 0x10c), Some(0x3000));
         // mv keeps the lui value for later.
         assert_eq!(t.instruction(&decode(0x0000_17b7), 0x110), None); // lui a5,0x1
         assert_eq!(t.instruction(&decode(0x0007_8513), 0x114), None); // mv a0,a5
