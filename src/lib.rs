@@ -18,12 +18,16 @@
 //! - [`stats`]: the counters a run reports.
 
 pub mod backend;
+pub mod gdb;
 pub mod guest;
 pub mod interp;
 pub mod jit;
+pub mod listing;
 pub mod loader;
 pub mod machine;
 pub mod memory;
 pub mod runner;
 pub mod stats;
+pub mod symbols;
 pub mod syscall;
+pub mod trace;

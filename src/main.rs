@@ -2,11 +2,15 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use rvdbt::gdb;
 use rvdbt::jit::access::MemMode;
 use rvdbt::jit::JitConfig;
+use rvdbt::listing::Selection;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
+use rvdbt::symbols::Symbols;
 use rvdbt::syscall::Io;
+use rvdbt::trace::{self, TraceKind, Tracer};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicUsize;
@@ -26,6 +30,21 @@ struct Cli {
 enum Command {
     /// Run a static RV32IM ELF program.
     Run(RunArgs),
+    /// List a program's code with symbol labels, as `objdump -d` does.
+    Disasm(DisasmArgs),
+}
+
+#[derive(clap::Args)]
+struct DisasmArgs {
+    /// The guest program (a static RV32IM ELF executable).
+    program: PathBuf,
+    /// Only this function.
+    #[arg(long, value_name = "NAME", conflicts_with = "addr")]
+    func: Option<String>,
+    /// Only addresses A up to B (exclusive), or the function (else the one instruction) at A.
+    /// Hex with 0x, or decimal.
+    #[arg(long, value_name = "A[,B]", value_parser = rvdbt::listing::parse_selection)]
+    addr: Option<Selection>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -123,6 +142,25 @@ struct RunArgs {
     /// Write statistics as JSON to this file.
     #[arg(long, value_name = "FILE")]
     stats_json: Option<PathBuf>,
+    /// Trace execution: a line per dynamic basic block, or per retired instruction.
+    /// Implemented on the interpreter (--backend interp) for now.
+    #[arg(long, value_enum)]
+    trace: Option<TraceArg>,
+    /// Write the trace to this file instead of stderr.
+    #[arg(long, value_name = "FILE", requires = "trace")]
+    trace_file: Option<PathBuf>,
+    /// Wait for gdb on 127.0.0.1:PORT (0: any free port, printed on stderr) and serve it.
+    /// The guest runs on the interpreter then, whatever --backend says.
+    #[arg(long, value_name = "PORT")]
+    gdb: Option<u16>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TraceArg {
+    /// PC, retired count and symbol of every dynamic basic block.
+    Blocks,
+    /// PC, disassembly and written register (or stored memory) of every instruction.
+    Insns,
 }
 
 fn parse_block_cap(s: &str) -> Result<usize, String> {
@@ -174,6 +212,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Disasm(args) => disasm(args),
         Command::Run(args) => match run(args) {
             Ok(code) => code,
             Err(e) => {
@@ -181,6 +220,29 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_USAGE)
             }
         },
+    }
+}
+
+fn disasm(args: DisasmArgs) -> ExitCode {
+    let path = args.program.display().to_string();
+    let selection = match (args.func, args.addr) {
+        (Some(name), _) => Selection::Function(name),
+        (None, Some(sel)) => sel,
+        (None, None) => Selection::All,
+    };
+    let listing = std::fs::read(&args.program)
+        .map_err(|e| format!("cannot read {path}: {e}"))
+        .and_then(|elf| rvdbt::listing::disassemble_file(&path, &elf, &selection));
+    match listing {
+        Ok(text) => {
+            // A closed pipe (`| head`) is not an error.
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            eprintln!("rvdbt: {reason}");
+            ExitCode::from(EXIT_USAGE)
+        }
     }
 }
 
@@ -233,7 +295,30 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         compile_thread: !args.no_compile_thread,
     };
     let opts = RunOptions { backend, max_insns: args.max_insns, interrupt: Some(interrupt), jit };
-    let report = runner::run(&mut machine, &opts)?;
+    let mut tracer = match args.trace {
+        None => None,
+        Some(kind) => {
+            let kind = match kind {
+                TraceArg::Blocks => TraceKind::Blocks,
+                TraceArg::Insns => TraceKind::Insns,
+            };
+            if args.gdb.is_none() {
+                trace::supported(opts.backend)?;
+            }
+            let file = args.trace_file.as_deref();
+            let tracer = Tracer::create(kind, file, Symbols::from_elf(&elf).ok())
+                .with_context(|| format!("cannot create {}", file.unwrap_or("".as_ref()).display()))?;
+            Some(tracer)
+        }
+    };
+    let report = match (args.gdb, tracer.as_mut()) {
+        (Some(port), tracer) => gdb::run(&mut machine, &opts, port, tracer)?,
+        (None, Some(tracer)) => trace::run(&mut machine, &opts, tracer)?,
+        (None, None) => runner::run(&mut machine, &opts)?,
+    };
+    if let Some(Err(e)) = tracer.map(|mut t| t.finish(&report.exit, machine.cpu.retired)) {
+        eprintln!("rvdbt: warning: the trace is incomplete: {e}");
+    }
 
     match &report.exit {
         Exit::Exited(_) => {}

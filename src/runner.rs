@@ -169,11 +169,78 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
     ]
 }
 
-/// `--stats`: a small table for humans.
+/// The topics of the `--stats` table and the [`stats_pairs`] keys each shows; keys in
+/// none of them are shown under "other".
+const STATS_GROUPS: &[(&str, &[&str])] = &[
+    ("run", &["backend", "guest_instructions", "wall_ns", "mips", "exit_code", "syscalls", "unknown_syscalls"]),
+    (
+        "translation",
+        &[
+            "blocks_compiled",
+            "guest_insns_compiled",
+            "compile_ns",
+            "code_bytes",
+            "cache_flushes",
+            "near_code",
+            "chained_exits",
+            "dispatcher_entries",
+            "recompiles",
+            "tier_ups",
+            "by_backend",
+        ],
+    ),
+    ("memory accesses", &["mem_mode", "accesses", "transitions"]),
+    ("faults", &["faults_handled"]),
+];
+
+/// The table rows of one statistic: itself, or one row per member of an object value,
+/// nested objects included (`accesses.naive`, `by_backend.direct.blocks`).
+fn stats_rows(key: &str, value: &str) -> Vec<(String, String)> {
+    let Some(members) = value.strip_prefix('{').and_then(|v| v.strip_suffix('}')) else {
+        return vec![(key.to_string(), value.trim_matches('"').to_string())];
+    };
+    // Split the members at top-level commas (values are numbers, strings without
+    // commas, or objects).
+    let (mut depth, mut start, mut parts) = (0, 0, Vec::new());
+    for (i, c) in members.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&members[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&members[start..]);
+    parts
+        .into_iter()
+        .filter_map(|member| member.split_once(':'))
+        .flat_map(|(k, v)| stats_rows(&format!("{key}.{}", k.trim().trim_matches('"')), v.trim()))
+        .collect()
+}
+
+/// `--stats`: the statistics by topic, one `key value` row each, with the keys and
+/// numbers of `--stats-json`.
 pub fn stats_table(m: &Machine, report: &RunReport) -> String {
+    let pairs = stats_pairs(m, report);
+    let grouped = |k: &str| STATS_GROUPS.iter().any(|(_, keys)| keys.contains(&k));
+    let others: Vec<&str> = pairs.iter().map(|(k, _)| *k).filter(|k| !grouped(k)).collect();
     let mut out = String::from("rvdbt statistics\n");
-    for (k, v) in stats_pairs(m, report) {
-        let _ = writeln!(out, "  {k:<22} {}", v.trim_matches('"'));
+    for (title, keys) in STATS_GROUPS.iter().copied().chain([("other", &others[..])]) {
+        let rows: Vec<(String, String)> = keys
+            .iter()
+            .filter_map(|key| pairs.iter().find(|(k, _)| k == key))
+            .flat_map(|(k, v)| stats_rows(k, v))
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "  {title}");
+        for (k, v) in rows {
+            let _ = writeln!(out, "    {k:<34} {v}");
+        }
     }
     out
 }
