@@ -70,6 +70,12 @@ enum MemArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum OptArg {
     None,
     Speed,
@@ -109,6 +115,9 @@ struct RunArgs {
     /// Compile the optimizing tier on the dispatcher's thread instead of its own thread.
     #[arg(long)]
     no_compile_thread: bool,
+    /// Hot code is compiled as regions (loops, paths) by the optimizing tier.
+    #[arg(long, value_enum, default_value = "on")]
+    regions: OnOff,
     /// Print every translated block on stderr: guest code, Cranelift IR and host code.
     #[arg(long)]
     print_code: bool,
@@ -293,6 +302,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         compile_after: args.compile_after,
         tier_up: args.tier_up,
         compile_thread: !args.no_compile_thread,
+        regions: matches!(args.regions, OnOff::On),
+        max_region_blocks: rvdbt::jit::region::DEFAULT_MAX_REGION_BLOCKS,
     };
     let opts = RunOptions { backend, max_insns: args.max_insns, interrupt: Some(interrupt), jit };
     let mut tracer = match args.trace {

@@ -150,6 +150,9 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
         ),
         ("recompiles", s.cache.recompiles.to_string()),
         ("tier_ups", s.cache.tier_ups.to_string()),
+        ("regions_compiled", s.cache.regions_compiled.to_string()),
+        ("region_blocks", s.cache.region_blocks.to_string()),
+        ("region_compile_ns", s.cache.region_compile_ns.to_string()),
         (
             "by_backend",
             format!(
@@ -186,6 +189,9 @@ const STATS_GROUPS: &[(&str, &[&str])] = &[
             "dispatcher_entries",
             "recompiles",
             "tier_ups",
+            "regions_compiled",
+            "region_blocks",
+            "region_compile_ns",
             "by_backend",
         ],
     ),

@@ -35,6 +35,11 @@ pub struct CacheStats {
     pub recompiles: u64,
     /// Blocks compiled again by a higher tier because they became hot.
     pub tier_ups: u64,
+    /// Translations of more than one block (regions), the blocks in them, and the time
+    /// spent compiling them (also counted in the totals above).
+    pub regions_compiled: u64,
+    pub region_blocks: u64,
+    pub region_compile_ns: u64,
 }
 
 impl CacheStats {

@@ -138,24 +138,37 @@ fn tiny_code_cache_forces_flushes_and_changes_nothing() {
 }
 
 #[test]
-fn tiered_moves_hot_blocks_to_cranelift_and_agrees() {
+fn tiered_moves_hot_code_to_cranelift_regions_and_agrees() {
+    let mut with_regions = 0;
     for p in programs() {
-        let (reference, exit) = run_program(&p, Backend::Interp, &|_| {});
-        let (m, e) = run_program(&p, Backend::Tiered, &|o| {
-            o.jit.tier_up = 1;
-            // Compile on the dispatcher's thread, so every hot block is tiered up.
-            o.jit.compile_thread = false;
-        });
-        assert_eq!(e, exit, "{} (tier-up 1): exit", p.name);
-        assert_same_state(&p.name, "tier-up 1", &reference, &m);
-        let by = &m.stats.cache.by_backend;
-        assert_eq!(by.iter().map(|(n, _)| *n).collect::<Vec<_>>(), ["direct", "cranelift"], "{}", p.name);
-        // Every tier-up is a Cranelift compile (others are recompiles after a state change).
-        assert!(by[1].1.blocks >= m.stats.cache.tier_ups, "{}", p.name);
-        if by[0].1.blocks > 10 {
-            assert!(m.stats.cache.tier_ups > 0, "{}: hot blocks reach Cranelift", p.name);
+        let (reference, exit) = run_program(&p, Backend::Tiered, &|o| o.backend = Backend::Interp);
+        for regions in [true, false] {
+            let (m, e) = run_program(&p, Backend::Tiered, &|o| {
+                o.jit.tier_up = 1;
+                o.jit.regions = regions;
+                // Compile on the dispatcher's thread, so every hot block is tiered up.
+                o.jit.compile_thread = false;
+            });
+            let what = format!("tier-up 1, regions {regions}");
+            assert_eq!(e, exit, "{} ({what}): exit", p.name);
+            assert_same_state(&p.name, &what, &reference, &m);
+            let c = &m.stats.cache;
+            let names: Vec<_> = c.by_backend.iter().map(|(n, _)| *n).collect();
+            assert_eq!(names, ["direct", "cranelift"], "{}", p.name);
+            // Every tier-up is a Cranelift compile (others are recompiles after a state change).
+            assert!(c.by_backend[1].1.blocks >= c.tier_ups, "{} ({what})", p.name);
+            if c.by_backend[0].1.blocks > 10 {
+                assert!(c.tier_ups > 0, "{} ({what}): hot blocks reach Cranelift", p.name);
+            }
+            if regions {
+                assert!(c.region_blocks >= 2 * c.regions_compiled, "{} ({what})", p.name);
+                with_regions += usize::from(c.regions_compiled > 0);
+            } else {
+                assert_eq!(c.regions_compiled, 0, "{} ({what})", p.name);
+            }
         }
     }
+    assert!(with_regions >= 10, "only {with_regions} programs compiled regions");
 }
 
 #[test]

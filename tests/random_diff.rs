@@ -123,6 +123,8 @@ fn basic_variants() -> Vec<Variant> {
         ("compile_after=0,mem=fastmem", &|j| j.mem = MemMode::Fastmem),
         ("compile_after=0,mem=calls", &|j| j.mem = MemMode::Calls),
         ("default", &|j| *j = JitConfig::default()),
+        ("compile_after=0,compile_thread=false", &|j| j.compile_thread = false),
+        ("compile_after=0,regions=false", &|j| j.regions = false),
     ])
 }
 

@@ -26,6 +26,9 @@ const KEYS: &[&str] = &[
     "transitions",
     "recompiles",
     "tier_ups",
+    "regions_compiled",
+    "region_blocks",
+    "region_compile_ns",
     "by_backend",
     "faults_handled",
 ];

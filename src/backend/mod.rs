@@ -33,7 +33,8 @@ pub fn tiers(kinds: &[BackendKind], config: &JitConfig, pool: &CodePool) -> Resu
     for (i, &kind) in kinds.iter().enumerate() {
         out.push(if i > 0 && config.compile_thread {
             let (config, pool) = (config.clone(), pool.clone());
-            TierSpec::Background { name: kind.name(), make: Box::new(move || create(kind, &config, &pool)) }
+            let regions = kind == BackendKind::Cranelift;
+            TierSpec::Background { name: kind.name(), regions, make: Box::new(move || create(kind, &config, &pool)) }
         } else {
             TierSpec::Inline(create(kind, config, pool)?)
         });

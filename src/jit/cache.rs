@@ -26,9 +26,10 @@
 use crate::guest::disasm::disassemble;
 use crate::jit::abi::{jump_cache_index, JumpCacheEntry, JUMP_CACHE_ENTRIES};
 use crate::jit::access::{count_states, AccessRecord, AccessState, RegionClass, Transition};
-use crate::jit::block::{discover, Block};
+use crate::jit::block::discover;
 use crate::jit::codegen::{AccessPlan, Backend, CompileEnv, Translation};
 use crate::jit::codemem::CodePool;
+use crate::jit::region::Region;
 use crate::jit::worker::{BackendFactory, Done, Request, Worker};
 use crate::jit::{JitConfig, JitError};
 use crate::memory::{Device, Memory};
@@ -103,20 +104,22 @@ impl Slots {
     }
 }
 
-/// Where an inline access lives: its guest pc, the block it was compiled in, and its
-/// index in that block (instructions of the block retired before it).
+/// Where an inline access lives: its guest pc, the block (or region head) it was
+/// compiled in, and the instructions retired before it that `cpu.retired` does not
+/// count yet when it faults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FaultSite {
     pub pc: u32,
     pub block: u32,
-    pub index: u32,
+    pub retired: u32,
 }
 
 /// A translated block, as the dispatcher enters it.
 #[derive(Clone, Copy, Debug)]
 pub struct Compiled {
     pub code: u64,
-    /// Guest instructions in the block.
+    /// The most guest instructions it runs before it checks the budget again (the
+    /// block's length for a block).
     pub len: u32,
     /// Host code bytes.
     pub size: u32,
@@ -130,12 +133,13 @@ pub enum TierSpec {
     Inline(Box<dyn Backend>),
     /// Compiles on its own thread (not for the first tier): the block keeps running its
     /// lower-tier code until the new code arrives.
-    Background { name: &'static str, make: BackendFactory },
+    /// `regions`: the code generator compiles regions of several blocks.
+    Background { name: &'static str, regions: bool, make: BackendFactory },
 }
 
 enum Tier {
     Inline(Box<dyn Backend>),
-    Background { name: &'static str, worker: Worker },
+    Background { name: &'static str, regions: bool, worker: Worker },
 }
 
 impl Tier {
@@ -143,6 +147,13 @@ impl Tier {
         match self {
             Tier::Inline(b) => b.name(),
             Tier::Background { name, .. } => name,
+        }
+    }
+
+    fn regions(&self) -> bool {
+        match self {
+            Tier::Inline(b) => b.regions(),
+            Tier::Background { regions, .. } => *regions,
         }
     }
 }
@@ -190,8 +201,8 @@ impl CodeCache {
                 TierSpec::Background { .. } if i == 0 => {
                     return Err(JitError::Setup("the first tier compiles on the dispatcher's thread".into()))
                 }
-                TierSpec::Background { name, make } => {
-                    Tier::Background { name, worker: Worker::start(name, make, pool.clone())? }
+                TierSpec::Background { name, regions, make } => {
+                    Tier::Background { name, regions, worker: Worker::start(name, make, pool.clone())? }
                 }
             });
         }
@@ -293,38 +304,43 @@ impl CodeCache {
     pub fn tier_up(&mut self, mem: &Memory, pc: u32) -> Result<(), JitError> {
         let Some(&c) = self.blocks.get(&pc) else { return Ok(()) };
         let next = c.tier + 1;
-        match self.tiers.get(usize::from(next)) {
-            None => Ok(()),
-            Some(Tier::Inline(_)) => {
-                if self.translate(mem, pc, next)?.is_some() {
-                    self.stats.tier_ups += 1;
-                }
-                Ok(())
-            }
-            Some(Tier::Background { .. }) => self.request(mem, pc, next, c.code),
+        let Some(tier) = self.tiers.get(usize::from(next)) else { return Ok(()) };
+        let background = matches!(tier, Tier::Background { .. });
+        let region = if self.config.regions && tier.regions() {
+            let blocks = &self.blocks;
+            Region::form(mem, pc, self.config.max_block_insns, self.config.max_region_blocks, &|t| {
+                blocks.contains_key(&t)
+            })
+        } else {
+            Some(discover(mem, pc, self.config.max_block_insns)).filter(|b| !b.is_empty()).map(Region::single)
+        };
+        let Some(region) = region else { return Ok(()) };
+        if background {
+            self.request(region, next, c.code)
+        } else {
+            self.translate_region(region, next)?;
+            self.stats.tier_ups += 1;
+            Ok(())
         }
     }
 
-    /// Queues the block at `pc` for the compile thread of `tier`; `replaces` is its
-    /// current code.
-    fn request(&mut self, mem: &Memory, pc: u32, tier: u8, replaces: u64) -> Result<(), JitError> {
-        let block = discover(mem, pc, self.config.max_block_insns);
-        if block.is_empty() {
-            return Ok(());
-        }
+    /// Queues `region` for the compile thread of `tier`; `replaces` is the current code
+    /// of its head.
+    fn request(&mut self, region: Region, tier: u8, replaces: u64) -> Result<(), JitError> {
         if self.pool.used_bytes() > self.config.code_cache_bytes {
             // Over budget: start over (the block is compiled again from the first tier).
             return self.flush();
         }
         let hot_counter = self.hot_counter(tier);
         let mut slots = HashMap::new();
-        for target in block.exit_targets() {
+        for target in region.exit_targets() {
             let code = self.blocks.get(&target).map(|c| c.code);
             slots.insert(target, self.slots.slot(target, code, &mut self.stats.chained_exits) as u64);
         }
-        let plans = block.access_pcs().into_iter().map(|a| (a, self.plan(a, block.pc))).collect();
+        let head = region.head().pc;
+        let plans = region.access_pcs().into_iter().map(|a| (a, self.plan(a, head))).collect();
         let request = Request {
-            block,
+            region,
             replaces,
             epoch: self.epoch,
             arena_base: self.arena_base,
@@ -371,22 +387,22 @@ impl CodeCache {
         result: Result<Translation, JitError>,
         compile_ns: u64,
     ) -> Result<(), JitError> {
-        let block = &request.block;
+        let region = &request.region;
         let t = match result {
             Ok(t) => t,
             // Near code memory ran out on the compile thread: start over with far code.
             Err(_) if request.near && !self.pool.near() => return self.flush(),
             Err(e) => return Err(e),
         };
-        self.count(self.tiers[usize::from(tier)].name(), block, &t, compile_ns);
-        let current = self.blocks.get(&block.pc).map(|c| c.code);
+        self.count(self.tiers[usize::from(tier)].name(), region, &t, compile_ns);
+        let current = self.blocks.get(&region.head().pc).map(|c| c.code);
         if request.epoch != self.epoch || current != Some(request.replaces) {
             return Ok(());
         }
         // The code was written by another thread: serialize this one before running it
         // (cross-modifying code; the new code's lines were never executed here).
         std::arch::x86_64::__cpuid(0);
-        self.link(block, t, tier);
+        self.link(region, t, tier);
         self.stats.tier_ups += 1;
         Ok(())
     }
@@ -403,24 +419,28 @@ impl CodeCache {
     }
 
     /// Counts one translation in the statistics.
-    fn count(&mut self, name: &'static str, block: &Block, t: &Translation, compile_ns: u64) {
-        let one =
-            BackendStats { blocks: 1, guest_insns: block.len() as u64, compile_ns, code_bytes: u64::from(t.size) };
+    fn count(&mut self, name: &'static str, region: &Region, t: &Translation, compile_ns: u64) {
+        let insns = region.insns() as u64;
+        let one = BackendStats { blocks: 1, guest_insns: insns, compile_ns, code_bytes: u64::from(t.size) };
         self.stats.record(name, one);
+        if region.blocks.len() > 1 {
+            self.stats.regions_compiled += 1;
+            self.stats.region_blocks += region.blocks.len() as u64;
+            self.stats.region_compile_ns += compile_ns;
+        }
     }
 
-    /// Makes `t` the block's code: the fault map, the block table, its exit slot and
-    /// jump cache entry.
-    fn link(&mut self, block: &Block, t: Translation, tier: u8) -> Compiled {
-        for &(host, index) in &t.inline_accesses {
-            let site = FaultSite { pc: block.pc_of(index as usize), block: block.pc, index };
-            self.fault_map.insert(host, site);
+    /// Makes `t` the code of the region's head: the fault map, the block table, its exit
+    /// slot and jump cache entry.
+    fn link(&mut self, region: &Region, t: Translation, tier: u8) -> Compiled {
+        let pc = region.head().pc;
+        for a in &t.inline_accesses {
+            self.fault_map.insert(a.host, FaultSite { pc: a.pc, block: pc, retired: a.retired });
         }
         if let Some(listing) = &t.listing {
-            print_block(block, self.tiers[usize::from(tier)].name(), listing, t.code);
+            print_region(region, self.tiers[usize::from(tier)].name(), listing, t.code);
         }
-        let compiled = Compiled { code: t.code, len: block.len() as u32, size: t.size, tier };
-        let pc = block.pc;
+        let compiled = Compiled { code: t.code, len: region.stretch[0], size: t.size, tier };
         self.blocks.insert(pc, compiled);
         if self.slots.by_target.contains_key(&pc) {
             self.slots.set(pc, compiled.code);
@@ -441,24 +461,29 @@ impl CodeCache {
             // while the dispatcher looks a block up).
             self.flush()?;
         }
+        self.translate_region(Region::single(block), tier).map(Some)
+    }
+
+    /// Compiles `region` with the inline code generator of `tier` and links it in.
+    fn translate_region(&mut self, region: Region, tier: u8) -> Result<Compiled, JitError> {
         let near_before = self.pool.near();
-        let result = self.compile(&block, tier);
+        let result = self.compile(&region, tier);
         let (t, compile_ns) = match result {
             Ok(r) => r,
             Err(_) if near_before && !self.pool.near() => {
                 // Code memory near the executable ran out during this compile: start
                 // over with far code (absolute helper calls). Any other error stands.
                 self.flush()?;
-                self.compile(&block, tier)?
+                self.compile(&region, tier)?
             }
             Err(e) => return Err(e),
         };
-        self.count(self.tiers[usize::from(tier)].name(), &block, &t, compile_ns);
-        Ok(Some(self.link(&block, t, tier)))
+        self.count(self.tiers[usize::from(tier)].name(), &region, &t, compile_ns);
+        Ok(self.link(&region, t, tier))
     }
 
-    /// Compiles `block` with the inline code generator of `tier`.
-    fn compile(&mut self, block: &Block, tier: u8) -> Result<(Translation, u64), JitError> {
+    /// Compiles `region` with the inline code generator of `tier`.
+    fn compile(&mut self, region: &Region, tier: u8) -> Result<(Translation, u64), JitError> {
         let start = Instant::now();
         let hot_counter = self.hot_counter(tier);
         let blocks = &self.blocks;
@@ -466,7 +491,8 @@ impl CodeCache {
         let linked = &mut self.stats.chained_exits;
         let mut slot_for = |target: u32| slots.slot(target, blocks.get(&target).map(|c| c.code), linked) as u64;
         let (records, config) = (&mut self.records, &self.config);
-        let mut plan_for = |pc: u32| plan_of(records, config, pc, block.pc);
+        let head = region.head().pc;
+        let mut plan_for = |pc: u32| plan_of(records, config, pc, head);
         let mut env = CompileEnv {
             arena_base: self.arena_base,
             jump_cache: self.jump_cache.as_ptr() as u64,
@@ -480,7 +506,7 @@ impl CodeCache {
         let Some(Tier::Inline(backend)) = self.tiers.get_mut(usize::from(tier)) else {
             return Err(JitError::Internal(format!("tier {tier} does not compile inline")));
         };
-        let t = backend.compile(block, &mut env)?;
+        let t = backend.compile(region, &mut env)?;
         Ok((t, start.elapsed().as_nanos() as u64))
     }
 
@@ -565,13 +591,25 @@ fn plan_of(records: &mut HashMap<u32, Box<AccessRecord>>, config: &JitConfig, pc
     AccessPlan { state: rec.state, record: &mut **rec as *mut AccessRecord as u64 }
 }
 
-/// `--print-code`: one compiled block on stderr.
-fn print_block(block: &Block, backend: &str, listing: &str, code: u64) {
-    let mut out =
-        format!("=== block {:#010x} ({} guest instructions) {backend} at host {code:#x}\n", block.pc, block.len());
-    for (i, inst) in block.insts.iter().enumerate() {
-        let pc = block.pc_of(i);
-        out += &format!("  {pc:08x}  {}\n", disassemble(inst, pc).replace('\t', " "));
+/// `--print-code`: one compiled block or region on stderr.
+fn print_region(region: &Region, backend: &str, listing: &str, code: u64) {
+    let head = region.head();
+    let mut out = match region.blocks.len() {
+        1 => format!("=== block {:#010x} ({} guest instructions) {backend} at host {code:#x}\n", head.pc, head.len()),
+        n => format!(
+            "=== region {:#010x} ({n} blocks, {} guest instructions) {backend} at host {code:#x}\n",
+            head.pc,
+            region.insns()
+        ),
+    };
+    for block in &region.blocks {
+        if region.blocks.len() > 1 {
+            out += &format!(" block {:#010x}:\n", block.pc);
+        }
+        for (i, inst) in block.insts.iter().enumerate() {
+            let pc = block.pc_of(i);
+            out += &format!("  {pc:08x}  {}\n", disassemble(inst, pc).replace('\t', " "));
+        }
     }
     out += listing;
     eprintln!("{out}");

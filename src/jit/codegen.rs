@@ -5,8 +5,8 @@
 //! linking, invalidation, flushing) is the translation cache's ([`crate::jit::cache`]).
 
 use crate::jit::access::AccessState;
-use crate::jit::block::Block;
 use crate::jit::codemem::CodePool;
+use crate::jit::region::Region;
 use crate::jit::JitError;
 
 /// How translated code performs one access, and the record that profiling updates.
@@ -47,11 +47,22 @@ pub struct Translation {
     pub code: u64,
     /// Bytes of host code.
     pub size: u32,
-    /// Every inline guest access: (host address of the faulting instruction, index of
-    /// the guest instruction in the block).
-    pub inline_accesses: Vec<(u64, u32)>,
+    /// Every inline guest access (the fault map).
+    pub inline_accesses: Vec<InlineAccess>,
     /// The listing, when asked for: the backend's intermediate form and host code.
     pub listing: Option<String>,
+}
+
+/// An inline guest access in translated code: what the fault path needs to make `Cpu`
+/// exact when it faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InlineAccess {
+    /// Host address of the instruction that can fault.
+    pub host: u64,
+    /// Guest pc of the access.
+    pub pc: u32,
+    /// Instructions retired before it that `cpu.retired` does not count yet.
+    pub retired: u32,
 }
 
 /// A code generator (see `crate::backend` for the ones there are).
@@ -59,8 +70,13 @@ pub trait Backend {
     /// The name used in statistics and on the command line.
     fn name(&self) -> &'static str;
 
-    /// Translates `block` (not empty) into code memory.
-    fn compile(&mut self, block: &Block, env: &mut CompileEnv<'_>) -> Result<Translation, JitError>;
+    /// Can it compile regions of more than one block?
+    fn regions(&self) -> bool {
+        false
+    }
+
+    /// Translates `region` (of one block unless [`Backend::regions`]) into code memory.
+    fn compile(&mut self, region: &Region, env: &mut CompileEnv<'_>) -> Result<Translation, JitError>;
 
     /// Forgets all code (the cache resets the code memory next). Called only when no
     /// translated code is running.

@@ -103,7 +103,7 @@ pub fn run(
                         // Registers are current (every backend keeps them so before an
                         // inline access); pc and the retired count come from the fault map.
                         m.cpu.pc = site.pc;
-                        m.cpu.retired += u64::from(site.index);
+                        m.cpu.retired += u64::from(site.retired);
                         m.stats.faults_handled += 1;
                         if let Some(t) = transition {
                             m.stats.transitions.add(t);

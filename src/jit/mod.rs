@@ -14,6 +14,7 @@ pub mod codemem;
 pub mod dispatch;
 pub mod fault;
 pub mod helpers;
+pub mod region;
 pub mod worker;
 
 use access::MemMode;
@@ -61,6 +62,10 @@ pub struct JitConfig {
     pub compile_after: u32,
     /// Compile tiers above the first on their own thread.
     pub compile_thread: bool,
+    /// Tiers above the first compile hot regions (loops, paths) rather than blocks.
+    pub regions: bool,
+    /// Cap on the blocks of a region.
+    pub max_region_blocks: usize,
 }
 
 /// Default of [`JitConfig::compile_after`].
@@ -82,6 +87,8 @@ impl Default for JitConfig {
             print_code: false,
             compile_after: DEFAULT_COMPILE_AFTER,
             compile_thread: true,
+            regions: true,
+            max_region_blocks: region::DEFAULT_MAX_REGION_BLOCKS,
         }
     }
 }

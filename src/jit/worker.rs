@@ -8,9 +8,9 @@
 //! dispatcher's thread. Jobs are handled in order, so after a flush request is
 //! acknowledged no compile is running and none will write to the code memory.
 
-use crate::jit::block::Block;
 use crate::jit::codegen::{AccessPlan, Backend, CompileEnv, Translation};
 use crate::jit::codemem::CodePool;
+use crate::jit::region::Region;
 use crate::jit::JitError;
 use std::collections::HashMap;
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -22,7 +22,7 @@ pub type BackendFactory = Box<dyn FnOnce() -> Result<Box<dyn Backend>, JitError>
 
 /// One block to compile, with what its code generator needs.
 pub struct Request {
-    pub block: Block,
+    pub region: Region,
     /// Code of the block's current translation (to check, on arrival, that it is still
     /// the one in the cache).
     pub replaces: u64,
@@ -168,10 +168,12 @@ fn compile(backend: &mut dyn Backend, r: &Request, pool: &CodePool) -> Result<Tr
         slot_for: &mut slot_for,
         plan_for: &mut plan_for,
     };
-    let t = backend.compile(&r.block, &mut env)?;
+    let t = backend.compile(&r.region, &mut env)?;
     match missing.get() {
         // The code would use a slot or plan that was not prepared: it must never run.
-        Some(pc) => Err(JitError::Internal(format!("compile request for {:#010x} lacks {pc:#010x}", r.block.pc))),
+        Some(pc) => {
+            Err(JitError::Internal(format!("compile request for {:#010x} lacks {pc:#010x}", r.region.head().pc)))
+        }
         None => Ok(t),
     }
 }

@@ -1,10 +1,14 @@
-//! The lifter: one guest block to one Cranelift IR function.
+//! The lifter: one region of guest blocks (often a single block) to one Cranelift IR
+//! function.
 //!
-//! A block function takes `*mut Cpu` and uses the `tail` calling convention, so a
-//! block exit with a known target can continue straight into the next block through its
+//! A region function takes `*mut Cpu` and uses the `tail` calling convention, so an exit
+//! with a known target can continue straight into the next translation through its
 //! exit slot (`return_call_indirect`), and an indirect jump can continue through the
-//! jump cache. Guest registers are `Variable`s, loaded from `Cpu` on first use and
-//! written back at exits; x0 is the constant 0.
+//! jump cache. Jumps between the region's blocks are jumps inside the function. Guest
+//! registers are `Variable`s, loaded from `Cpu` on entry and written back at exits (and
+//! before inline accesses, see below); x0 is the constant 0. The retired count and the
+//! budget follow the scheme of [`crate::jit::region`]: a running total added to on
+//! edges into join blocks, a budget check on entry and on back edges.
 //!
 //! Memory accesses are lifted by the state of their access record (see `access`):
 //! a profiling call (NAIVE), one inline arena access carrying a trap code
@@ -17,9 +21,11 @@
 //!   `cpu.pc` (registers, pc, retired count). A refused access exits with
 //!   [`EXIT_STEP`]: the interpreter executes that one instruction, raising the guest
 //!   fault (or carrying out the device effect) exactly as it would have;
-//! - before every inline access, registers written since the last write-back are stored
-//!   to `Cpu`, and `cpu.retired` always holds the count at block entry, so when the
-//!   access faults the dispatcher completes the state from the fault map alone.
+//! - before every inline access, registers written since they were last stored, and the
+//!   running total when it changed, are stored to `Cpu`; each inline access's source
+//!   location names its guest pc and the instructions retired since the running total
+//!   (see [`Site`]), so when the access faults the dispatcher completes the state from
+//!   the fault map alone.
 
 use crate::guest::decode::{AluOp, BranchOp, Inst, LoadOp, StoreOp};
 use crate::jit::abi::{
@@ -27,8 +33,9 @@ use crate::jit::abi::{
     OFFSET_BUDGET_END, OFFSET_PC, OFFSET_REGS, OFFSET_RETIRED,
 };
 use crate::jit::access::{AccessState, RegionClass};
-use crate::jit::block::{Block, BlockEnd};
+use crate::jit::block::BlockEnd;
 use crate::jit::codegen::AccessPlan;
+use crate::jit::region::Region;
 use crate::memory::Device;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I32, I64};
@@ -39,7 +46,7 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
-/// Everything a lift needs besides the block.
+/// Everything a lift needs besides the region.
 pub struct LiftEnv {
     /// Module function ids of the helpers, indexed by [`Helper::index`].
     pub helper_ids: [u32; HELPERS],
@@ -49,7 +56,7 @@ pub struct LiftEnv {
     pub host_call_conv: CallConv,
     /// Base of the jump cache (entries of [`JumpCacheEntry`]).
     pub jump_cache: u64,
-    /// The block's tier-up counter, if it has one (see [`crate::jit::codegen::CompileEnv`]).
+    /// The region's tier-up counter, if it has one (see [`crate::jit::codegen::CompileEnv`]).
     pub hot_counter: Option<u64>,
     /// Host address of guest address 0.
     pub arena_base: u64,
@@ -62,7 +69,7 @@ pub fn inline_trap_code() -> TrapCode {
     TrapCode::user(INLINE_TRAP_CODE).expect("a valid user trap code")
 }
 
-/// The signature of every block function.
+/// The signature of every block and region function.
 pub fn block_signature() -> Signature {
     let mut sig = Signature::new(CallConv::Tail);
     sig.params.push(AbiParam::new(I64));
@@ -93,68 +100,145 @@ enum Access {
     Store { width: usize, value: Value },
 }
 
-/// Lifting state for one block.
+/// What the source location of an instruction stands for: its guest pc and the
+/// instructions retired before it since the running total was last stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Site {
+    pub pc: u32,
+    pub retired: u32,
+}
+
+/// Bit of the dirty mask for the running retired total (x0 is never dirty).
+const RETIRED_BIT: u32 = 1;
+
+/// Lifting state for one region.
 struct Lifter<'a, 'b> {
     b: FunctionBuilder<'a>,
     env: &'b LiftEnv,
-    block: &'b Block,
+    region: &'b Region,
+    /// The region block being lifted, and its Cranelift blocks.
+    cur: usize,
+    blocks: Vec<ir::Block>,
     cpu: Value,
-    retired0: Value,
+    /// The running retired total.
+    retired: Variable,
     regs: [Variable; 32],
-    /// Registers with a definition on the current path.
-    loaded: u32,
-    /// Registers written since they were last stored to `Cpu`.
+    /// Registers (and [`RETIRED_BIT`]) written since they were last stored to `Cpu`.
     dirty: u32,
-    /// A retired count computed on the main path, before a two-way exit: (executed, value).
-    retired_before_exit: Option<(usize, Value)>,
+    /// Per region block: what may be dirty when it starts.
+    dirty_in: Vec<u32>,
+    /// Plans of the region's accesses, by pc.
+    plans: std::collections::HashMap<u32, AccessPlan>,
     /// Helpers imported into this function so far (imported on first use).
     helpers: [Option<FuncRef>; HELPERS],
     tail_sig: ir::SigRef,
     slot_for: &'b mut dyn FnMut(u32) -> u64,
-    plan_for: &'b mut dyn FnMut(u32) -> AccessPlan,
+    sites: Vec<Site>,
 }
 
-/// Builds the IR of `block` into `func` (whose signature must be [`block_signature`]).
+/// Registers an instruction writes, as a mask.
+fn writes(inst: &Inst) -> u32 {
+    match *inst {
+        Inst::Lui { rd, .. }
+        | Inst::Auipc { rd, .. }
+        | Inst::Jal { rd, .. }
+        | Inst::Jalr { rd, .. }
+        | Inst::Load { rd, .. }
+        | Inst::OpImm { rd, .. }
+        | Inst::Op { rd, .. }
+        | Inst::Csr { rd, .. } => (1u32 << rd) & !1,
+        _ => 0,
+    }
+}
+
+/// Registers an instruction reads, as a mask.
+fn reads(inst: &Inst) -> u32 {
+    let m = |rs: &[u8]| rs.iter().fold(0u32, |acc, &r| acc | (1 << r)) & !1;
+    match *inst {
+        Inst::Jalr { rs1, .. } | Inst::Load { rs1, .. } | Inst::OpImm { rs1, .. } => m(&[rs1]),
+        Inst::Branch { rs1, rs2, .. } | Inst::Store { rs1, rs2, .. } | Inst::Op { rs1, rs2, .. } => m(&[rs1, rs2]),
+        _ => 0,
+    }
+}
+
+/// What may be dirty at the start of each region block: registers written on some path
+/// since their last store (stores happen before inline accesses), and the running total
+/// after an edge into a join. A fixpoint over the region's edges.
+fn dirty_sets(region: &Region, inline: &dyn Fn(u32) -> bool) -> Vec<u32> {
+    let n = region.blocks.len();
+    let mut dirty_in = vec![0u32; n];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for b in 0..n {
+            let block = &region.blocks[b];
+            let mut d = dirty_in[b];
+            for (i, inst) in block.insts.iter().enumerate() {
+                if matches!(inst, Inst::Load { .. } | Inst::Store { .. }) && inline(block.pc_of(i)) {
+                    d = 0;
+                }
+                d |= writes(inst);
+            }
+            for t in crate::jit::region::successors(block) {
+                if let Some(s) = region.edge(b, t).inside {
+                    let out = d | if region.join[s] { RETIRED_BIT } else { 0 };
+                    if dirty_in[s] | out != dirty_in[s] {
+                        dirty_in[s] |= out;
+                        changed = true;
+                    }
+                }
+            }
+        }
+    }
+    dirty_in
+}
+
+/// Builds the IR of `region` into `func` (whose signature must be [`block_signature`]).
 /// `slot_for(target)` returns the address of the exit slot to chain through for a
-/// jump to `target`; `plan_for(pc)` says how to perform the access at `pc`.
-pub fn lift_block(
+/// jump to `target`; `plan_for(pc)` says how to perform the access at `pc`. Returns the
+/// sites that the source locations (`SourceLoc::bits()`) index.
+pub fn lift_region(
     func: &mut ir::Function,
     fctx: &mut FunctionBuilderContext,
-    block: &Block,
+    region: &Region,
     env: &LiftEnv,
     slot_for: &mut dyn FnMut(u32) -> u64,
     plan_for: &mut dyn FnMut(u32) -> AccessPlan,
-) {
+) -> Vec<Site> {
     let tail_sig = func.import_signature(block_signature());
+    let plans: std::collections::HashMap<u32, AccessPlan> =
+        region.access_pcs().into_iter().map(|pc| (pc, plan_for(pc))).collect();
+    let inline = |pc: u32| matches!(plans.get(&pc), Some(p) if p.state == AccessState::Committed(RegionClass::Ram));
+    let dirty_in = dirty_sets(region, &inline);
 
     let mut b = FunctionBuilder::new(func, fctx);
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
-    b.seal_block(entry);
     let cpu = b.block_params(entry)[0];
     let regs = std::array::from_fn(|_| b.declare_var(I32));
+    let retired = b.declare_var(I64);
+    let head_pc = region.head().pc;
 
-    // Budget check: return to the dispatcher (pc is already this block's) when running
-    // the whole block could pass `budget_end`.
-    b.set_srcloc(SourceLoc::new(block.pc));
+    // Budget check: return to the dispatcher (pc is already the head's) when the longest
+    // stretch before the next check could pass `budget_end`.
+    b.set_srcloc(SourceLoc::new(0));
     let retired0 = b.ins().load(I64, trusted(), cpu, OFFSET_RETIRED);
+    b.def_var(retired, retired0);
     let budget_end = b.ins().load(I64, trusted(), cpu, OFFSET_BUDGET_END);
-    let after = b.ins().iadd_imm_s(retired0, block.len() as i64);
+    let after = b.ins().iadd_imm_s(retired0, i64::from(region.stretch[0]));
     let over = b.ins().icmp(IntCC::UnsignedGreaterThan, after, budget_end);
     let out_of_budget = b.create_block();
     let body = b.create_block();
     b.set_cold_block(out_of_budget);
     b.ins().brif(over, out_of_budget, &[], body, &[]);
     b.switch_to_block(out_of_budget);
-    b.seal_block(out_of_budget);
     let code = b.ins().iconst(I64, EXIT_DISPATCH);
     b.ins().return_(&[code]);
     b.switch_to_block(body);
-    b.seal_block(body);
 
     if let Some(counter) = env.hot_counter {
-        // Tier-up counter: at zero, hand the block to the next tier before running it.
+        // Tier-up counter: at zero, hand the region to the next tier before running it.
         let addr = b.ins().iconst(I64, counter as i64);
         let n = b.ins().load(I32, trusted(), addr, 0);
         let n = b.ins().iadd_imm_s(n, -1);
@@ -164,53 +248,74 @@ pub fn lift_block(
         b.set_cold_block(hot);
         b.ins().brif(n, run, &[], hot, &[]);
         b.switch_to_block(hot);
-        b.seal_block(hot);
         let code = b.ins().iconst(I64, EXIT_HOT);
         b.ins().return_(&[code]);
         b.switch_to_block(run);
-        b.seal_block(run);
     }
+
+    // Every register the region reads or writes is loaded once, on entry.
+    let used = region.blocks.iter().flat_map(|bl| bl.insts.iter()).fold(0u32, |acc, i| acc | reads(i) | writes(i));
+    for r in 1..32u8 {
+        if used & (1 << r) != 0 {
+            let v = b.ins().load(I32, trusted(), cpu, OFFSET_REGS + 4 * i32::from(r));
+            b.def_var(regs[r as usize], v);
+        }
+    }
+    let blocks: Vec<ir::Block> = region.blocks.iter().map(|_| b.create_block()).collect();
+    b.ins().jump(blocks[0], &[]);
+    debug_assert_eq!(head_pc, region.blocks[0].pc);
 
     let mut l = Lifter {
         b,
         env,
-        block,
+        region,
+        cur: 0,
+        blocks,
         cpu,
-        retired0,
+        retired,
         regs,
-        loaded: 0,
         dirty: 0,
-        retired_before_exit: None,
+        dirty_in,
+        plans,
         helpers: [None; HELPERS],
         tail_sig,
         slot_for,
-        plan_for,
+        sites: vec![Site { pc: head_pc, retired: 0 }],
     };
-    for (i, inst) in block.insts.iter().enumerate() {
-        l.b.set_srcloc(SourceLoc::new(block.pc_of(i)));
-        l.lift(i, *inst);
-    }
-    match block.end {
-        BlockEnd::Jump => {}
-        BlockEnd::Cap => l.exit_chain(block.next_pc(), block.len()),
-        BlockEnd::Runtime => {
-            let pc = l.iconst(block.next_pc());
-            l.exit_return(pc, block.len(), EXIT_DISPATCH);
+    for cur in 0..region.blocks.len() {
+        l.cur = cur;
+        l.dirty = l.dirty_in[cur];
+        l.b.switch_to_block(l.blocks[cur]);
+        let block = &region.blocks[cur];
+        for (i, inst) in block.insts.iter().enumerate() {
+            let site = Site { pc: block.pc_of(i), retired: region.pending[cur] + i as u32 };
+            l.b.set_srcloc(SourceLoc::new(l.sites.len() as u32));
+            l.sites.push(site);
+            l.lift(i, *inst);
+        }
+        match block.end {
+            BlockEnd::Jump => {}
+            BlockEnd::Cap => l.edge(block.next_pc(), block.len()),
+            BlockEnd::Runtime => {
+                let pc = l.iconst(block.next_pc());
+                l.exit_return(pc, block.len(), EXIT_DISPATCH);
+            }
         }
     }
+    l.b.seal_all_blocks();
     l.b.finalize(env.frontend);
+    l.sites
 }
 
 impl Lifter<'_, '_> {
+    /// The block being lifted.
+    fn block(&self) -> &crate::jit::block::Block {
+        &self.region.blocks[self.cur]
+    }
+
     fn reg(&mut self, r: u8) -> Value {
         if r == 0 {
             return self.b.ins().iconst(I32, 0);
-        }
-        let bit = 1u32 << r;
-        if self.loaded & bit == 0 {
-            let v = self.b.ins().load(I32, trusted(), self.cpu, OFFSET_REGS + 4 * i32::from(r));
-            self.b.def_var(self.regs[r as usize], v);
-            self.loaded |= bit;
         }
         self.b.use_var(self.regs[r as usize])
     }
@@ -220,7 +325,6 @@ impl Lifter<'_, '_> {
             return;
         }
         self.b.def_var(self.regs[r as usize], v);
-        self.loaded |= 1 << r;
         self.dirty |= 1 << r;
     }
 
@@ -251,7 +355,7 @@ impl Lifter<'_, '_> {
         self.b.inst_results(call)[0]
     }
 
-    /// Stores the registers written since their last store.
+    /// Stores the registers written since their last store (not the running total).
     fn store_dirty(&mut self) {
         for r in 1..32u8 {
             if self.dirty & (1 << r) != 0 {
@@ -261,25 +365,38 @@ impl Lifter<'_, '_> {
         }
     }
 
-    /// On the main path: makes `Cpu`'s registers current (before an access that can fault).
+    /// On the main path: makes `Cpu`'s registers and retired count current up to the
+    /// running total (before an access that can fault).
     fn sync(&mut self) {
         self.store_dirty();
+        if self.dirty & RETIRED_BIT != 0 {
+            let total = self.b.use_var(self.retired);
+            self.b.ins().store(trusted(), total, self.cpu, OFFSET_RETIRED);
+        }
         self.dirty = 0;
     }
 
-    /// Stores registers, pc and the retired count (`executed` instructions of this block
-    /// have retired). Leaves `dirty` alone: exits are ends of paths.
+    /// The retired count after `executed` instructions of the current block.
+    fn retired_after(&mut self, executed: usize) -> Value {
+        let total = self.b.use_var(self.retired);
+        let delta = i64::from(self.region.pending[self.cur]) + executed as i64;
+        if delta == 0 {
+            total
+        } else {
+            self.b.ins().iadd_imm_s(total, delta)
+        }
+    }
+
+    /// Stores registers, pc and the retired count (`executed` instructions of the
+    /// current block have retired). Leaves `dirty` alone: exits are ends of paths.
     fn write_back(&mut self, pc: Value, executed: usize) {
         self.store_dirty();
         self.b.ins().store(trusted(), pc, self.cpu, OFFSET_PC);
-        let retired = match self.retired_before_exit {
-            Some((n, v)) if n == executed => v,
-            _ => self.b.ins().iadd_imm_s(self.retired0, executed as i64),
-        };
+        let retired = self.retired_after(executed);
         self.b.ins().store(trusted(), retired, self.cpu, OFFSET_RETIRED);
     }
 
-    /// Leaves the block for the dispatcher with `code`.
+    /// Leaves the region for the dispatcher with `code`.
     fn exit_return(&mut self, pc: Value, executed: usize, code: i64) {
         self.write_back(pc, executed);
         let code = self.b.ins().iconst(I64, code);
@@ -295,6 +412,44 @@ impl Lifter<'_, '_> {
         let code = self.b.ins().load(I64, trusted(), slot, 0);
         let cpu = self.cpu;
         self.b.ins().return_call_indirect(self.tail_sig, code, &[cpu]);
+    }
+
+    /// Continues at `target` after `executed` instructions of the current block: a jump
+    /// inside the region (bringing the running total up to date on edges into joins,
+    /// checking the budget on back edges), or an exit through its slot.
+    fn edge(&mut self, target: u32, executed: usize) {
+        let e = self.region.edge(self.cur, target);
+        let Some(s) = e.inside else {
+            self.exit_chain(target, executed);
+            return;
+        };
+        if self.region.join[s] {
+            let total = self.retired_after(executed);
+            self.b.def_var(self.retired, total);
+            self.dirty |= RETIRED_BIT;
+        }
+        if e.back {
+            // Leave for the dispatcher (at the target's start) when the stretch from the
+            // target could pass the budget, or a helper asked for the dispatcher.
+            let total = self.b.use_var(self.retired);
+            let budget_end = self.b.ins().load(I64, trusted(), self.cpu, OFFSET_BUDGET_END);
+            let after = self.b.ins().iadd_imm_s(total, i64::from(self.region.stretch[s]));
+            let over = self.b.ins().icmp(IntCC::UnsignedGreaterThan, after, budget_end);
+            let out = self.b.create_block();
+            self.b.set_cold_block(out);
+            self.b.ins().brif(over, out, &[], self.blocks[s], &[]);
+            self.b.switch_to_block(out);
+            // The running total is the count at the target's start (it is a join).
+            self.store_dirty();
+            let pc = self.iconst(target);
+            self.b.ins().store(trusted(), pc, self.cpu, OFFSET_PC);
+            let total = self.b.use_var(self.retired);
+            self.b.ins().store(trusted(), total, self.cpu, OFFSET_RETIRED);
+            let code = self.b.ins().iconst(I64, EXIT_DISPATCH);
+            self.b.ins().return_(&[code]);
+        } else {
+            self.b.ins().jump(self.blocks[s], &[]);
+        }
     }
 
     /// Continues at a computed target through the jump cache, or the dispatcher.
@@ -330,11 +485,9 @@ impl Lifter<'_, '_> {
         self.b.set_cold_block(cold);
         self.b.ins().brif(cond, cold, &[], cont, &[]);
         self.b.switch_to_block(cold);
-        self.b.seal_block(cold);
-        let pc = self.iconst(self.block.pc_of(i));
+        let pc = self.iconst(self.block().pc_of(i));
         self.exit_return(pc, i, EXIT_STEP);
         self.b.switch_to_block(cont);
-        self.b.seal_block(cont);
     }
 
     /// A helper call for the access (generic or profiling): on refusal, the interpreter
@@ -441,7 +594,7 @@ impl Lifter<'_, '_> {
 
     /// Lifts a load or store at instruction `i` as its access plan says.
     fn access(&mut self, i: usize, access: Access, addr: Value) {
-        let plan = (self.plan_for)(self.block.pc_of(i));
+        let plan = self.plans[&self.block().pc_of(i)];
         let value = match plan.state {
             AccessState::Variable => self.access_call(i, access, addr, None),
             AccessState::Naive { .. } => self.access_call(i, access, addr, Some(plan.record)),
@@ -533,7 +686,7 @@ impl Lifter<'_, '_> {
     }
 
     fn lift(&mut self, i: usize, inst: Inst) {
-        let pc = self.block.pc_of(i);
+        let pc = self.block().pc_of(i);
         match inst {
             Inst::Lui { rd, imm } => {
                 let v = self.iconst(imm);
@@ -594,7 +747,7 @@ impl Lifter<'_, '_> {
                 }
                 let link = self.iconst(pc.wrapping_add(4));
                 self.set_reg(rd, link);
-                self.exit_chain(target, i + 1);
+                self.edge(target, i + 1);
             }
             Inst::Jalr { rd, rs1, offset } => {
                 let base = self.reg(rs1);
@@ -618,25 +771,26 @@ impl Lifter<'_, '_> {
                     BranchOp::Bgeu => IntCC::UnsignedGreaterThanOrEqual,
                 };
                 let cond = self.b.ins().icmp(cc, a, b);
-                // Both exits store the same registers and retired count: do it once, here.
-                self.sync();
-                let retired = self.b.ins().iadd_imm_s(self.retired0, (i + 1) as i64);
-                self.retired_before_exit = Some((i + 1, retired));
+                let target = pc.wrapping_add(offset as u32);
+                let fall = pc.wrapping_add(4);
+                let stays = |t: u32| self.region.edge(self.cur, t).inside.is_some();
+                if !stays(fall) && (target & 3 != 0 || !stays(target)) {
+                    // Both ways leave: store the registers once, here, not in each exit.
+                    self.store_dirty();
+                    self.dirty &= RETIRED_BIT;
+                }
                 let taken = self.b.create_block();
                 let not_taken = self.b.create_block();
                 self.b.ins().brif(cond, taken, &[], not_taken, &[]);
                 self.b.switch_to_block(taken);
-                self.b.seal_block(taken);
-                let target = pc.wrapping_add(offset as u32);
                 if target & 3 != 0 {
                     let pcv = self.iconst(pc);
                     self.exit_return(pcv, i, EXIT_STEP);
                 } else {
-                    self.exit_chain(target, i + 1);
+                    self.edge(target, i + 1);
                 }
                 self.b.switch_to_block(not_taken);
-                self.b.seal_block(not_taken);
-                self.exit_chain(pc.wrapping_add(4), i + 1);
+                self.edge(fall, i + 1);
             }
             // Instructions that need the runtime never reach the lifter (see block.rs).
             Inst::FenceI

@@ -6,9 +6,9 @@
 pub mod lift;
 
 use crate::jit::abi::{Helper, HELPERS};
-use crate::jit::block::Block;
-use crate::jit::codegen::{Backend, CompileEnv, Translation};
+use crate::jit::codegen::{Backend, CompileEnv, InlineAccess, Translation};
 use crate::jit::codemem::CodePool;
+use crate::jit::region::Region;
 use crate::jit::JitError;
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
@@ -92,8 +92,12 @@ impl Backend for CraneliftBackend {
         "cranelift"
     }
 
-    fn compile(&mut self, block: &Block, env: &mut CompileEnv<'_>) -> Result<Translation, JitError> {
-        let err = |e: &dyn std::fmt::Display| JitError::Compile { pc: block.pc, msg: e.to_string() };
+    fn regions(&self) -> bool {
+        true
+    }
+
+    fn compile(&mut self, region: &Region, env: &mut CompileEnv<'_>) -> Result<Translation, JitError> {
+        let err = |e: &dyn std::fmt::Display| JitError::Compile { pc: region.head().pc, msg: e.to_string() };
         let module = self.module.as_mut().ok_or_else(|| err(&"no module"))?;
         let lift_env = LiftEnv {
             helper_ids: self.helper_ids,
@@ -106,7 +110,8 @@ impl Backend for CraneliftBackend {
         };
         self.ctx.clear();
         self.ctx.func.signature = lift::block_signature();
-        lift::lift_block(&mut self.ctx.func, &mut self.fctx, block, &lift_env, env.slot_for, env.plan_for);
+        let sites =
+            lift::lift_region(&mut self.ctx.func, &mut self.fctx, region, &lift_env, env.slot_for, env.plan_for);
         let clif = env.listing.then(|| self.ctx.func.display().to_string());
         self.ctx.set_disasm(env.listing);
         let id: FuncId = module.declare_anonymous_function(&lift::block_signature()).map_err(|e| err(&e))?;
@@ -114,15 +119,20 @@ impl Backend for CraneliftBackend {
         module.finalize_definitions().map_err(|e| err(&e))?;
         let code = module.get_finalized_function(id) as u64;
         let compiled = self.ctx.compiled_code().ok_or_else(|| err(&"no compiled code"))?;
-        // Every inline access, by host address, with its guest instruction (from the
-        // source location set for each guest instruction).
+        // Every inline access, by host address, with its site (the source location set
+        // for each guest instruction indexes the sites).
         let srclocs = compiled.buffer.get_srclocs_sorted();
         let mut inline_accesses = Vec::new();
         for trap in compiled.buffer.traps().iter().filter(|t| t.code == lift::inline_trap_code()) {
             let loc = srclocs.iter().find(|l| l.start <= trap.offset && trap.offset < l.end);
-            let pc = loc.map(|l| l.loc.bits()).ok_or_else(|| err(&"inline access without source location"))?;
-            let index = block.index_of(pc).ok_or_else(|| err(&"inline access outside the block"))?;
-            inline_accesses.push((code + u64::from(trap.offset), index as u32));
+            let site = loc
+                .and_then(|l| sites.get(l.loc.bits() as usize))
+                .ok_or_else(|| err(&"inline access without source location"))?;
+            inline_accesses.push(InlineAccess {
+                host: code + u64::from(trap.offset),
+                pc: site.pc,
+                retired: site.retired,
+            });
         }
         let listing = clif
             .map(|clif| format!("--- Cranelift IR\n{clif}--- host code\n{}", compiled.vcode.as_deref().unwrap_or("")));

@@ -25,7 +25,8 @@ use crate::jit::abi::{
 };
 use crate::jit::access::{AccessState, RegionClass};
 use crate::jit::block::{Block, BlockEnd};
-use crate::jit::codegen::{Backend, CompileEnv, Translation};
+use crate::jit::codegen::{Backend, CompileEnv, InlineAccess, Translation};
+use crate::jit::region::Region;
 use crate::jit::JitError;
 use crate::memory::Device;
 use dynasmrt::x64::X64Relocation;
@@ -52,8 +53,12 @@ impl Backend for DirectBackend {
         "direct"
     }
 
-    fn compile(&mut self, block: &Block, env: &mut CompileEnv<'_>) -> Result<Translation, JitError> {
+    fn compile(&mut self, region: &Region, env: &mut CompileEnv<'_>) -> Result<Translation, JitError> {
+        let block = region.head();
         let err = |msg: String| JitError::Compile { pc: block.pc, msg };
+        if region.blocks.len() != 1 {
+            return Err(err("the direct backend compiles single blocks".into()));
+        }
         let max_len = MAX_BYTES_FIXED + MAX_BYTES_PER_INSN * block.len();
         let pool = env.pool;
         let mut inline_accesses = Vec::new();
@@ -124,8 +129,8 @@ struct Emitter<'a, 'e> {
     block: &'a Block,
     /// Cold exits that hand instruction `index` to the interpreter, placed at the end.
     cold: Vec<(DynamicLabel, usize)>,
-    /// Inline accesses: (host address, instruction index).
-    inline: Vec<(u64, u32)>,
+    /// Inline accesses.
+    inline: Vec<InlineAccess>,
 }
 
 impl Emitter<'_, '_> {
@@ -331,7 +336,8 @@ impl Emitter<'_, '_> {
         if let Access::Store { rs2, .. } = access {
             self.load(EDX, rs2);
         }
-        self.inline.push((self.base + self.ops.offset().0 as u64, i as u32));
+        let host = self.base + self.ops.offset().0 as u64;
+        self.inline.push(InlineAccess { host, pc: self.block.pc_of(i), retired: i as u32 });
         match access {
             Access::Load { rd, width, signed } => {
                 match (width, signed) {
