@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use rvdbt::access::MemMode;
 use rvdbt::cache::JitConfig;
+use rvdbt::fault;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
 use rvdbt::syscall::Io;
@@ -137,6 +138,8 @@ fn parse_size(s: &str) -> Result<u32, String> {
 }
 
 fn main() -> ExitCode {
+    // A SIGSEGV/SIGBUS sent to rvdbt kills it, from the first instruction on.
+    fault::install();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

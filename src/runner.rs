@@ -4,7 +4,7 @@
 use crate::access::MemMode;
 use crate::cache::{JitConfig, JitError};
 use crate::machine::{Exit, Machine};
-use crate::{dispatch, interp};
+use crate::{dispatch, fault, interp};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -55,6 +55,9 @@ pub struct RunReport {
 
 /// Runs `m` until it stops. Errors are host-side failures of the translator.
 pub fn run(m: &mut Machine, opts: &RunOptions) -> Result<RunReport, JitError> {
+    // Also for the interpreter: a SIGSEGV/SIGBUS sent to the process must kill it, not
+    // reach the Rust runtime's stack overflow handler (which would let the run go on).
+    fault::install();
     let interrupt = opts.interrupt.clone();
     let interrupted = move || {
         let sig = interrupt.as_ref()?.load(Ordering::Relaxed);
