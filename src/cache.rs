@@ -195,7 +195,7 @@ fn print_block(block: &Block, clif: &str, host: &str, code: u64) {
     out += clif;
     out += "--- host code\n";
     out += host;
-    eprintln!("{out}");
+    crate::diag!("{out}\n");
 }
 
 /// The Cranelift translation cache.

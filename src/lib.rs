@@ -13,6 +13,7 @@ pub mod decode;
 pub mod disasm;
 pub mod dispatch;
 pub mod fault;
+pub mod host;
 pub mod interp;
 pub mod lift;
 pub mod loader;

@@ -194,8 +194,7 @@ impl Machine {
     pub fn warn(&mut self, msg: String) {
         if !self.io.quiet {
             self.flush_uart();
-            self.io.flush();
-            eprintln!("rvdbt: warning: {msg}");
+            crate::diag!("rvdbt: warning: {msg}\n");
         }
         self.warnings.push(msg);
     }
@@ -209,14 +208,13 @@ impl Machine {
     pub fn flush_uart(&mut self) {
         if !self.mem.uart_out.is_empty() {
             let bytes = std::mem::take(&mut self.mem.uart_out);
-            self.io.write(1, &bytes);
+            self.io.write_all(1, &bytes);
         }
     }
 
     /// Ends a run: delivers pending output.
     pub fn finish(&mut self) {
         self.flush_uart();
-        self.io.flush();
     }
 
     /// The instruction word at `pc`, if it can be read.

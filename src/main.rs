@@ -4,10 +4,10 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use rvdbt::access::MemMode;
 use rvdbt::cache::JitConfig;
-use rvdbt::fault;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
 use rvdbt::syscall::Io;
+use rvdbt::{diag, fault, host};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicUsize;
@@ -137,9 +137,25 @@ fn parse_size(s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("invalid size '{s}' (use e.g. 65536, 64K, 8M)"))
 }
 
+extern "C" fn record_startup() {
+    host::record_startup();
+}
+
+/// Records what rvdbt inherited (SIGPIPE ignored? closed standard descriptors?) before
+/// the Rust runtime changes it: a constructor runs before `main` and the runtime's setup.
+#[used]
+#[link_section = ".init_array"]
+static RECORD_STARTUP: extern "C" fn() = record_startup;
+
 fn main() -> ExitCode {
-    // A SIGSEGV/SIGBUS sent to rvdbt kills it, from the first instruction on.
+    // As a native process: SIGPIPE kills (unless inherited ignored), and a SIGSEGV/SIGBUS
+    // sent to rvdbt kills it, from the first instruction on.
+    host::restore_sigpipe();
     fault::install();
+    // Before any other file is opened: closed standard descriptors stay closed for the
+    // guest, and rvdbt's own messages get a private copy of stderr.
+    let io = Io::host();
+    host::init_diagnostics(io.is_closed(2));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -162,22 +178,22 @@ fn main() -> ExitCode {
                 }
                 r => r.trim_start_matches("error: ").to_string(),
             };
-            eprintln!("rvdbt: {reason} (see 'rvdbt --help')");
+            diag!("rvdbt: {reason} (see 'rvdbt --help')\n");
             return ExitCode::from(EXIT_USAGE);
         }
     };
     match cli.command {
-        Command::Run(args) => match run(args) {
+        Command::Run(args) => match run(args, io) {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("rvdbt: {e:#}");
+                diag!("rvdbt: {e:#}\n");
                 ExitCode::from(EXIT_USAGE)
             }
         },
     }
 }
 
-fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+fn run(args: RunArgs, mut io: Io) -> anyhow::Result<ExitCode> {
     let elf = std::fs::read(&args.program).with_context(|| format!("cannot read {}", args.program.display()))?;
     let mut guest_args = vec![args.program.to_string_lossy().into_owned()];
     guest_args.extend(args.args.iter().cloned());
@@ -190,7 +206,6 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         huge_pages: !args.no_huge_pages,
         devices: !args.no_devices,
     };
-    let mut io = Io::host();
     if let Some(dir) = &args.dir {
         io.grant_dir(dir).with_context(|| format!("cannot grant {}", dir.display()))?;
     }
@@ -226,11 +241,11 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     match &report.exit {
         Exit::Exited(_) => {}
-        Exit::Fault(f) => eprintln!("rvdbt: {}", machine.describe_fault(f)),
-        other => eprintln!("rvdbt: {other}"),
+        Exit::Fault(f) => diag!("rvdbt: {}\n", machine.describe_fault(f)),
+        other => diag!("rvdbt: {other}\n"),
     }
     if args.stats {
-        eprint!("{}", runner::stats_table(&machine, &report));
+        host::eprint(&runner::stats_table(&machine, &report));
     }
     if let Some(path) = &args.stats_json {
         std::fs::write(path, runner::stats_json(&machine, &report))

@@ -546,6 +546,21 @@ impl Memory {
         Ok(out)
     }
 
+    /// The guest bytes `[addr, addr+len)` as a host slice, without copying, if they are
+    /// RAM with all of `perms` (syscall buffers: a guest `write` goes straight from here).
+    pub fn ram_slice(&self, addr: u32, len: u32, perms: u8) -> Option<&[u8]> {
+        if len == 0 {
+            return Some(&[]);
+        }
+        if !self.ram_allows(addr, len, perms | PERM_R) {
+            return None;
+        }
+        // SAFETY: [addr, addr+len) is readable guest RAM inside the arena, so host-readable;
+        // the slice borrows `self`, and guest memory changes only through `&mut Memory` or
+        // translated code, which does not run while a syscall holds the borrow.
+        Some(unsafe { std::slice::from_raw_parts(self.arena.base().add(addr as usize), len as usize) })
+    }
+
     /// Writes guest bytes for a syscall (needs write permission on RAM).
     pub fn write_bytes(&mut self, addr: u32, bytes: &[u8]) -> Result<(), MemFault> {
         if bytes.is_empty() {
@@ -706,6 +721,16 @@ mod tests {
         assert_eq!(m.load(0x1_5000, Width::B4), Ok(0), "regrown heap is zeroed");
         assert_eq!(m.set_brk(0x1000), 0x1_6000, "below heap start: unchanged");
         assert_eq!(m.set_brk(0xffff_0000), 0x1_6000, "beyond limit: unchanged");
+    }
+
+    #[test]
+    fn ram_slice_is_guest_memory_without_a_copy() {
+        let mut m = mem_with_ram();
+        m.store(0x1_2ffe, Width::B2, 0x4241).unwrap();
+        assert_eq!(m.ram_slice(0x1_2ffe, 2, PERM_R), Some(&b"AB"[..]));
+        assert_eq!(m.ram_slice(0x1_2ffe, 3, PERM_R), None, "runs off RAM");
+        assert_eq!(m.ram_slice(0x1_0000, 4, PERM_W), None, "text is not writable");
+        assert_eq!(m.ram_slice(0x4000_0000, 0, PERM_R), Some(&[][..]), "empty is always fine");
     }
 
     #[test]

@@ -355,14 +355,89 @@ fn ready_then_read() -> Asm {
 }
 
 // ---------------------------------------------------------------------------------------
-// 3. SIGSEGV and SIGBUS sent to rvdbt kill it, as they kill a native process.
+// 1. A non-blocking stdout pipe: partial writes are reported as partial counts.
 
 #[test]
-fn item3_sent_sigsegv_and_sigbus_kill() {
+fn item1_nonblocking_stdout_gets_partial_counts() {
+    const LEN: u32 = 256 * 1024;
+    let pattern: Vec<u8> = (0..LEN).map(|i| (i * 7 + i / 251) as u8).collect();
+    let mut a = Asm::new();
+    let buf = a.bytes(&pattern);
+    a.li(S0, buf).li(S1, LEN);
+    let top = a.here();
+    a.emit([addi(A0, ZERO, 1), addi(A1, S0, 0), addi(A2, S1, 0)]).sys(64);
+    a.emit([addi(T0, ZERO, -EAGAIN)]);
+    a.branch_back(BEQ, A0, T0, top); // -EAGAIN: try again
+    let fail = a.branch_fwd();
+    a.emit([add(S0, S0, A0), sub(S1, S1, A0)]);
+    a.branch_back(BNE, S1, ZERO, top);
+    a.exit(0);
+    a.land(fail, BLT, A0, ZERO).exit_neg_a0();
+    let dir = TempDir::new();
+    let prog = a.file(&dir);
+    for backend in BACKENDS {
+        let (mut reader, writer) = pipe(true);
+        let mut c = rvdbt(backend, &[], &prog);
+        c.stdout(writer);
+        let mut p = Proc::spawn(c);
+        let (out, _) = read_until(&mut reader, |b| b.len() > LEN as usize);
+        let status = p.wait(backend);
+        let mut out = out;
+        out.extend(read_to_end(&mut reader));
+        assert_eq!(out.len(), LEN as usize, "{backend}: bytes on the pipe (status {status:?})");
+        assert!(out == pattern, "{backend}: the bytes, in order");
+        assert_eq!(status.code(), Some(0), "{backend}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. rvdbt's own messages on a closed stderr pipe: no panic, the guest's status.
+
+#[test]
+fn item2_own_messages_on_a_broken_stderr_keep_the_exit_status() {
+    let mut fault = Asm::new();
+    fault.emit([addi(A0, ZERO, 1), EBREAK]);
+    let mut warn = Asm::new();
+    warn.sys(999).exit_neg_a0();
+    let mut counted = Asm::new();
+    counted.exit(7);
+    let cases: [(&str, &Asm, &[&str], i32); 5] = [
+        ("fault diagnostic", &fault, &[], 133),
+        ("syscall warning", &warn, &[], 38),
+        ("--stats", &counted, &["--stats"], 7),
+        ("--print-code", &counted, &["--print-code", "--compile-after", "0"], 7),
+        ("bad command line", &counted, &["--frobnicate"], 2),
+    ];
+    let dir = TempDir::new();
+    for backend in BACKENDS {
+        for (what, prog, opts, want) in cases {
+            let path = prog.file(&dir);
+            let (reader, writer) = pipe(false);
+            drop(reader);
+            let mut c = rvdbt(backend, opts, &path);
+            c.stderr(writer);
+            let mut p = Proc::spawn(c);
+            let status = p.wait(what);
+            assert_eq!(status.signal(), None, "{backend}, {what}: killed by a signal");
+            assert_eq!(status.code(), Some(want), "{backend}, {what}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. SIGSEGV, SIGBUS and SIGPIPE sent to rvdbt kill it, as they kill a native process.
+
+#[test]
+fn item3_sent_sigsegv_sigbus_and_sigpipe_kill() {
     let dir = TempDir::new();
     let prog = ready_then_spin(2).file(&dir);
     for backend in BACKENDS {
-        for (mode, sig) in [("adaptive", libc::SIGSEGV), ("fastmem", libc::SIGSEGV), ("adaptive", libc::SIGBUS)] {
+        for (mode, sig) in [
+            ("adaptive", libc::SIGSEGV),
+            ("fastmem", libc::SIGSEGV),
+            ("adaptive", libc::SIGBUS),
+            ("adaptive", libc::SIGPIPE),
+        ] {
             let mut c = rvdbt(backend, &["--mem", mode], &prog);
             c.stderr(Stdio::piped());
             let mut p = Proc::spawn(c);
@@ -396,5 +471,182 @@ fn item3_queued_sigsegv_with_an_address_kills() {
         }
         let status = p.wait(backend);
         assert_eq!(status.signal(), Some(libc::SIGSEGV), "{backend}: {status:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. A guest writing to a pipe whose reader went away dies of SIGPIPE.
+
+/// `for (;;) if (write(1, "y\n", 2) < 0) exit(-a0);`
+fn yes() -> Asm {
+    let mut a = Asm::new();
+    let y = a.bytes(b"y\n");
+    let top = a.here();
+    a.li(A0, 1).li(A1, y).li(A2, 2).sys(64);
+    let fail = a.branch_fwd();
+    a.branch_back(BEQ, ZERO, ZERO, top);
+    a.land(fail, BLT, A0, ZERO).exit_neg_a0();
+    a
+}
+
+#[test]
+fn item4_broken_stdout_pipe_kills_with_sigpipe() {
+    let dir = TempDir::new();
+    let prog = yes().file(&dir);
+    for backend in BACKENDS {
+        let mut c = rvdbt(backend, &[], &prog);
+        c.stdout(Stdio::piped());
+        let mut p = Proc::spawn(c);
+        let mut out = p.stdout();
+        let (got, _) = read_until(&mut out, |b| b.len() >= 100);
+        assert!(got.len() >= 100 && got.starts_with(b"y\ny\n"), "{backend}: {:?}", text(&got));
+        drop(out);
+        let status = p.wait(backend);
+        assert_eq!(status.signal(), Some(libc::SIGPIPE), "{backend}: {status:?}");
+    }
+}
+
+#[test]
+fn item4_inherited_ignored_sigpipe_gives_the_guest_epipe() {
+    let dir = TempDir::new();
+    let prog = yes().file(&dir);
+    for backend in BACKENDS {
+        let mut c = rvdbt(backend, &[], &prog);
+        c.stdout(Stdio::piped());
+        pre_exec(&mut c, || {
+            // SAFETY: setting a disposition in the child before exec.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        });
+        let mut p = Proc::spawn(c);
+        let mut out = p.stdout();
+        read_until(&mut out, |b| b.len() >= 100);
+        drop(out);
+        let status = p.wait(backend);
+        assert_eq!(status.code(), Some(libc::EPIPE), "{backend}: {status:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. A 2 GiB write costs no host memory: it goes straight from guest memory.
+
+#[test]
+fn item7_huge_write_needs_no_host_copy() {
+    const LEN: u32 = 0x7f00_0000; // 2032 MiB of brk heap, written in one call
+    let mut a = Asm::new();
+    a.li(A0, 0).sys(214).emit([addi(S0, A0, 0)]); // s0 = brk(0)
+    a.li(T0, LEN).emit([add(A0, S0, T0)]).sys(214); // brk(s0 + LEN)
+    a.emit([addi(A1, S0, 0)]).li(A2, LEN).li(A0, 1).sys(64); // write(1, s0, LEN)
+    a.li(T0, LEN);
+    let ok = a.branch_fwd();
+    a.exit(1);
+    a.land(ok, BEQ, A0, T0).exit(0);
+    let dir = TempDir::new();
+    let prog = a.file(&dir);
+    for backend in BACKENDS {
+        let mut c = rvdbt(backend, &["--no-devices"], &prog);
+        c.stdout(std::fs::OpenOptions::new().write(true).open("/dev/null").expect("/dev/null")).stderr(Stdio::piped());
+        pre_exec(&mut c, || set_limit(libc::RLIMIT_AS, 6_000_000 * 1024)); // ulimit -v 6000000
+        let mut p = Proc::spawn(c);
+        let err = text(&read_to_end(&mut p.stderr()));
+        let status = p.wait(backend);
+        assert_eq!(status.code(), Some(0), "{backend}: {status:?} {err}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Output the guest wrote is out of rvdbt when a signal kills it.
+
+#[test]
+fn item9_partial_line_survives_a_fatal_signal() {
+    let mut a = Asm::new();
+    let buf = a.bytes(&[0; 16]);
+    a.write(1, b"partial").write(2, b"x").li(A0, 0).li(A1, buf).li(A2, 16).sys(63).exit(0);
+    let dir = TempDir::new();
+    let prog = a.file(&dir);
+    for backend in BACKENDS {
+        for sig in [libc::SIGHUP, libc::SIGUSR1, libc::SIGALRM, libc::SIGQUIT] {
+            let mut c = rvdbt(backend, &[], &prog);
+            c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+            pre_exec(&mut c, || set_limit(libc::RLIMIT_CORE, 0));
+            let mut p = Proc::spawn(c);
+            let _stdin = p.stdin();
+            let mut out = p.stdout();
+            wait_for(&mut p.stderr(), b"x");
+            p.signal(sig);
+            let status = p.wait(backend);
+            assert_eq!(status.signal(), Some(sig), "{backend}: {status:?}");
+            assert_eq!(text(&read_to_end(&mut out)), "partial", "{backend}, signal {sig}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 10. stdout on /dev/full or closed: the guest gets ENOSPC / EBADF.
+
+#[test]
+fn item10_full_or_closed_stdout_reports_the_error() {
+    let mut a = Asm::new();
+    a.write(1, b"x");
+    let fail = a.branch_fwd();
+    a.exit(0);
+    a.land(fail, BLT, A0, ZERO).exit_neg_a0();
+    let dir = TempDir::new();
+    let prog = a.file(&dir);
+    for backend in BACKENDS {
+        let mut c = rvdbt(backend, &[], &prog);
+        c.stdout(std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full"));
+        assert_eq!(Proc::spawn(c).wait(backend).code(), Some(libc::ENOSPC), "{backend}: /dev/full");
+        let mut c = rvdbt(backend, &[], &prog);
+        pre_exec(&mut c, || {
+            // SAFETY: closing stdout in the child before exec (`>&-`).
+            unsafe { libc::close(1) };
+        });
+        assert_eq!(Proc::spawn(c).wait(backend).code(), Some(libc::EBADF), "{backend}: closed stdout");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 11. stdout and stderr into one pipe interleave exactly as written.
+
+#[test]
+fn item11_stdout_and_stderr_interleave_in_write_order() {
+    let mut a = Asm::new();
+    a.write(1, b"a").write(2, b"b\n").write(1, b"c\n").exit(0);
+    let dir = TempDir::new();
+    let prog = a.file(&dir);
+    for backend in BACKENDS {
+        let (mut reader, writer) = pipe(false);
+        let mut c = rvdbt(backend, &[], &prog);
+        c.stdout(writer.try_clone().expect("dup")).stderr(writer);
+        let mut p = Proc::spawn(c);
+        let status = p.wait(backend);
+        assert_eq!(status.code(), Some(0));
+        assert_eq!(text(&read_to_end(&mut reader)), "ab\nc\n", "{backend}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// writev is one gathered write.
+
+#[test]
+fn writev_is_one_gathered_write() {
+    let mut a = Asm::new();
+    let one = a.bytes(b"gather");
+    let two = a.bytes(b"ed\n");
+    let mut iov = Vec::new();
+    for (base, len) in [(one, 6u32), (0, 0), (two, 3)] {
+        iov.extend(base.to_le_bytes());
+        iov.extend(len.to_le_bytes());
+    }
+    let table = a.bytes(&iov);
+    a.li(A0, 1).li(A1, table).li(A2, 3).sys(66).sys(93); // exit(writev(...))
+    let dir = TempDir::new();
+    let prog = a.file(&dir);
+    for backend in BACKENDS {
+        let mut c = rvdbt(backend, &[], &prog);
+        c.stdout(Stdio::piped());
+        let mut p = Proc::spawn(c);
+        assert_eq!(read_to_end(&mut p.stdout()), b"gathered\n", "{backend}");
+        assert_eq!(p.wait(backend).code(), Some(9), "{backend}");
     }
 }
