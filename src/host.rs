@@ -1,5 +1,6 @@
-//! rvdbt as a host process: its own messages, SIGPIPE, blocking system calls and closed
-//! standard descriptors.
+//! rvdbt as a host process: its own messages, SIGPIPE, the stop signals (SIGINT, SIGTERM,
+//! `--timeout`), blocking system calls that those signals interrupt, and closed standard
+//! descriptors.
 //!
 //! - rvdbt's own messages (fault diagnostics, warnings, statistics, `--print-code`) go
 //!   through [`eprint`]: to a private duplicate of the stderr rvdbt started with (so a guest
@@ -10,11 +11,20 @@
 //!   kills rvdbt with SIGPIPE exactly as it kills a native process; the `rvdbt` command
 //!   undoes the Rust runtime's `SIG_IGN` ([`restore_sigpipe`]) unless SIGPIPE was already
 //!   ignored when rvdbt started (then the guest gets `-EPIPE`, as a native process would).
-//! - Blocking system calls made for the guest go through [`blocking_syscall`], which runs
-//!   the call with [`safe_syscall`] (the stop flag is checked in the same few instructions
-//!   that enter the kernel) and retries it when a signal interrupts it.
+//! - SIGINT/SIGTERM ([`install_stop_signals`]) set a stop flag, installed without
+//!   `SA_RESTART`. Blocking system calls made for the guest go through [`blocking_syscall`],
+//!   which runs the call with [`safe_syscall`]: the flag is checked in the same few
+//!   instructions that enter the kernel, and a signal that arrives between the check and
+//!   the `syscall` instruction makes the handler skip the call (qemu's `safe_syscall`), so a
+//!   stop signal can never be lost while the guest blocks.
+//! - `--timeout` ([`start_timeout`]) sets the same flag to [`TIMEOUT_STOP`] from a timer
+//!   thread and sends SIGTERM to the run thread to interrupt a blocking call.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Value of the stop flag for `--timeout` (not a signal number).
+pub const TIMEOUT_STOP: usize = 1 << 16;
 
 /// Where rvdbt's own messages go (-1: nowhere). The library writes to fd 2; the `rvdbt`
 /// command points this at a private duplicate ([`init_diagnostics`]).
@@ -190,6 +200,9 @@ core::arch::global_asm!(
 
 extern "C" {
     fn rvdbt_safe_syscall(stop: *const AtomicUsize, nr: i64, a1: usize, a2: usize, a3: usize, a4: usize) -> isize;
+    fn rvdbt_safe_syscall_start();
+    fn rvdbt_safe_syscall_end();
+    fn rvdbt_safe_syscall_stopped();
 }
 
 /// A stop flag that is never set (runs without one).
@@ -217,4 +230,95 @@ pub fn blocking_syscall(stop: Option<&AtomicUsize>, nr: i64, args: [usize; 4]) -
             return Err(e);
         }
     }
+}
+
+/// The stop flag the SIGINT/SIGTERM handler sets (a leaked `Arc`, live forever).
+static STOP_FLAG: AtomicPtr<AtomicUsize> = AtomicPtr::new(std::ptr::null_mut());
+/// The thread that runs the guest (signals that land elsewhere are forwarded to it).
+static RUN_TID: AtomicI32 = AtomicI32::new(0);
+
+fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+extern "C" fn on_stop_signal(sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: errno is thread-local; the handler restores it.
+    let saved_errno = unsafe { *libc::__errno_location() };
+    let flag = STOP_FLAG.load(Ordering::Acquire);
+    if !flag.is_null() {
+        // SAFETY: the flag is a leaked Arc that lives forever. A timeout (or an earlier
+        // signal) that is already recorded wins.
+        let _ = unsafe { &*flag }.compare_exchange(0, sig as usize, Ordering::AcqRel, Ordering::Relaxed);
+    }
+    let run = RUN_TID.load(Ordering::Relaxed);
+    if run != 0 && run != gettid() {
+        // SAFETY: async-signal-safe system calls; the run thread must see the signal too
+        // to leave a blocking call.
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), run, sig) };
+    }
+    // SAFETY: the kernel passes a valid ucontext to an SA_SIGINFO handler.
+    let uc = unsafe { &mut *ctx.cast::<libc::ucontext_t>() };
+    let rip = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
+    let (start, end) = (rvdbt_safe_syscall_start as *const () as usize, rvdbt_safe_syscall_end as *const () as usize);
+    if (start..end).contains(&rip) {
+        // The flag was checked (or is about to be) but the kernel was not entered yet:
+        // skip the call, which now returns -EINTR.
+        uc.uc_mcontext.gregs[libc::REG_RIP as usize] = rvdbt_safe_syscall_stopped as *const () as usize as i64;
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = saved_errno };
+}
+
+/// Installs the SIGINT/SIGTERM handler: it stores the signal number in `flag` (unless the
+/// flag is already set) and interrupts blocking calls made through [`blocking_syscall`]
+/// on the calling thread, which becomes the run thread.
+pub fn install_stop_signals(flag: &Arc<AtomicUsize>) -> std::io::Result<()> {
+    // Leaked on purpose: the handler may read the flag at any time, also one installed by
+    // an earlier call.
+    STOP_FLAG.store(Arc::into_raw(Arc::clone(flag)).cast_mut(), Ordering::Release);
+    RUN_TID.store(gettid(), Ordering::Relaxed);
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction filled in with our handler and an empty mask;
+        // no SA_RESTART, so blocking calls return EINTR.
+        let rc = unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = on_stop_signal as *const () as usize;
+            act.sa_flags = libc::SA_SIGINFO;
+            libc::sigemptyset(&mut act.sa_mask);
+            libc::sigaction(sig, &act, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Ends the run after `after` (`--timeout`): a timer thread sets `flag` to
+/// [`TIMEOUT_STOP`] (unless a signal set it first) and sends SIGTERM to the run thread,
+/// whose handler ([`install_stop_signals`], which must be installed) interrupts a blocking
+/// call.
+pub fn start_timeout(flag: Arc<AtomicUsize>, after: std::time::Duration) -> std::io::Result<()> {
+    let run = RUN_TID.load(Ordering::Relaxed);
+    if run == 0 {
+        return Err(std::io::Error::other("the stop signal handler is not installed"));
+    }
+    std::thread::Builder::new().name("rvdbt-timeout".into()).spawn(move || {
+        // SAFETY: blocking the stop signals in this thread only, so that the kernel
+        // delivers them to the run thread.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
+        std::thread::sleep(after);
+        if flag.compare_exchange(0, TIMEOUT_STOP, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            // SAFETY: signalling a thread of our own process; its handler is installed.
+            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), run, libc::SIGTERM) };
+        }
+    })?;
+    Ok(())
 }

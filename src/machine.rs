@@ -72,9 +72,11 @@ pub enum Exit {
     InsnLimit(u64),
     /// SIGINT or SIGTERM (the signal number) stopped the run.
     Interrupted(i32),
+    /// `--timeout` ended the run.
+    Timeout,
 }
 
-/// Exit status for `--max-insns` (as `timeout(1)` uses).
+/// Exit status for `--max-insns` and `--timeout` (as `timeout(1)` uses).
 pub const EXIT_INSN_LIMIT: i32 = 124;
 
 impl Exit {
@@ -83,7 +85,7 @@ impl Exit {
         match self {
             Exit::Exited(code) => code & 0xff,
             Exit::Fault(f) => 128 + f.kind.signal(),
-            Exit::InsnLimit(_) => EXIT_INSN_LIMIT,
+            Exit::InsnLimit(_) | Exit::Timeout => EXIT_INSN_LIMIT,
             Exit::Interrupted(sig) => 128 + sig,
         }
     }
@@ -245,6 +247,7 @@ impl fmt::Display for Exit {
             Exit::Fault(g) => write!(f, "{} at pc {:#010x}", g.kind.describe(), g.pc),
             Exit::InsnLimit(n) => write!(f, "stopped after {n} instructions (--max-insns)"),
             Exit::Interrupted(sig) => write!(f, "interrupted by signal {sig}"),
+            Exit::Timeout => write!(f, "stopped by --timeout"),
         }
     }
 }

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Exit status for a bad command line or a file that cannot be loaded.
 const EXIT_USAGE: u8 = 2;
@@ -90,6 +91,9 @@ struct RunArgs {
     /// Stop after this many guest instructions (exit status 124).
     #[arg(long, value_name = "N")]
     max_insns: Option<u64>,
+    /// Stop the run after this many seconds (fractions allowed; exit status 124).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    timeout: Option<Duration>,
     /// Guest stack size in bytes; K and M suffixes allowed (default 8M).
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "8M")]
     stack_size: u32,
@@ -135,6 +139,13 @@ fn parse_size(s: &str) -> Result<u32, String> {
         .and_then(|n| n.checked_mul(mult))
         .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| format!("invalid size '{s}' (use e.g. 65536, 64K, 8M)"))
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 1e9 => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(format!("invalid timeout '{s}' (seconds, e.g. 10 or 0.5)")),
+    }
 }
 
 extern "C" fn record_startup() {
@@ -213,9 +224,9 @@ fn run(args: RunArgs, mut io: Io) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot load {}", args.program.display()))?;
 
     let interrupt = Arc::new(AtomicUsize::new(0));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_usize(sig, Arc::clone(&interrupt), sig as usize)
-            .context("cannot install the SIGINT/SIGTERM handler")?;
+    host::install_stop_signals(&interrupt).context("cannot install the SIGINT/SIGTERM handler")?;
+    if let Some(after) = args.timeout {
+        host::start_timeout(Arc::clone(&interrupt), after).context("cannot start the --timeout timer")?;
     }
     let backend = match args.backend {
         BackendArg::Interp => Backend::Interp,

@@ -4,7 +4,7 @@
 use crate::access::MemMode;
 use crate::cache::{JitConfig, JitError};
 use crate::machine::{Exit, Machine};
-use crate::{dispatch, fault, interp};
+use crate::{dispatch, fault, host, interp};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -31,7 +31,9 @@ impl Backend {
 pub struct RunOptions {
     pub backend: Backend,
     pub max_insns: Option<u64>,
-    /// Set to a signal number by a SIGINT/SIGTERM handler; the run stops when non-zero.
+    /// Set to a signal number by a SIGINT/SIGTERM handler, or to
+    /// [`host::TIMEOUT_STOP`] by `--timeout`; the run stops when non-zero (at the next
+    /// block boundary, syscall, or blocking call in progress, see [`crate::host`]).
     pub interrupt: Option<Arc<AtomicUsize>>,
     /// Settings of the Cranelift backend.
     pub jit: JitConfig,
@@ -58,6 +60,7 @@ pub fn run(m: &mut Machine, opts: &RunOptions) -> Result<RunReport, JitError> {
     // Also for the interpreter: a SIGSEGV/SIGBUS sent to the process must kill it, not
     // reach the Rust runtime's stack overflow handler (which would let the run go on).
     fault::install();
+    m.io.interrupt = opts.interrupt.clone();
     let interrupt = opts.interrupt.clone();
     let interrupted = move || {
         let sig = interrupt.as_ref()?.load(Ordering::Relaxed);
@@ -77,6 +80,10 @@ pub fn run(m: &mut Machine, opts: &RunOptions) -> Result<RunReport, JitError> {
         }
     };
     m.finish();
+    let exit = match exit {
+        Exit::Interrupted(v) if v as usize == host::TIMEOUT_STOP => Exit::Timeout,
+        e => e,
+    };
     let mem = (opts.backend == Backend::Cranelift).then_some(opts.jit.mem);
     Ok(RunReport { exit, backend: opts.backend, mem, wall_ns: start.elapsed().as_nanos() as u64 })
 }

@@ -10,12 +10,15 @@
 //! Host streams and files are passed through: a guest `write` is one `write(2)` on the
 //! host descriptor, straight from guest memory (no copy, no buffer), and the guest gets
 //! the host's result — a partial count, `-EAGAIN`, `-ENOSPC`, `-EBADF`; a broken pipe
-//! raises SIGPIPE as it would natively.
+//! raises SIGPIPE as it would natively. Blocking calls (`read`, `write`, `openat`) are
+//! interrupted by a stop signal or `--timeout` (see [`crate::host`]), which ends the run.
 
 use crate::host;
 use crate::machine::{Exit, FaultKind, GuestFault, Machine};
 use crate::memory::{MemFault, PERM_R, PERM_W};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 pub const SYS_OPENAT: u32 = 56;
 pub const SYS_CLOSE: u32 = 57;
@@ -33,6 +36,7 @@ pub const SYS_BRK: u32 = 214;
 pub const SYS_CLOCK_GETTIME64: u32 = 403;
 
 const EBADF: i32 = 9;
+const EINTR: i32 = 4;
 const EACCES: i32 = 13;
 const ENAMETOOLONG: i32 = 36;
 const EMFILE: i32 = 24;
@@ -74,6 +78,10 @@ pub struct Io {
     pub quiet: bool,
     /// The granted directory and the files opened in it.
     pub files: Files,
+    /// The run's stop flag (SIGINT/SIGTERM number, or [`host::TIMEOUT_STOP`]): a
+    /// blocking call it interrupts, or a syscall made after it was set, ends the run.
+    /// The runner sets it from `RunOptions::interrupt`.
+    pub interrupt: Option<Arc<AtomicUsize>>,
 }
 
 /// The guest's file descriptors: its standard streams (0, 1, 2) until it closes them,
@@ -132,6 +140,7 @@ impl Io {
             stderr: Sink::Host(2),
             quiet: false,
             files: Files { std_closed: closed, ..Files::default() },
+            interrupt: None,
         }
     }
 
@@ -153,12 +162,23 @@ impl Io {
             stderr: Sink::Buffer(Vec::new()),
             quiet: true,
             files: Files::default(),
+            interrupt: None,
         }
     }
 
     /// Is guest descriptor `fd` (0, 1 or 2) closed?
     pub fn is_closed(&self, fd: u32) -> bool {
         !self.files.std_open(fd) && self.files.get(fd).is_none()
+    }
+
+    /// The stop flag's value, if set: a signal number or [`host::TIMEOUT_STOP`].
+    pub fn interrupted(&self) -> Option<i32> {
+        let v = self.interrupt.as_ref()?.load(Ordering::Relaxed);
+        (v != 0).then_some(v as i32)
+    }
+
+    fn stop(&self) -> Option<&AtomicUsize> {
+        self.interrupt.as_deref()
     }
 
     /// The host descriptor behind guest descriptor `fd`, if it is a host stream or file.
@@ -184,7 +204,7 @@ impl Io {
     /// count (maybe partial) or an errno.
     fn write_parts(&mut self, fd: u32, parts: &[&[u8]]) -> Result<usize, i32> {
         if let Some(h) = self.host_fd(fd) {
-            let stop = None;
+            let stop = self.stop();
             return match parts {
                 [one] => {
                     host::blocking_syscall(stop, libc::SYS_write, [h as usize, one.as_ptr() as usize, one.len(), 0])
@@ -240,7 +260,7 @@ impl Io {
     /// errno.
     fn read(&mut self, fd: u32, len: usize) -> Result<Vec<u8>, i32> {
         if let Some(h) = self.host_fd(fd) {
-            return host_read(h, len);
+            return host_read(h, len, self.stop());
         }
         match (&mut self.stdin, fd) {
             (Source::Buffer { data, pos }, 0) if self.files.std_open(0) => {
@@ -303,8 +323,14 @@ fn fault_to_errno(_: MemFault) -> i32 {
 }
 
 /// Executes the `ecall` at `cpu.pc` (which has already retired). Returns `Err` when the
-/// program exits or the syscall is refused under `--strict-syscalls`.
+/// program exits, the syscall is refused under `--strict-syscalls`, or the run's stop
+/// flag is set (before the call, or while it blocked).
 pub fn handle_ecall(m: &mut Machine) -> Result<(), Exit> {
+    // A stop signal that arrived since the last check ends the run before the call takes
+    // effect, as a signal delivered to a native process would.
+    if let Some(sig) = m.io.interrupted() {
+        return Err(Exit::Interrupted(sig));
+    }
     let nr = m.cpu.reg(17);
     let a: [u32; 6] = std::array::from_fn(|i| m.cpu.reg(10 + i as u8));
     m.stats.syscalls += 1;
@@ -369,16 +395,22 @@ pub fn handle_ecall(m: &mut Machine) -> Result<(), Exit> {
     };
     let a0 = match result {
         Ok(v) => v,
-        Err(errno) => -errno,
+        Err(errno) => {
+            // A blocking call was interrupted by a stop signal or --timeout: the run ends.
+            if let (EINTR, Some(sig)) = (errno, m.io.interrupted()) {
+                return Err(Exit::Interrupted(sig));
+            }
+            -errno
+        }
     };
     m.cpu.set_reg(10, a0 as u32);
     Ok(())
 }
 
 /// Reads at most `len` bytes (and at most [`MAX_READ_CHUNK`]) from a host descriptor.
-fn host_read(fd: RawFd, len: usize) -> Result<Vec<u8>, i32> {
+fn host_read(fd: RawFd, len: usize, stop: Option<&AtomicUsize>) -> Result<Vec<u8>, i32> {
     let mut buf = vec![0u8; len.min(MAX_READ_CHUNK)];
-    let n = host::blocking_syscall(None, libc::SYS_read, [fd as usize, buf.as_mut_ptr() as usize, buf.len(), 0])?;
+    let n = host::blocking_syscall(stop, libc::SYS_read, [fd as usize, buf.as_mut_ptr() as usize, buf.len(), 0])?;
     buf.truncate(n);
     Ok(buf)
 }
@@ -428,12 +460,13 @@ fn sys_openat(m: &mut Machine, dirfd: u32, path: u32, flags: u32, mode: u32) -> 
         mode: u64::from(mode & 0o777),
         resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
     };
-    // SAFETY: openat2 reads the NUL-terminated name and the open_how we own; it
-    // returns a new file descriptor that we take ownership of below.
-    let r = unsafe {
-        libc::syscall(libc::SYS_openat2, base, name.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
-    };
-    let host = host_result(r as isize)?;
+    // openat2 reads the NUL-terminated name and the open_how we own; opening a FIFO
+    // blocks until a writer comes (or a stop signal interrupts it).
+    let host = host::blocking_syscall(
+        m.io.stop(),
+        libc::SYS_openat2,
+        [base as usize, name.as_ptr() as usize, &how as *const OpenHow as usize, std::mem::size_of::<OpenHow>()],
+    )?;
     // SAFETY: `host` is a file descriptor openat2 just returned, owned by nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(host as RawFd) };
     m.io.files.insert(fd).map(|g| g as i32)

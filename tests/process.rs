@@ -527,6 +527,78 @@ fn item4_inherited_ignored_sigpipe_gives_the_guest_epipe() {
 }
 
 // ---------------------------------------------------------------------------------------
+// 5. SIGINT/SIGTERM end a run that blocks in a syscall, with 130/143 and statistics.
+
+#[test]
+fn item5_sigint_and_sigterm_interrupt_a_blocking_read() {
+    let dir = TempDir::new();
+    let prog = ready_then_read().file(&dir);
+    for backend in BACKENDS {
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            let mut c = rvdbt(backend, &["--stats"], &prog);
+            c.stdin(Stdio::piped()).stderr(Stdio::piped());
+            let mut p = Proc::spawn(c);
+            let _stdin = p.stdin(); // open, never written: the read blocks
+            let mut err = p.stderr();
+            wait_for(&mut err, b"ready\n");
+            p.signal(sig);
+            let status = p.wait(backend);
+            let err = text(&read_to_end(&mut err));
+            assert_eq!(status.code(), Some(128 + sig), "{backend}, signal {sig}: {err}");
+            assert!(err.contains(&format!("interrupted by signal {sig}")), "{backend}: {err}");
+            assert_eq!(stat(&err, "exit_code"), Some((128 + sig).to_string()), "{backend}: statistics\n{err}");
+        }
+    }
+}
+
+#[test]
+fn item5_sigterm_interrupts_openat_of_a_fifo() {
+    let dir = TempDir::new();
+    let fifo = dir.path("fifo");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a path we own.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let mut a = Asm::new();
+    let name = a.bytes(b"fifo\0");
+    a.write(2, b"ready\n").li(A0, AT_FDCWD).li(A1, name).li(A2, 0).li(A3, 0).sys(56).exit(5);
+    let prog = a.file(&dir);
+    for backend in BACKENDS {
+        let mut c = rvdbt(backend, &["--dir", dir.str()], &prog);
+        c.stderr(Stdio::piped());
+        let mut p = Proc::spawn(c);
+        let mut err = p.stderr();
+        wait_for(&mut err, b"ready\n");
+        p.signal(libc::SIGTERM);
+        let status = p.wait(backend);
+        assert_eq!(status.code(), Some(143), "{backend}: {}", text(&read_to_end(&mut err)));
+    }
+}
+
+#[test]
+fn timeout_ends_a_spinning_or_blocked_run_with_124_and_statistics() {
+    let dir = TempDir::new();
+    let spin = ready_then_spin(1).file(&dir);
+    let block = TempDir::new();
+    let read = ready_then_read().file(&block);
+    for backend in BACKENDS {
+        for (what, prog) in [("spinning", &spin), ("blocked in read", &read)] {
+            let mut c = rvdbt(backend, &["--timeout", "0.2", "--stats"], prog);
+            c.stdin(Stdio::piped()).stderr(Stdio::piped());
+            let start = Instant::now();
+            let mut p = Proc::spawn(c);
+            let _stdin = p.stdin();
+            let mut err = p.stderr();
+            let status = p.wait(what);
+            let err = text(&read_to_end(&mut err));
+            assert!(start.elapsed() >= Duration::from_millis(200), "{backend}, {what}: too early");
+            assert_eq!(status.code(), Some(124), "{backend}, {what}: {err}");
+            assert!(err.contains("--timeout"), "{backend}, {what}: {err}");
+            assert_eq!(stat(&err, "exit_code"), Some("124".into()), "{backend}, {what}: {err}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // 7. A 2 GiB write costs no host memory: it goes straight from guest memory.
 
 #[test]
