@@ -79,6 +79,9 @@ pub enum Exit {
 /// Exit status for `--max-insns` and `--timeout` (as `timeout(1)` uses).
 pub const EXIT_INSN_LIMIT: i32 = 124;
 
+/// Warnings kept and printed at most; later ones are only counted (`Stats::warnings`).
+pub const MAX_WARNINGS: usize = 100;
+
 impl Exit {
     /// The process exit status rvdbt reports, as a native process would.
     pub fn status(&self) -> i32 {
@@ -96,6 +99,8 @@ impl Exit {
 pub struct Stats {
     pub syscalls: u64,
     pub unknown_syscalls: u64,
+    /// Warnings about the guest, also those beyond [`MAX_WARNINGS`] that were not kept.
+    pub warnings: u64,
     /// The translation cache's counters (blocks, compile time, flushes, ...).
     pub cache: CacheStats,
     pub dispatcher_entries: u64,
@@ -134,7 +139,8 @@ pub struct Machine {
     pub io: Io,
     pub config: MachineConfig,
     pub stats: Stats,
-    /// Warnings about the guest's behaviour (also printed at once unless `io.quiet`).
+    /// Warnings about the guest's behaviour (also printed at once unless `io.quiet`), the
+    /// first [`MAX_WARNINGS`] of them.
     pub warnings: Vec<String>,
     /// Guest pcs of accesses whose state a helper changed; the dispatcher recompiles
     /// the blocks that hold them.
@@ -192,13 +198,20 @@ impl Machine {
         })
     }
 
-    /// Records a warning and, unless quiet, prints it on the host's stderr.
+    /// Records a warning and, unless quiet, prints it on the host's stderr. Only the
+    /// first [`MAX_WARNINGS`] are kept and printed (then one line says so); the rest are
+    /// counted, so a guest that repeats a warning in a loop costs no memory.
     pub fn warn(&mut self, msg: String) {
-        if !self.io.quiet {
-            self.flush_uart();
-            crate::diag!("rvdbt: warning: {msg}\n");
+        self.stats.warnings += 1;
+        if self.warnings.len() < MAX_WARNINGS {
+            if !self.io.quiet {
+                self.flush_uart();
+                crate::diag!("rvdbt: warning: {msg}\n");
+            }
+            self.warnings.push(msg);
+        } else if self.stats.warnings == MAX_WARNINGS as u64 + 1 && !self.io.quiet {
+            crate::diag!("rvdbt: warning: more than {MAX_WARNINGS} warnings; the rest are only counted (--stats)\n");
         }
-        self.warnings.push(msg);
     }
 
     /// Counter values for CSR reads.

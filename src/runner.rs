@@ -101,6 +101,7 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
         ("exit_code", report.exit.status().to_string()),
         ("syscalls", s.syscalls.to_string()),
         ("unknown_syscalls", s.unknown_syscalls.to_string()),
+        ("warnings", s.warnings.to_string()),
         ("blocks_compiled", s.cache.blocks_compiled.to_string()),
         ("guest_insns_compiled", s.cache.guest_insns_compiled.to_string()),
         ("compile_ns", s.cache.compile_ns.to_string()),

@@ -599,6 +599,47 @@ fn timeout_ends_a_spinning_or_blocked_run_with_124_and_statistics() {
 }
 
 // ---------------------------------------------------------------------------------------
+// 6. Warnings are counted, not kept: bounded memory and output for a warning loop.
+
+/// `for (i = n; i; i--) syscall 999; exit(0)`.
+fn unknown_syscall_loop(n: u32) -> Asm {
+    let mut a = Asm::new();
+    a.li(S1, n);
+    let top = a.here();
+    a.sys(999).emit([addi(S1, S1, -1)]);
+    a.branch_back(BNE, S1, ZERO, top);
+    a.exit(0);
+    a
+}
+
+#[test]
+fn item6_repeated_warnings_are_counted_not_kept() {
+    const N: u32 = 200_000;
+    let prog = unknown_syscall_loop(N);
+    for backend in common::backends() {
+        let mut m = machine(&prog.elf(), &[], b"");
+        assert_eq!(run_on(&mut m, backend, None), rvdbt::machine::Exit::Exited(0));
+        assert_eq!(m.warnings.len(), rvdbt::machine::MAX_WARNINGS, "{backend:?}");
+        assert_eq!(m.stats.warnings, u64::from(N), "{backend:?}");
+        assert_eq!(m.stats.unknown_syscalls, u64::from(N), "{backend:?}");
+    }
+    let dir = TempDir::new();
+    let path = prog.file(&dir);
+    for backend in BACKENDS {
+        let mut c = rvdbt(backend, &["--stats"], &path);
+        c.stderr(Stdio::piped());
+        let mut p = Proc::spawn(c);
+        let err = text(&read_to_end(&mut p.stderr()));
+        assert_eq!(p.wait(backend).code(), Some(0));
+        let warnings = err.lines().filter(|l| l.starts_with("rvdbt: warning:")).count();
+        assert_eq!(warnings, rvdbt::machine::MAX_WARNINGS + 1, "{backend}: printed warnings");
+        assert!(err.contains("the rest are only counted"), "{backend}");
+        assert_eq!(stat(&err, "unknown_syscalls"), Some(N.to_string()), "{backend}");
+        assert_eq!(stat(&err, "warnings"), Some(N.to_string()), "{backend}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // 7. A 2 GiB write costs no host memory: it goes straight from guest memory.
 
 #[test]
