@@ -424,18 +424,27 @@ fn host_result(r: isize) -> Result<usize, i32> {
     }
 }
 
-/// openat(dirfd, path, flags, mode), beneath the granted directory only.
+/// openat(dirfd, path, flags, mode), beneath the granted directory only. Flags and mode
+/// are cleaned up as Linux's `openat` does before it opens (`build_open_how`): unknown
+/// flags are dropped, `O_PATH` keeps only the flags that go with it, and the mode counts
+/// only when the call may create a file. The flag values are the same on RISC-V and
+/// x86-64 Linux (asm-generic).
 fn sys_openat(m: &mut Machine, dirfd: u32, path: u32, flags: u32, mode: u32) -> SysResult {
     const AT_FDCWD: u32 = -100i32 as u32;
-    // Flags with the same values on RISC-V and x86-64 Linux (asm-generic).
-    const ALLOWED: u32 = 0o3 | 0o100 | 0o200 | 0o1000 | 0o2000 | 0o4000 | 0o200000 | 0o400000 | 0o2000000;
+    const VALID_OPEN_FLAGS: u32 = 0o37777703;
+    const O_CREAT: u32 = 0o100;
+    const O_TMPFILE: u32 = 0o20000000;
+    const O_PATH: u32 = 0o10000000;
+    const O_PATH_FLAGS: u32 = 0o200000 | 0o400000 | O_PATH | 0o2000000; // O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC
     let Some(dir) = m.io.files.dir.as_ref().map(|d| d.as_raw_fd()) else {
         return Err(EACCES);
     };
     let base = if dirfd == AT_FDCWD { dir } else { m.io.files.get(dirfd).ok_or(EBADF)? };
-    if flags & !ALLOWED != 0 {
-        return Err(EINVAL);
+    let mut flags = flags & VALID_OPEN_FLAGS;
+    if flags & O_PATH != 0 {
+        flags &= O_PATH_FLAGS;
     }
+    let mode = if flags & (O_CREAT | O_TMPFILE) != 0 { mode & 0o7777 } else { 0 };
     let mut name = Vec::new();
     loop {
         let chunk = m.mem.read_bytes(path.wrapping_add(name.len() as u32), 1).map_err(fault_to_errno)?;
@@ -457,7 +466,7 @@ fn sys_openat(m: &mut Machine, dirfd: u32, path: u32, flags: u32, mode: u32) -> 
     }
     let how = OpenHow {
         flags: u64::from(flags | libc::O_CLOEXEC as u32),
-        mode: u64::from(mode & 0o777),
+        mode: u64::from(mode),
         resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
     };
     // openat2 reads the NUL-terminated name and the open_how we own; opening a FIFO

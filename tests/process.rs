@@ -667,6 +667,29 @@ fn item7_huge_write_needs_no_host_copy() {
 }
 
 // ---------------------------------------------------------------------------------------
+// 8. openat with a mode but without O_CREAT opens the file, as openat does on Linux.
+
+#[test]
+fn item8_openat_ignores_the_mode_without_o_creat() {
+    let dir = TempDir::new();
+    dir.file("in.txt", b"data\n");
+    let mut a = Asm::new();
+    let name = a.bytes(b"in.txt\0");
+    a.li(A0, AT_FDCWD).li(A1, name).li(A2, 0).li(A3, 0o644).sys(56);
+    let fail = a.branch_fwd();
+    a.sys(93); // exit(fd)
+    a.land(fail, BLT, A0, ZERO).exit_neg_a0();
+    let prog = a.file(&dir);
+    for backend in BACKENDS {
+        let mut c = rvdbt(backend, &["--dir", dir.str()], &prog);
+        c.stderr(Stdio::piped());
+        let mut p = Proc::spawn(c);
+        let err = text(&read_to_end(&mut p.stderr()));
+        assert_eq!(p.wait(backend).code(), Some(3), "{backend}: the first free fd; {err}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // 9. Output the guest wrote is out of rvdbt when a signal kills it.
 
 #[test]
