@@ -8,6 +8,7 @@ use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
 use rvdbt::syscall::Io;
 use rvdbt::{diag, fault, host};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicUsize;
@@ -223,6 +224,13 @@ fn run(args: RunArgs, mut io: Io) -> anyhow::Result<ExitCode> {
     let mut machine = Machine::from_elf(&elf, &guest_args, &args.env, config, io)
         .with_context(|| format!("cannot load {}", args.program.display()))?;
 
+    // Opened now, so that a bad path is reported before the run, and so that the file
+    // can be written at the end even if the guest used up every descriptor.
+    let mut stats_file = match &args.stats_json {
+        Some(path) => Some(std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?),
+        None => None,
+    };
+
     let interrupt = Arc::new(AtomicUsize::new(0));
     host::install_stop_signals(&interrupt).context("cannot install the SIGINT/SIGTERM handler")?;
     if let Some(after) = args.timeout {
@@ -258,9 +266,12 @@ fn run(args: RunArgs, mut io: Io) -> anyhow::Result<ExitCode> {
     if args.stats {
         host::eprint(&runner::stats_table(&machine, &report));
     }
-    if let Some(path) = &args.stats_json {
-        std::fs::write(path, runner::stats_json(&machine, &report))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+    // What rvdbt reports about the run never changes the guest's exit status: a statistics
+    // file that cannot be written is a warning.
+    if let (Some(file), Some(path)) = (&mut stats_file, &args.stats_json) {
+        if let Err(e) = file.write_all(runner::stats_json(&machine, &report).as_bytes()) {
+            diag!("rvdbt: warning: cannot write {}: {e}\n", path.display());
+        }
     }
     Ok(ExitCode::from(report.exit.status() as u8))
 }

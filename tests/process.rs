@@ -762,6 +762,34 @@ fn item11_stdout_and_stderr_interleave_in_write_order() {
 }
 
 // ---------------------------------------------------------------------------------------
+// 12. Descriptor exhaustion in the guest does not stop --stats-json or change the status.
+
+#[test]
+fn item12_stats_json_is_written_when_the_guest_used_every_descriptor() {
+    let dir = TempDir::new();
+    dir.file("in.txt", b"data\n");
+    let mut a = Asm::new();
+    let name = a.bytes(b"in.txt\0");
+    let top = a.here();
+    a.li(A0, AT_FDCWD).li(A1, name).li(A2, 0).li(A3, 0).sys(56);
+    let fail = a.branch_fwd();
+    a.branch_back(BEQ, ZERO, ZERO, top);
+    a.land(fail, BLT, A0, ZERO).exit_neg_a0();
+    let prog = a.file(&dir);
+    for backend in BACKENDS {
+        let json = dir.path(&format!("stats-{backend}.json"));
+        let mut c = rvdbt(backend, &["--dir", dir.str(), "--stats-json", json.to_str().unwrap()], &prog);
+        c.stderr(Stdio::piped());
+        pre_exec(&mut c, || set_limit(libc::RLIMIT_NOFILE, 64)); // ulimit -n 64
+        let mut p = Proc::spawn(c);
+        let err = text(&read_to_end(&mut p.stderr()));
+        assert_eq!(p.wait(backend).code(), Some(libc::EMFILE), "{backend}: {err}");
+        let stats = std::fs::read_to_string(&json).expect("stats file");
+        assert!(stats.contains("\"exit_code\": 24"), "{backend}: {stats}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // writev is one gathered write.
 
 #[test]
