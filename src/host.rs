@@ -172,6 +172,21 @@ pub fn reserve_std_fds() -> [bool; 3] {
     closed
 }
 
+/// Closes host descriptor `fd` (0, 1 or 2) for the guest: the file is released (a pipe's
+/// reader sees end of file), and `/dev/null` takes the number so nothing else lands there.
+pub fn close_std_fd(fd: i32) {
+    // SAFETY: replacing (or closing) a standard descriptor that only the guest's stream uses.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if null >= 0 {
+            libc::dup2(null, fd);
+            libc::close(null);
+        } else {
+            libc::close(fd);
+        }
+    }
+}
+
 core::arch::global_asm!(
     ".text",
     ".globl rvdbt_safe_syscall",

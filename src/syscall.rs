@@ -273,6 +273,22 @@ impl Io {
         }
     }
 
+    /// Closes guest descriptor `fd`. A host standard stream is really closed (a pipe's
+    /// reader sees end of file); its number is free for the guest's next `openat`.
+    pub fn close(&mut self, fd: u32) -> Result<(), i32> {
+        if self.files.get(fd).is_some() {
+            return self.files.close(fd);
+        }
+        if !self.files.std_open(fd) {
+            return Err(EBADF);
+        }
+        if let Some(h) = self.host_fd(fd) {
+            host::close_std_fd(h);
+        }
+        self.files.std_closed[fd as usize] = true;
+        Ok(())
+    }
+
     /// The collected stdout of a buffered machine.
     pub fn stdout_bytes(&self) -> &[u8] {
         match &self.stdout {
@@ -343,13 +359,7 @@ pub fn handle_ecall(m: &mut Machine) -> Result<(), Exit> {
         SYS_WRITEV => sys_writev(m, a[0], a[1], a[2]),
         SYS_READ => sys_read(m, a[0], a[1], a[2]),
         SYS_OPENAT => sys_openat(m, a[0], a[1], a[2], a[3]),
-        SYS_CLOSE => {
-            if a[0] <= 2 {
-                Ok(0)
-            } else {
-                m.io.files.close(a[0]).map(|()| 0)
-            }
-        }
+        SYS_CLOSE => m.io.close(a[0]).map(|()| 0),
         SYS_LSEEK => sys_llseek(m, a[0], a[1], a[2], a[3], a[4]),
         SYS_FSTAT => sys_fstat(m, a[0], a[1]),
         SYS_BRK => {

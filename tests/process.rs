@@ -790,6 +790,81 @@ fn item12_stats_json_is_written_when_the_guest_used_every_descriptor() {
 }
 
 // ---------------------------------------------------------------------------------------
+// 13. Smaller differences from qemu-riscv32.
+
+#[test]
+fn item13_close_of_standard_streams_closes_them() {
+    // close(1) = 0; write(1) = -EBADF; close(1) = -EBADF; close(0) = 0; read(0) = -EBADF;
+    // the five results go to stderr as words.
+    let mut a = Asm::new();
+    let res = a.bytes(&[0; 20]);
+    let buf = a.bytes(&[0; 4]);
+    a.li(S0, res);
+    a.li(A0, 1).sys(57).emit([sw(S0, A0, 0)]);
+    a.write(1, b"x").emit([sw(S0, A0, 4)]);
+    a.li(A0, 1).sys(57).emit([sw(S0, A0, 8)]);
+    a.li(A0, 0).sys(57).emit([sw(S0, A0, 12)]);
+    a.li(A0, 0).li(A1, buf).li(A2, 1).sys(63).emit([sw(S0, A0, 16)]);
+    a.li(A0, 2).li(A1, res).li(A2, 20).sys(64).exit(0);
+    let dir = TempDir::new();
+    let prog = a.file(&dir);
+    for backend in BACKENDS {
+        let mut c = rvdbt(backend, &[], &prog);
+        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut p = Proc::spawn(c);
+        let _stdin = p.stdin();
+        let err = read_to_end(&mut p.stderr());
+        assert_eq!(p.wait(backend).code(), Some(0));
+        let words: Vec<i32> = err.chunks_exact(4).map(|w| i32::from_le_bytes(w.try_into().unwrap())).collect();
+        assert_eq!(words, [0, -libc::EBADF, -libc::EBADF, 0, -libc::EBADF], "{backend}");
+        assert_eq!(read_to_end(&mut p.stdout()), b"", "{backend}");
+    }
+}
+
+#[test]
+fn item13_closing_stdout_gives_the_reader_end_of_file_at_once() {
+    let mut a = Asm::new();
+    let buf = a.bytes(&[0; 4]);
+    a.write(1, b"before close\n").li(A0, 1).sys(57);
+    a.write(2, b"closed\n").li(A0, 0).li(A1, buf).li(A2, 1).sys(63).exit(0);
+    let dir = TempDir::new();
+    let prog = a.file(&dir);
+    for backend in BACKENDS {
+        let mut c = rvdbt(backend, &[], &prog);
+        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut p = Proc::spawn(c);
+        let stdin = p.stdin();
+        let mut err = p.stderr();
+        wait_for(&mut err, b"closed\n");
+        // rvdbt still runs (blocked in read), yet stdout is at end of file.
+        assert_eq!(read_to_end(&mut p.stdout()), b"before close\n", "{backend}");
+        assert!(p.0.try_wait().unwrap().is_none(), "{backend}: still running");
+        drop(stdin);
+        assert_eq!(p.wait(backend).code(), Some(0), "{backend}");
+    }
+}
+
+#[test]
+fn item13_open_after_close_reuses_the_lowest_descriptor() {
+    let dir = TempDir::new();
+    let mut a = Asm::new();
+    let name = a.bytes(b"out.txt\0");
+    a.li(A0, 1).sys(57);
+    a.li(A0, AT_FDCWD).li(A1, name).li(A2, 0o1101).li(A3, 0o644).sys(56).emit([addi(S2, A0, 0)]);
+    a.write(1, b"to the file\n");
+    a.emit([addi(A0, S2, 0)]).sys(93);
+    let prog = a.file(&dir);
+    for backend in BACKENDS {
+        let mut c = rvdbt(backend, &["--dir", dir.str()], &prog);
+        c.stdout(Stdio::piped());
+        let mut p = Proc::spawn(c);
+        assert_eq!(read_to_end(&mut p.stdout()), b"", "{backend}");
+        assert_eq!(p.wait(backend).code(), Some(1), "{backend}: openat returned fd 1");
+        assert_eq!(std::fs::read(dir.path("out.txt")).unwrap(), b"to the file\n", "{backend}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // writev is one gathered write.
 
 #[test]
