@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 
 /// The stack's top (exclusive); the stack grows down from here.
 pub const STACK_TOP: u32 = 0x7fff_0000;
+/// The gap below the stack that the heap never reaches (Linux's `stack_guard_gap`): an
+/// access there is reported as a stack overflow.
+pub const STACK_GUARD: u32 = 1 << 20;
 /// Default stack size (8 MiB, like Linux's default `ulimit -s`).
 pub const DEFAULT_STACK_SIZE: u32 = 8 << 20;
 /// Total size of all segments we agree to load.

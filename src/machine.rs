@@ -8,7 +8,7 @@ use crate::access::{StateCounts, TransitionCounts};
 use crate::cache::CacheStats;
 use crate::cpu::{Counters, Cpu, CsrFile};
 use crate::disasm::disassemble_word;
-use crate::loader::{self, LoadError, DEFAULT_STACK_SIZE, STACK_TOP};
+use crate::loader::{self, LoadError, DEFAULT_STACK_SIZE, STACK_GUARD, STACK_TOP};
 use crate::memory::{Memory, RegionKind, PAGE, PERM_R, PERM_W};
 use crate::syscall::Io;
 use std::fmt;
@@ -121,11 +121,19 @@ pub struct MachineConfig {
     pub huge_pages: bool,
     /// Map the devices (test finisher, timer, UART).
     pub devices: bool,
+    /// Most bytes of guest RAM (segments, stack and heap); `brk` beyond it fails.
+    pub max_memory: Option<u64>,
 }
 
 impl Default for MachineConfig {
     fn default() -> Self {
-        MachineConfig { stack_size: DEFAULT_STACK_SIZE, strict_syscalls: false, huge_pages: true, devices: true }
+        MachineConfig {
+            stack_size: DEFAULT_STACK_SIZE,
+            strict_syscalls: false,
+            huge_pages: true,
+            devices: true,
+            max_memory: None,
+        }
     }
 }
 
@@ -168,9 +176,10 @@ impl Machine {
         let stack_bottom = STACK_TOP - config.stack_size;
         mem.add_ram(stack_bottom, u64::from(STACK_TOP), PERM_R | PERM_W, "stack").map_err(mem_err)?;
         let image = loader::load_elf(&mut mem, elf)?;
-        // The heap may grow up to the next RAM region above it, leaving one guard page
-        // (devices in the way are unmapped when it reaches them, see `Memory::set_brk`).
-        // A program that ends in the last page of the address space gets no heap.
+        // The heap may grow up to the next RAM region above it, leaving one guard page, or
+        // below the stack a guard gap of STACK_GUARD, as Linux keeps one (devices in the
+        // way are unmapped when it reaches them, see `Memory::set_brk`). A program that
+        // ends in the last page of the address space gets no heap.
         if let Ok(heap_start) = u32::try_from(crate::memory::page_up(u64::from(image.end))) {
             let next = mem
                 .regions()
@@ -180,7 +189,19 @@ impl Machine {
                 .filter(|&s| s >= heap_start)
                 .min()
                 .unwrap_or(!(PAGE - 1));
-            mem.set_heap(heap_start, next.saturating_sub(PAGE).max(heap_start));
+            let gap = if next == stack_bottom { STACK_GUARD } else { PAGE };
+            mem.set_heap(heap_start, next.saturating_sub(gap).max(heap_start));
+        }
+        if let Some(max) = config.max_memory {
+            let used = mem.ram_bytes();
+            if used > max {
+                return Err(LoadError::Memory(format!(
+                    "the program needs {} KiB of guest memory (segments and stack), more than --max-memory ({} KiB)",
+                    used >> 10,
+                    max >> 10
+                )));
+            }
+            mem.set_ram_limit(max);
         }
         let sp = loader::build_stack(&mut mem, &image, args, env)?;
         let mut cpu = Cpu::default();
@@ -243,12 +264,23 @@ impl Machine {
             Some(word) => format!("{word:08x}  {}", disassemble_word(word, f.pc).replace('\t', " ")),
             None => "<not readable>".into(),
         };
-        let addr = match f.kind {
+        let mut addr = match f.kind {
             FaultKind::LoadAccess | FaultKind::StoreAccess | FaultKind::FetchAccess | FaultKind::FetchMisaligned => {
                 format!(", address {:#010x}", f.addr)
             }
             _ => String::new(),
         };
+        let stack_bottom = STACK_TOP - self.config.stack_size;
+        let below = stack_bottom.wrapping_sub(f.addr);
+        if matches!(f.kind, FaultKind::LoadAccess | FaultKind::StoreAccess)
+            && (1..=STACK_GUARD).contains(&below)
+            && self.mem.region_of(f.addr).is_none()
+        {
+            addr += &format!(
+                " (stack overflow: {below} bytes below the {} KiB stack; --stack-size sets its size)",
+                self.config.stack_size >> 10
+            );
+        }
         format!("guest {} at pc {:#010x}{addr}: {insn}", f.kind.describe(), f.pc)
     }
 }

@@ -98,6 +98,9 @@ struct RunArgs {
     /// Guest stack size in bytes; K and M suffixes allowed (default 8M).
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "8M")]
     stack_size: u32,
+    /// Cap on guest memory in MiB (segments, stack and brk heap); brk beyond it fails.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    max_memory: Option<u32>,
     /// Let the guest open files beneath this directory (paths resolve inside it only).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
@@ -217,6 +220,7 @@ fn run(args: RunArgs, mut io: Io) -> anyhow::Result<ExitCode> {
         strict_syscalls: args.strict_syscalls,
         huge_pages: !args.no_huge_pages,
         devices: !args.no_devices,
+        max_memory: args.max_memory.map(|mib| u64::from(mib) << 20),
     };
     if let Some(dir) = &args.dir {
         io.grant_dir(dir).with_context(|| format!("cannot grant {}", dir.display()))?;

@@ -865,7 +865,60 @@ fn item13_open_after_close_reuses_the_lowest_descriptor() {
 }
 
 // ---------------------------------------------------------------------------------------
-// writev is one gathered write.
+// Limits: --max-memory and the stack guard.
+
+#[test]
+fn max_memory_caps_brk() {
+    // brk(cur + 8 MiB) works; brk(cur + 16 MiB) then fails (returns the old break).
+    let mut a = Asm::new();
+    a.li(A0, 0).sys(214).emit([addi(S0, A0, 0)]);
+    a.li(T0, 8 << 20).emit([add(S1, S0, T0), addi(A0, S1, 0)]).sys(214);
+    let grew = a.branch_fwd();
+    a.exit(2);
+    a.land(grew, BEQ, A0, S1);
+    a.li(T0, 16 << 20).emit([add(A0, S0, T0)]).sys(214);
+    let refused = a.branch_fwd();
+    a.exit(3);
+    a.land(refused, BEQ, A0, S1).exit(0);
+    let dir = TempDir::new();
+    let prog = a.file(&dir);
+    for backend in BACKENDS {
+        let run = |opts: &[&str]| {
+            let mut opts = opts.to_vec();
+            opts.extend(["--no-devices", "--stack-size", "64K"]);
+            Proc::spawn(rvdbt(backend, &opts, &prog)).wait(backend).code()
+        };
+        assert_eq!(run(&["--max-memory", "16"]), Some(0), "{backend}");
+        assert_eq!(run(&[]), Some(3), "{backend}: without a cap the second brk works");
+    }
+    let mut c = rvdbt("interp", &["--max-memory", "1"], &prog);
+    c.stderr(Stdio::piped());
+    let mut p = Proc::spawn(c);
+    let err = text(&read_to_end(&mut p.stderr()));
+    assert_eq!(p.wait("load").code(), Some(2), "{err}");
+    assert!(err.contains("more than --max-memory"), "{err}");
+}
+
+#[test]
+fn stack_overflow_is_a_guest_fault_naming_the_stack() {
+    // f: sp -= 16; sw ra, 12(sp); jal ra, f — endless recursion.
+    let mut a = Asm::new();
+    a.emit([addi(SP, SP, -16), sw(SP, RA, 12), j_type(RA, -8)]);
+    let dir = TempDir::new();
+    let prog = a.file(&dir);
+    for backend in BACKENDS {
+        let mut c = rvdbt(backend, &["--stack-size", "64K"], &prog);
+        c.stderr(Stdio::piped());
+        let mut p = Proc::spawn(c);
+        let err = text(&read_to_end(&mut p.stderr()));
+        assert_eq!(p.wait(backend).code(), Some(139), "{backend}: {err}");
+        assert!(
+            err.contains("store access fault") && err.contains("stack overflow") && err.contains("64 KiB stack"),
+            "{backend}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{backend}: one line\n{err}");
+    }
+}
 
 #[test]
 fn writev_is_one_gathered_write() {
