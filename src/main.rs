@@ -95,7 +95,7 @@ struct RunArgs {
     /// Stop the run after this many seconds (fractions allowed; exit status 124).
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     timeout: Option<Duration>,
-    /// Guest stack size in bytes; K and M suffixes allowed (default 8M).
+    /// Guest stack size in bytes; K, M and G suffixes allowed (default 8M).
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "8M")]
     stack_size: u32,
     /// Cap on guest memory in MiB (segments, stack and brk heap); brk beyond it fails.
@@ -135,6 +135,7 @@ fn parse_size(s: &str) -> Result<u32, String> {
     let (digits, mult) = match s.chars().last() {
         Some('k' | 'K') => (&s[..s.len() - 1], 1024),
         Some('m' | 'M') => (&s[..s.len() - 1], 1024 * 1024),
+        Some('g' | 'G') => (&s[..s.len() - 1], 1024 * 1024 * 1024),
         _ => (s, 1),
     };
     digits
@@ -142,7 +143,7 @@ fn parse_size(s: &str) -> Result<u32, String> {
         .ok()
         .and_then(|n| n.checked_mul(mult))
         .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| format!("invalid size '{s}' (use e.g. 65536, 64K, 8M)"))
+        .ok_or_else(|| format!("invalid size '{s}' (use e.g. 65536, 64K, 8M, 1G)"))
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {

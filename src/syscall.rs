@@ -29,8 +29,6 @@ pub const SYS_WRITEV: u32 = 66;
 pub const SYS_FSTAT: u32 = 80;
 pub const SYS_EXIT: u32 = 93;
 pub const SYS_EXIT_GROUP: u32 = 94;
-pub const SYS_CLOCK_GETTIME: u32 = 113;
-pub const SYS_GETTIMEOFDAY: u32 = 169;
 pub const SYS_GETPID: u32 = 172;
 pub const SYS_BRK: u32 = 214;
 pub const SYS_CLOCK_GETTIME64: u32 = 403;
@@ -374,26 +372,16 @@ pub fn handle_ecall(m: &mut Machine) -> Result<(), Exit> {
             }
             Ok(brk as i32)
         }
-        SYS_GETPID => Ok(1),
-        SYS_CLOCK_GETTIME | SYS_CLOCK_GETTIME64 => match guest_clock(a[0]) {
+        SYS_GETPID => Ok(std::process::id() as i32),
+        // RV32 Linux has only the 64-bit time calls (no clock_gettime 113, gettimeofday 169).
+        SYS_CLOCK_GETTIME64 => match guest_clock(a[0]) {
             None => Err(EINVAL),
             Some(clock) => {
                 let (s, ns) = host_time(clock);
-                let bytes = if nr == SYS_CLOCK_GETTIME64 {
-                    le_words(&[s as u32, (s >> 32) as u32, ns as u32, 0])
-                } else {
-                    le_words(&[s as u32, ns as u32])
-                };
+                let bytes = le_words(&[s as u32, (s >> 32) as u32, ns as u32, 0]);
                 m.mem.write_bytes(a[1], &bytes).map(|_| 0).map_err(fault_to_errno)
             }
         },
-        SYS_GETTIMEOFDAY => {
-            let (s, ns) = host_time(libc::CLOCK_REALTIME);
-            let tv =
-                if a[0] != 0 { m.mem.write_bytes(a[0], &le_words(&[s as u32, (ns / 1000) as u32])) } else { Ok(()) };
-            let tz = if a[1] != 0 { m.mem.write_bytes(a[1], &le_words(&[0, 0])) } else { Ok(()) };
-            tv.and(tz).map(|_| 0).map_err(fault_to_errno)
-        }
         _ => {
             if m.config.strict_syscalls {
                 return Err(Exit::Fault(GuestFault { kind: FaultKind::UnknownSyscall(nr), pc: m.cpu.pc, addr: 0 }));

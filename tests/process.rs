@@ -8,8 +8,6 @@
 //! for a fixed time: a guest says "ready" (on stderr, or stdout) before it blocks or
 //! spins, and the test waits for that, then polls with a deadline.
 
-#![allow(dead_code)] // helpers for the tests added with later behaviours
-
 mod common;
 use common::*;
 use std::fs::File;
@@ -861,6 +859,76 @@ fn item13_open_after_close_reuses_the_lowest_descriptor() {
         assert_eq!(read_to_end(&mut p.stdout()), b"", "{backend}");
         assert_eq!(p.wait(backend).code(), Some(1), "{backend}: openat returned fd 1");
         assert_eq!(std::fs::read(dir.path("out.txt")).unwrap(), b"to the file\n", "{backend}");
+    }
+}
+
+#[test]
+fn item13_rv32_has_only_the_64_bit_time_calls_and_getpid_is_the_pid() {
+    let mut a = Asm::new();
+    let res = a.bytes(&[0; 16]);
+    let ts = a.bytes(&[0; 16]);
+    a.li(S0, res);
+    a.li(A0, 1).li(A1, ts).sys(113).emit([sw(S0, A0, 0)]); // clock_gettime (time32)
+    a.li(A0, ts).li(A1, 0).sys(169).emit([sw(S0, A0, 4)]); // gettimeofday (time32)
+    a.li(A0, 1).li(A1, ts).sys(403).emit([sw(S0, A0, 8)]); // clock_gettime64
+    a.sys(172).emit([sw(S0, A0, 12)]); // getpid
+    a.li(A0, 1).li(A1, res).li(A2, 16).sys(64).exit(0);
+    let dir = TempDir::new();
+    let prog = a.file(&dir);
+    for backend in BACKENDS {
+        let mut c = rvdbt(backend, &[], &prog);
+        c.stdout(Stdio::piped());
+        let mut p = Proc::spawn(c);
+        let out = read_to_end(&mut p.stdout());
+        assert_eq!(p.wait(backend).code(), Some(0));
+        let words: Vec<i32> = out.chunks_exact(4).map(|w| i32::from_le_bytes(w.try_into().unwrap())).collect();
+        assert_eq!(words[..3], [-libc::ENOSYS, -libc::ENOSYS, 0], "{backend}");
+        assert_eq!(words[3], p.pid(), "{backend}: getpid");
+    }
+}
+
+#[test]
+fn item13_at_phdr_is_reported_as_qemu_does() {
+    // Walks argv and envp to auxv, writes AT_PHDR's value. The test ELF's program
+    // headers (at file offset 52) are not in its only segment (file offset 0x1000 at
+    // 0x10000); qemu-riscv32 reports 0x10034, the segment's page plus e_phoff.
+    let mut a = Asm::new();
+    a.emit([lw(T1, SP, 0), addi(T0, SP, 4), slli(T1, T1, 2), add(T0, T0, T1), addi(T0, T0, 4)]);
+    let envp = a.here();
+    a.emit([lw(T1, T0, 0), addi(T0, T0, 4)]);
+    a.branch_back(BNE, T1, ZERO, envp);
+    let auxv = a.here();
+    a.emit([lw(T1, T0, 0), addi(T2, ZERO, 3)]);
+    let found = a.branch_fwd();
+    a.emit([addi(T0, T0, 8)]);
+    a.branch_back(BEQ, ZERO, ZERO, auxv);
+    a.land(found, BEQ, T1, T2).emit([addi(A1, T0, 4)]).li(A0, 1).li(A2, 4).sys(64).exit(0);
+    let dir = TempDir::new();
+    let prog = a.file(&dir);
+    for backend in BACKENDS {
+        let mut c = rvdbt(backend, &["--env", "A=1"], &prog);
+        c.stdout(Stdio::piped());
+        let mut p = Proc::spawn(c);
+        let out = read_to_end(&mut p.stdout());
+        assert_eq!(p.wait(backend).code(), Some(0));
+        assert_eq!(out, 0x10034u32.to_le_bytes(), "{backend}");
+    }
+}
+
+#[test]
+fn item13_stack_size_takes_a_g_suffix() {
+    let bottom = 0x7fff_0000u32 - (1 << 30);
+    let mut a = Asm::new();
+    a.li(T0, bottom).emit([sw(T0, ZERO, 0), sw(T0, ZERO, -4)]).exit(0);
+    let dir = TempDir::new();
+    let prog = a.file(&dir);
+    for backend in BACKENDS {
+        let mut c = rvdbt(backend, &["--stack-size", "1G"], &prog);
+        c.stderr(Stdio::piped());
+        let mut p = Proc::spawn(c);
+        let err = text(&read_to_end(&mut p.stderr()));
+        assert_eq!(p.wait(backend).code(), Some(139), "{backend}: {err}");
+        assert!(err.contains("address 0x3ffefffc") && err.contains("stack overflow"), "{backend}: {err}");
     }
 }
 
