@@ -496,12 +496,12 @@ pub fn serve<E: Engine>(m: &mut Machine, engine: &mut E, stream: TcpStream) -> O
     let stub = GdbStub::new(stream);
     match stub.run_blocking::<EventLoop<'_, E>>(&mut session) {
         Ok(DisconnectReason::Kill) => {
-            eprintln!("rvdbt: gdb killed the guest");
+            crate::diag!("rvdbt: gdb killed the guest\n");
             return Some(session.ended.unwrap_or(Exit::Interrupted(libc::SIGKILL)));
         }
-        Ok(DisconnectReason::Disconnect) => eprintln!("rvdbt: gdb detached; the guest runs on"),
+        Ok(DisconnectReason::Disconnect) => crate::diag!("rvdbt: gdb detached; the guest runs on\n"),
         Ok(DisconnectReason::TargetExited(_) | DisconnectReason::TargetTerminated(_)) => {}
-        Err(e) => eprintln!("rvdbt: gdb connection lost ({e}); the guest runs on"),
+        Err(e) => crate::diag!("rvdbt: gdb connection lost ({e}); the guest runs on\n"),
     }
     session.ended
 }
@@ -517,7 +517,7 @@ pub fn run(m: &mut Machine, opts: &RunOptions, port: u16, tracer: Option<&mut Tr
     };
     let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| StubError::Listen(port, e))?;
     let port = listener.local_addr().map_err(StubError::Connection)?.port();
-    eprintln!("rvdbt: waiting for gdb on 127.0.0.1:{port} (in gdb: target remote :{port})");
+    crate::diag!("rvdbt: waiting for gdb on 127.0.0.1:{port} (in gdb: target remote :{port})\n");
     let stream = accept(&listener, &interrupted)?;
     drop(listener);
     let start = Instant::now();

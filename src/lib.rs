@@ -20,6 +20,7 @@
 pub mod backend;
 pub mod gdb;
 pub mod guest;
+pub mod host;
 pub mod interp;
 pub mod jit;
 pub mod listing;

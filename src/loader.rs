@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 
 /// The stack's top (exclusive); the stack grows down from here.
 pub const STACK_TOP: u32 = 0x7fff_0000;
+/// The gap below the stack that the heap never reaches (Linux's `stack_guard_gap`): an
+/// access there is reported as a stack overflow.
+pub const STACK_GUARD: u32 = 1 << 20;
 /// Default stack size (8 MiB, like Linux's default `ulimit -s`).
 pub const DEFAULT_STACK_SIZE: u32 = 8 << 20;
 /// Total size of all segments we agree to load.
@@ -36,7 +39,7 @@ pub enum LoadError {
 #[derive(Clone, Debug)]
 pub struct Image {
     pub entry: u32,
-    /// Guest address of the program headers (AT_PHDR), 0 if they are not loaded.
+    /// Guest address of the program headers (AT_PHDR), as qemu-riscv32 reports it.
     pub phdr: u32,
     pub phnum: u32,
     pub phent: u32,
@@ -56,7 +59,6 @@ struct Segment<'a> {
     memsz: u32,
     perms: u8,
     bytes: &'a [u8],
-    offset: u32,
 }
 
 /// Validates `data` and loads its segments into `mem`. The stack must already be mapped
@@ -129,7 +131,7 @@ pub fn load_elf(mem: &mut Memory, data: &[u8]) -> Result<Image, LoadError> {
             elf::PT_DYNAMIC => return Err(unsupported("dynamically linked (has PT_DYNAMIC); build with -static")),
             _ => continue,
         }
-        let (vaddr, memsz, filesz, offset) = (ph.p_vaddr(e), ph.p_memsz(e), ph.p_filesz(e), ph.p_offset(e));
+        let (vaddr, memsz, filesz) = (ph.p_vaddr(e), ph.p_memsz(e), ph.p_filesz(e));
         if memsz == 0 {
             continue;
         }
@@ -156,7 +158,7 @@ pub fn load_elf(mem: &mut Memory, data: &[u8]) -> Result<Image, LoadError> {
             // Executable implies readable, as Linux maps PROT_EXEC on most targets.
             perms |= PERM_X | PERM_R;
         }
-        segments.push(Segment { vaddr, memsz, perms, bytes, offset });
+        segments.push(Segment { vaddr, memsz, perms, bytes });
     }
     if segments.is_empty() {
         return Err(malformed("no loadable segment"));
@@ -232,10 +234,10 @@ pub fn load_elf(mem: &mut Memory, data: &[u8]) -> Result<Image, LoadError> {
     }
     let phoff = header.e_phoff(e);
     let phnum = u32::from(header.e_phnum(e));
-    let phdr = segments
-        .iter()
-        .find(|s| phoff >= s.offset && u64::from(phoff) < u64::from(s.offset) + s.bytes.len() as u64)
-        .map_or(0, |s| s.vaddr + (phoff - s.offset));
+    // AT_PHDR as qemu-riscv32 computes it: the page of the lowest segment plus e_phoff,
+    // also when the program headers are not in a loaded segment (Linux kernels differ
+    // there: 0 since 5.18, the first segment's base plus e_phoff before).
+    let phdr = segments.first().map_or(0, |s| (page_down(u64::from(s.vaddr)) as u32).wrapping_add(phoff));
     let end = segments.iter().map(|s| u64::from(s.vaddr) + u64::from(s.memsz)).max().unwrap_or(0);
     Ok(Image { entry, phdr, phnum, phent: 32, end: end.min(u64::from(u32::MAX)) as u32 })
 }

@@ -6,7 +6,7 @@
 
 use crate::guest::cpu::{Counters, Cpu, CsrFile};
 use crate::guest::disasm::disassemble_word;
-use crate::loader::{self, LoadError, DEFAULT_STACK_SIZE, STACK_TOP};
+use crate::loader::{self, LoadError, DEFAULT_STACK_SIZE, STACK_GUARD, STACK_TOP};
 use crate::memory::{Memory, RegionKind, PAGE, PERM_R, PERM_W};
 use crate::stats::Stats;
 use crate::syscall::Io;
@@ -71,10 +71,15 @@ pub enum Exit {
     InsnLimit(u64),
     /// SIGINT or SIGTERM (the signal number) stopped the run.
     Interrupted(i32),
+    /// `--timeout` ended the run.
+    Timeout,
 }
 
-/// Exit status for `--max-insns` (as `timeout(1)` uses).
+/// Exit status for `--max-insns` and `--timeout` (as `timeout(1)` uses).
 pub const EXIT_INSN_LIMIT: i32 = 124;
+
+/// Warnings kept and printed at most; later ones are only counted (`Stats::warnings`).
+pub const MAX_WARNINGS: usize = 100;
 
 impl Exit {
     /// The process exit status rvdbt reports, as a native process would.
@@ -82,7 +87,7 @@ impl Exit {
         match self {
             Exit::Exited(code) => code & 0xff,
             Exit::Fault(f) => 128 + f.kind.signal(),
-            Exit::InsnLimit(_) => EXIT_INSN_LIMIT,
+            Exit::InsnLimit(_) | Exit::Timeout => EXIT_INSN_LIMIT,
             Exit::Interrupted(sig) => 128 + sig,
         }
     }
@@ -96,11 +101,19 @@ pub struct MachineConfig {
     pub huge_pages: bool,
     /// Map the devices (test finisher, timer, UART).
     pub devices: bool,
+    /// Most bytes of guest RAM (segments, stack and heap); `brk` beyond it fails.
+    pub max_memory: Option<u64>,
 }
 
 impl Default for MachineConfig {
     fn default() -> Self {
-        MachineConfig { stack_size: DEFAULT_STACK_SIZE, strict_syscalls: false, huge_pages: true, devices: true }
+        MachineConfig {
+            stack_size: DEFAULT_STACK_SIZE,
+            strict_syscalls: false,
+            huge_pages: true,
+            devices: true,
+            max_memory: None,
+        }
     }
 }
 
@@ -114,7 +127,8 @@ pub struct Machine {
     pub io: Io,
     pub config: MachineConfig,
     pub stats: Stats,
-    /// Warnings about the guest's behaviour (also printed at once unless `io.quiet`).
+    /// Warnings about the guest's behaviour (also printed at once unless `io.quiet`), the
+    /// first [`MAX_WARNINGS`] of them.
     pub warnings: Vec<String>,
     /// Guest pcs of accesses whose state a helper changed; the dispatcher recompiles
     /// the blocks that hold them.
@@ -142,9 +156,10 @@ impl Machine {
         let stack_bottom = STACK_TOP - config.stack_size;
         mem.add_ram(stack_bottom, u64::from(STACK_TOP), PERM_R | PERM_W, "stack").map_err(mem_err)?;
         let image = loader::load_elf(&mut mem, elf)?;
-        // The heap may grow up to the next RAM region above it, leaving one guard page
-        // (devices in the way are unmapped when it reaches them, see `Memory::set_brk`).
-        // A program that ends in the last page of the address space gets no heap.
+        // The heap may grow up to the next RAM region above it, leaving one guard page, or
+        // below the stack a guard gap of STACK_GUARD, as Linux keeps one (devices in the
+        // way are unmapped when it reaches them, see `Memory::set_brk`). A program that
+        // ends in the last page of the address space gets no heap.
         if let Ok(heap_start) = u32::try_from(crate::memory::page_up(u64::from(image.end))) {
             let next = mem
                 .regions()
@@ -154,7 +169,19 @@ impl Machine {
                 .filter(|&s| s >= heap_start)
                 .min()
                 .unwrap_or(!(PAGE - 1));
-            mem.set_heap(heap_start, next.saturating_sub(PAGE).max(heap_start));
+            let gap = if next == stack_bottom { STACK_GUARD } else { PAGE };
+            mem.set_heap(heap_start, next.saturating_sub(gap).max(heap_start));
+        }
+        if let Some(max) = config.max_memory {
+            let used = mem.ram_bytes();
+            if used > max {
+                return Err(LoadError::Memory(format!(
+                    "the program needs {} KiB of guest memory (segments and stack), more than --max-memory ({} KiB)",
+                    used >> 10,
+                    max >> 10
+                )));
+            }
+            mem.set_ram_limit(max);
         }
         let sp = loader::build_stack(&mut mem, &image, args, env)?;
         let mut cpu = Cpu::default();
@@ -172,14 +199,20 @@ impl Machine {
         })
     }
 
-    /// Records a warning and, unless quiet, prints it on the host's stderr.
+    /// Records a warning and, unless quiet, prints it on the host's stderr. Only the
+    /// first [`MAX_WARNINGS`] are kept and printed (then one line says so); the rest are
+    /// counted, so a guest that repeats a warning in a loop costs no memory.
     pub fn warn(&mut self, msg: String) {
-        if !self.io.quiet {
-            self.flush_uart();
-            self.io.flush();
-            eprintln!("rvdbt: warning: {msg}");
+        self.stats.warnings += 1;
+        if self.warnings.len() < MAX_WARNINGS {
+            if !self.io.quiet {
+                self.flush_uart();
+                crate::diag!("rvdbt: warning: {msg}\n");
+            }
+            self.warnings.push(msg);
+        } else if self.stats.warnings == MAX_WARNINGS as u64 + 1 && !self.io.quiet {
+            crate::diag!("rvdbt: warning: more than {MAX_WARNINGS} warnings; the rest are only counted (--stats)\n");
         }
-        self.warnings.push(msg);
     }
 
     /// Counter values for CSR reads.
@@ -191,14 +224,13 @@ impl Machine {
     pub fn flush_uart(&mut self) {
         if !self.mem.uart_out.is_empty() {
             let bytes = std::mem::take(&mut self.mem.uart_out);
-            self.io.write(1, &bytes);
+            self.io.write_all(1, &bytes);
         }
     }
 
     /// Ends a run: delivers pending output.
     pub fn finish(&mut self) {
         self.flush_uart();
-        self.io.flush();
     }
 
     /// The instruction word at `pc`, if it can be read.
@@ -212,12 +244,23 @@ impl Machine {
             Some(word) => format!("{word:08x}  {}", disassemble_word(word, f.pc).replace('\t', " ")),
             None => "<not readable>".into(),
         };
-        let addr = match f.kind {
+        let mut addr = match f.kind {
             FaultKind::LoadAccess | FaultKind::StoreAccess | FaultKind::FetchAccess | FaultKind::FetchMisaligned => {
                 format!(", address {:#010x}", f.addr)
             }
             _ => String::new(),
         };
+        let stack_bottom = STACK_TOP - self.config.stack_size;
+        let below = stack_bottom.wrapping_sub(f.addr);
+        if matches!(f.kind, FaultKind::LoadAccess | FaultKind::StoreAccess)
+            && (1..=STACK_GUARD).contains(&below)
+            && self.mem.region_of(f.addr).is_none()
+        {
+            addr += &format!(
+                " (stack overflow: {below} bytes below the {} KiB stack; --stack-size sets its size)",
+                self.config.stack_size >> 10
+            );
+        }
         format!("guest {} at pc {:#010x}{addr}: {insn}", f.kind.describe(), f.pc)
     }
 }
@@ -229,6 +272,7 @@ impl fmt::Display for Exit {
             Exit::Fault(g) => write!(f, "{} at pc {:#010x}", g.kind.describe(), g.pc),
             Exit::InsnLimit(n) => write!(f, "stopped after {n} instructions (--max-insns)"),
             Exit::Interrupted(sig) => write!(f, "interrupted by signal {sig}"),
+            Exit::Timeout => write!(f, "stopped by --timeout"),
         }
     }
 }

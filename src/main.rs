@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use rvdbt::gdb;
 use rvdbt::jit::access::MemMode;
+use rvdbt::jit::fault;
 use rvdbt::jit::JitConfig;
 use rvdbt::listing::Selection;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
@@ -11,10 +12,13 @@ use rvdbt::runner::{self, Backend, RunOptions};
 use rvdbt::symbols::Symbols;
 use rvdbt::syscall::Io;
 use rvdbt::trace::{self, TraceKind, Tracer};
+use rvdbt::{diag, host};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Exit status for a bad command line or a file that cannot be loaded.
 const EXIT_USAGE: u8 = 2;
@@ -127,9 +131,15 @@ struct RunArgs {
     /// Stop after this many guest instructions (exit status 124).
     #[arg(long, value_name = "N")]
     max_insns: Option<u64>,
-    /// Guest stack size in bytes; K and M suffixes allowed (default 8M).
+    /// Stop the run after this many seconds (fractions allowed; exit status 124).
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    timeout: Option<Duration>,
+    /// Guest stack size in bytes; K, M and G suffixes allowed (default 8M).
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "8M")]
     stack_size: u32,
+    /// Cap on guest memory in MiB (segments, stack and brk heap); brk beyond it fails.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    max_memory: Option<u32>,
     /// Let the guest open files beneath this directory (paths resolve inside it only).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
@@ -183,6 +193,7 @@ fn parse_size(s: &str) -> Result<u32, String> {
     let (digits, mult) = match s.chars().last() {
         Some('k' | 'K') => (&s[..s.len() - 1], 1024),
         Some('m' | 'M') => (&s[..s.len() - 1], 1024 * 1024),
+        Some('g' | 'G') => (&s[..s.len() - 1], 1024 * 1024 * 1024),
         _ => (s, 1),
     };
     digits
@@ -190,10 +201,35 @@ fn parse_size(s: &str) -> Result<u32, String> {
         .ok()
         .and_then(|n| n.checked_mul(mult))
         .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| format!("invalid size '{s}' (use e.g. 65536, 64K, 8M)"))
+        .ok_or_else(|| format!("invalid size '{s}' (use e.g. 65536, 64K, 8M, 1G)"))
 }
 
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 1e9 => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(format!("invalid timeout '{s}' (seconds, e.g. 10 or 0.5)")),
+    }
+}
+
+extern "C" fn record_startup() {
+    host::record_startup();
+}
+
+/// Records what rvdbt inherited (SIGPIPE ignored? closed standard descriptors?) before
+/// the Rust runtime changes it: a constructor runs before `main` and the runtime's setup.
+#[used]
+#[link_section = ".init_array"]
+static RECORD_STARTUP: extern "C" fn() = record_startup;
+
 fn main() -> ExitCode {
+    // As a native process: SIGPIPE kills (unless inherited ignored), and a SIGSEGV/SIGBUS
+    // sent to rvdbt kills it, from the first instruction on.
+    host::restore_sigpipe();
+    fault::install();
+    // Before any other file is opened: closed standard descriptors stay closed for the
+    // guest, and rvdbt's own messages get a private copy of stderr.
+    let io = Io::host();
+    host::init_diagnostics(io.is_closed(2));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -216,16 +252,16 @@ fn main() -> ExitCode {
                 }
                 r => r.trim_start_matches("error: ").to_string(),
             };
-            eprintln!("rvdbt: {reason} (see 'rvdbt --help')");
+            diag!("rvdbt: {reason} (see 'rvdbt --help')\n");
             return ExitCode::from(EXIT_USAGE);
         }
     };
     match cli.command {
         Command::Disasm(args) => disasm(args),
-        Command::Run(args) => match run(args) {
+        Command::Run(args) => match run(args, io) {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("rvdbt: {e:#}");
+                diag!("rvdbt: {e:#}\n");
                 ExitCode::from(EXIT_USAGE)
             }
         },
@@ -249,13 +285,13 @@ fn disasm(args: DisasmArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(reason) => {
-            eprintln!("rvdbt: {reason}");
+            diag!("rvdbt: {reason}\n");
             ExitCode::from(EXIT_USAGE)
         }
     }
 }
 
-fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+fn run(args: RunArgs, mut io: Io) -> anyhow::Result<ExitCode> {
     let elf = std::fs::read(&args.program).with_context(|| format!("cannot read {}", args.program.display()))?;
     let mut guest_args = vec![args.program.to_string_lossy().into_owned()];
     guest_args.extend(args.args.iter().cloned());
@@ -267,18 +303,25 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         strict_syscalls: args.strict_syscalls,
         huge_pages: !args.no_huge_pages,
         devices: !args.no_devices,
+        max_memory: args.max_memory.map(|mib| u64::from(mib) << 20),
     };
-    let mut io = Io::host();
     if let Some(dir) = &args.dir {
         io.grant_dir(dir).with_context(|| format!("cannot grant {}", dir.display()))?;
     }
     let mut machine = Machine::from_elf(&elf, &guest_args, &args.env, config, io)
         .with_context(|| format!("cannot load {}", args.program.display()))?;
 
+    // Opened now, so that a bad path is reported before the run, and so that the file
+    // can be written at the end even if the guest used up every descriptor.
+    let mut stats_file = match &args.stats_json {
+        Some(path) => Some(std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?),
+        None => None,
+    };
+
     let interrupt = Arc::new(AtomicUsize::new(0));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_usize(sig, Arc::clone(&interrupt), sig as usize)
-            .context("cannot install the SIGINT/SIGTERM handler")?;
+    host::install_stop_signals(&interrupt).context("cannot install the SIGINT/SIGTERM handler")?;
+    if let Some(after) = args.timeout {
+        host::start_timeout(Arc::clone(&interrupt), after).context("cannot start the --timeout timer")?;
     }
     let backend = match args.backend {
         BackendArg::Interp => Backend::Interp,
@@ -333,15 +376,18 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     match &report.exit {
         Exit::Exited(_) => {}
-        Exit::Fault(f) => eprintln!("rvdbt: {}", machine.describe_fault(f)),
-        other => eprintln!("rvdbt: {other}"),
+        Exit::Fault(f) => diag!("rvdbt: {}\n", machine.describe_fault(f)),
+        other => diag!("rvdbt: {other}\n"),
     }
     if args.stats {
-        eprint!("{}", runner::stats_table(&machine, &report));
+        host::eprint(&runner::stats_table(&machine, &report));
     }
-    if let Some(path) = &args.stats_json {
-        std::fs::write(path, runner::stats_json(&machine, &report))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+    // What rvdbt reports about the run never changes the guest's exit status: a statistics
+    // file that cannot be written is a warning.
+    if let (Some(file), Some(path)) = (&mut stats_file, &args.stats_json) {
+        if let Err(e) = file.write_all(runner::stats_json(&machine, &report).as_bytes()) {
+            diag!("rvdbt: warning: cannot write {}: {e}\n", path.display());
+        }
     }
     Ok(ExitCode::from(report.exit.status() as u8))
 }

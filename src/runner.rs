@@ -4,9 +4,10 @@
 use crate::jit::access::MemMode;
 use crate::jit::cache::CodeCache;
 use crate::jit::codemem::CodePool;
+use crate::jit::fault;
 use crate::jit::{dispatch, BackendKind, JitConfig, JitError};
 use crate::machine::{Exit, Machine};
-use crate::{backend, interp};
+use crate::{backend, host, interp};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -65,7 +66,9 @@ pub fn new_cache(backend: Backend, config: JitConfig, m: &Machine) -> Result<Cod
 pub struct RunOptions {
     pub backend: Backend,
     pub max_insns: Option<u64>,
-    /// Set to a signal number by a SIGINT/SIGTERM handler; the run stops when non-zero.
+    /// Set to a signal number by a SIGINT/SIGTERM handler, or to
+    /// [`host::TIMEOUT_STOP`] by `--timeout`; the run stops when non-zero (at the next
+    /// block boundary, syscall, or blocking call in progress, see [`crate::host`]).
     pub interrupt: Option<Arc<AtomicUsize>>,
     /// Settings of the Cranelift backend.
     pub jit: JitConfig,
@@ -89,6 +92,10 @@ pub struct RunReport {
 
 /// Runs `m` until it stops. Errors are host-side failures of the translator.
 pub fn run(m: &mut Machine, opts: &RunOptions) -> Result<RunReport, JitError> {
+    // Also for the interpreter: a SIGSEGV/SIGBUS sent to the process must kill it, not
+    // reach the Rust runtime's stack overflow handler (which would let the run go on).
+    fault::install();
+    m.io.interrupt = opts.interrupt.clone();
     let interrupt = opts.interrupt.clone();
     let interrupted = move || {
         let sig = interrupt.as_ref()?.load(Ordering::Relaxed);
@@ -108,6 +115,10 @@ pub fn run(m: &mut Machine, opts: &RunOptions) -> Result<RunReport, JitError> {
         }
     };
     m.finish();
+    let exit = match exit {
+        Exit::Interrupted(v) if v as usize == host::TIMEOUT_STOP => Exit::Timeout,
+        e => e,
+    };
     let mem = opts.backend.translates().then_some(opts.jit.mem);
     Ok(RunReport { exit, backend: opts.backend, mem, wall_ns: start.elapsed().as_nanos() as u64 })
 }
@@ -125,6 +136,7 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
         ("exit_code", report.exit.status().to_string()),
         ("syscalls", s.syscalls.to_string()),
         ("unknown_syscalls", s.unknown_syscalls.to_string()),
+        ("warnings", s.warnings.to_string()),
         ("blocks_compiled", s.cache.blocks_compiled.to_string()),
         ("guest_insns_compiled", s.cache.guest_insns_compiled.to_string()),
         ("compile_ns", s.cache.compile_ns.to_string()),
@@ -175,7 +187,10 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
 /// The topics of the `--stats` table and the [`stats_pairs`] keys each shows; keys in
 /// none of them are shown under "other".
 const STATS_GROUPS: &[(&str, &[&str])] = &[
-    ("run", &["backend", "guest_instructions", "wall_ns", "mips", "exit_code", "syscalls", "unknown_syscalls"]),
+    (
+        "run",
+        &["backend", "guest_instructions", "wall_ns", "mips", "exit_code", "syscalls", "unknown_syscalls", "warnings"],
+    ),
     (
         "translation",
         &[

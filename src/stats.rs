@@ -78,6 +78,8 @@ pub struct StateCounts {
 pub struct Stats {
     pub syscalls: u64,
     pub unknown_syscalls: u64,
+    /// Warnings about the guest, also those beyond the ones kept (`Machine::warnings`).
+    pub warnings: u64,
     /// The translation cache's counters (blocks, compile time, flushes, ...).
     pub cache: CacheStats,
     pub dispatcher_entries: u64,

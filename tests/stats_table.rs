@@ -13,6 +13,7 @@ const KEYS: &[&str] = &[
     "exit_code",
     "syscalls",
     "unknown_syscalls",
+    "warnings",
     "blocks_compiled",
     "guest_insns_compiled",
     "compile_ns",

@@ -612,5 +612,5 @@ fn print_region(region: &Region, backend: &str, listing: &str, code: u64) {
         }
     }
     out += listing;
-    eprintln!("{out}");
+    crate::diag!("{out}\n");
 }

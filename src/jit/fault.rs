@@ -10,8 +10,14 @@
 //! only RIP and RSP in the interrupted context so that execution resumes in the
 //! trampoline's exit path, which returns [`EXIT_FAULT`]. The dispatcher — ordinary
 //! Rust code, not the signal handler — maps the RIP to the access through the fault
-//! map and repairs the state. Every other fault goes to the handler that was installed
-//! before ours, so a bug in the translator still crashes loudly.
+//! map and repairs the state.
+//!
+//! Nothing else is swallowed. A SIGSEGV/SIGBUS that was sent (by `kill`, `sigqueue`,
+//! `tgkill`: `si_code <= 0`) kills the process with that signal at once, without
+//! running any more guest code: the default action is restored and the signal raised
+//! again. A real fault outside translated code or outside the running guest's arena
+//! goes to the handler that was installed before ours (the Rust runtime's stack overflow
+//! reporter) or to the default action, so a bug in the translator still crashes loudly.
 
 use crate::guest::cpu::Cpu;
 use crate::jit::abi::EXIT_FAULT;
@@ -103,7 +109,30 @@ unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
     }
 }
 
+/// Dies of `sig` as if no handler were installed: default action, unblocked, raised.
+fn die_of(sig: libc::c_int) -> ! {
+    // SAFETY: restoring the default action and raising the signal on this thread; the
+    // default action of SIGSEGV/SIGBUS terminates the process.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
+        // Not reached: the signal terminated the process.
+        libc::_exit(128 + sig)
+    }
+}
+
 extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+    let code = unsafe { (*info).si_code };
+    if code <= 0 {
+        // Sent by a process (SI_USER, SI_QUEUE, SI_TKILL, ...), not raised by an access:
+        // whatever its address field says, nothing faulted, so nothing can be resumed.
+        die_of(sig);
+    }
     // SAFETY: the kernel passes a valid siginfo and ucontext to an SA_SIGINFO handler.
     let (uc, addr) = unsafe { (&mut *ctx.cast::<libc::ucontext_t>(), (*info).si_addr() as usize) };
     let rip = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;

@@ -241,6 +241,8 @@ pub struct Memory {
     last_hit: std::cell::Cell<usize>,
     /// Devices the brk heap grew over (and so unmapped), not yet seen by the runtime.
     pub devices_removed: Vec<Device>,
+    /// Most bytes of guest RAM (all RAM regions together) the heap may grow to.
+    ram_limit: u64,
 }
 
 impl std::fmt::Debug for Memory {
@@ -285,6 +287,7 @@ impl Memory {
             huge_pages,
             last_hit: std::cell::Cell::new(0),
             devices_removed: Vec::new(),
+            ram_limit: u64::MAX,
         })
     }
 
@@ -363,6 +366,20 @@ impl Memory {
         self.brk = start;
     }
 
+    /// Bytes of guest RAM mapped now: segments, stack and heap.
+    pub fn ram_bytes(&self) -> u64 {
+        self.regions
+            .iter()
+            .filter(|r| matches!(r.kind, RegionKind::Ram { .. }))
+            .map(|r| r.end - u64::from(r.start))
+            .sum()
+    }
+
+    /// Caps guest RAM (`--max-memory`): `brk` beyond it fails, as under a Linux limit.
+    pub fn set_ram_limit(&mut self, bytes: u64) {
+        self.ram_limit = bytes;
+    }
+
     /// Current program break (end of the heap region).
     pub fn brk(&self) -> u32 {
         self.brk
@@ -383,6 +400,9 @@ impl Memory {
             return old_brk;
         }
         let new_top = page_up(u64::from(new_brk));
+        if new_top > old_top && self.ram_bytes() + (new_top - old_top) > self.ram_limit {
+            return old_brk;
+        }
         if new_top > old_top {
             // Linux programs know no devices: the heap takes over their address ranges.
             self.remove_devices_in(old_top as u32, new_top);
@@ -546,6 +566,21 @@ impl Memory {
         Ok(out)
     }
 
+    /// The guest bytes `[addr, addr+len)` as a host slice, without copying, if they are
+    /// RAM with all of `perms` (syscall buffers: a guest `write` goes straight from here).
+    pub fn ram_slice(&self, addr: u32, len: u32, perms: u8) -> Option<&[u8]> {
+        if len == 0 {
+            return Some(&[]);
+        }
+        if !self.ram_allows(addr, len, perms | PERM_R) {
+            return None;
+        }
+        // SAFETY: [addr, addr+len) is readable guest RAM inside the arena, so host-readable;
+        // the slice borrows `self`, and guest memory changes only through `&mut Memory` or
+        // translated code, which does not run while a syscall holds the borrow.
+        Some(unsafe { std::slice::from_raw_parts(self.arena.base().add(addr as usize), len as usize) })
+    }
+
     /// Writes guest bytes for a syscall (needs write permission on RAM).
     pub fn write_bytes(&mut self, addr: u32, bytes: &[u8]) -> Result<(), MemFault> {
         if bytes.is_empty() {
@@ -706,6 +741,26 @@ mod tests {
         assert_eq!(m.load(0x1_5000, Width::B4), Ok(0), "regrown heap is zeroed");
         assert_eq!(m.set_brk(0x1000), 0x1_6000, "below heap start: unchanged");
         assert_eq!(m.set_brk(0xffff_0000), 0x1_6000, "beyond limit: unchanged");
+    }
+
+    #[test]
+    fn ram_limit_caps_brk() {
+        let mut m = mem_with_ram(); // 12 KiB of text and data
+        m.set_ram_limit(0x3000 + 0x4000);
+        assert_eq!(m.set_brk(0x1_7000), 0x1_7000, "up to the limit");
+        assert_eq!(m.set_brk(0x1_7001), 0x1_7000, "one page more is refused");
+        assert_eq!(m.ram_bytes(), 0x7000);
+        assert_eq!(m.set_brk(0x1_4000), 0x1_4000, "shrinking always works");
+    }
+
+    #[test]
+    fn ram_slice_is_guest_memory_without_a_copy() {
+        let mut m = mem_with_ram();
+        m.store(0x1_2ffe, Width::B2, 0x4241).unwrap();
+        assert_eq!(m.ram_slice(0x1_2ffe, 2, PERM_R), Some(&b"AB"[..]));
+        assert_eq!(m.ram_slice(0x1_2ffe, 3, PERM_R), None, "runs off RAM");
+        assert_eq!(m.ram_slice(0x1_0000, 4, PERM_W), None, "text is not writable");
+        assert_eq!(m.ram_slice(0x4000_0000, 0, PERM_R), Some(&[][..]), "empty is always fine");
     }
 
     #[test]

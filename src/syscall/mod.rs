@@ -6,11 +6,19 @@
 //! (the kernel's `openat2` with `RESOLVE_BENEATH`, so neither `..`, absolute paths nor
 //! symlinks lead out). Streams are either the host's (the `rvdbt` command) or
 //! in-memory buffers (tests, and anyone embedding the library).
+//!
+//! Host streams and files are passed through: a guest `write` is one `write(2)` on the
+//! host descriptor, straight from guest memory (no copy, no buffer), and the guest gets
+//! the host's result — a partial count, `-EAGAIN`, `-ENOSPC`, `-EBADF`; a broken pipe
+//! raises SIGPIPE as it would natively. Blocking calls (`read`, `write`, `openat`) are
+//! interrupted by a stop signal or `--timeout` (see [`crate::host`]), which ends the run.
 
+use crate::host;
 use crate::machine::{Exit, FaultKind, GuestFault, Machine};
-use crate::memory::MemFault;
-use std::io::Write;
+use crate::memory::{MemFault, PERM_R, PERM_W};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 pub const SYS_OPENAT: u32 = 56;
 pub const SYS_CLOSE: u32 = 57;
@@ -21,13 +29,12 @@ pub const SYS_WRITEV: u32 = 66;
 pub const SYS_FSTAT: u32 = 80;
 pub const SYS_EXIT: u32 = 93;
 pub const SYS_EXIT_GROUP: u32 = 94;
-pub const SYS_CLOCK_GETTIME: u32 = 113;
-pub const SYS_GETTIMEOFDAY: u32 = 169;
 pub const SYS_GETPID: u32 = 172;
 pub const SYS_BRK: u32 = 214;
 pub const SYS_CLOCK_GETTIME64: u32 = 403;
 
 const EBADF: i32 = 9;
+const EINTR: i32 = 4;
 const EACCES: i32 = 13;
 const ENAMETOOLONG: i32 = 36;
 const EMFILE: i32 = 24;
@@ -36,10 +43,17 @@ const EINVAL: i32 = 22;
 const ESPIPE: i32 = 29;
 const ENOSYS: i32 = 38;
 
+/// Linux moves at most this many bytes in one read or write (`MAX_RW_COUNT`).
+const MAX_RW_COUNT: u32 = 0x7fff_f000;
+/// At most this many buffers in one `writev` (`UIO_MAXIOV`).
+const MAX_IOV: u32 = 1024;
+/// Host memory for one `read` (a longer read returns this much, as reads may).
+const MAX_READ_CHUNK: usize = 1 << 20;
+
 /// Where guest output goes.
 #[derive(Debug)]
 pub enum Sink {
-    /// A host file descriptor (1 or 2).
+    /// A host file descriptor (1 or 2), written without buffering.
     Host(i32),
     /// Collected in memory.
     Buffer(Vec<u8>),
@@ -62,53 +76,69 @@ pub struct Io {
     pub quiet: bool,
     /// The granted directory and the files opened in it.
     pub files: Files,
+    /// The run's stop flag (SIGINT/SIGTERM number, or [`host::TIMEOUT_STOP`]): a
+    /// blocking call it interrupts, or a syscall made after it was set, ends the run.
+    /// The runner sets it from `RunOptions::interrupt`.
+    pub interrupt: Option<Arc<AtomicUsize>>,
 }
 
-/// Host files a guest may use: the granted directory and the guest's open files, by
-/// guest fd (3 and up).
+/// The guest's file descriptors: its standard streams (0, 1, 2) until it closes them,
+/// the host files it opened, and the granted directory they are opened in.
 #[derive(Debug, Default)]
 pub struct Files {
     dir: Option<OwnedFd>,
+    /// Host files by guest fd. Slots 0..2 hold a file only once the guest closed the
+    /// standard stream there (like Linux, `open` returns the lowest free number).
     open: Vec<Option<OwnedFd>>,
+    /// Standard streams that are closed (by the guest, or when rvdbt started).
+    std_closed: [bool; 3],
 }
 
 /// Guest file descriptors at most (like a small `ulimit -n`).
 const MAX_FILES: usize = 1024;
 
 impl Files {
+    /// The host descriptor of a file the guest opened.
     fn get(&self, fd: u32) -> Option<RawFd> {
-        let i = (fd as usize).checked_sub(3)?;
-        self.open.get(i)?.as_ref().map(|f| f.as_raw_fd())
+        self.open.get(fd as usize)?.as_ref().map(|f| f.as_raw_fd())
     }
 
-    fn insert(&mut self, fd: OwnedFd) -> Result<u32, i32> {
-        let i = match self.open.iter().position(Option::is_none) {
-            Some(i) => i,
-            None if self.open.len() < MAX_FILES => {
-                self.open.push(None);
-                self.open.len() - 1
-            }
-            None => return Err(EMFILE),
-        };
-        self.open[i] = Some(fd);
-        Ok(i as u32 + 3)
+    /// Is `fd` one of the standard streams, still open?
+    fn std_open(&self, fd: u32) -> bool {
+        fd < 3 && !self.std_closed[fd as usize] && self.get(fd).is_none()
+    }
+
+    fn is_free(&self, fd: usize) -> bool {
+        self.open.get(fd).is_none_or(Option::is_none) && (fd >= 3 || self.std_closed[fd])
+    }
+
+    fn insert(&mut self, file: OwnedFd) -> Result<u32, i32> {
+        let fd = (0..MAX_FILES).find(|&i| self.is_free(i)).ok_or(EMFILE)?;
+        if self.open.len() <= fd {
+            self.open.resize_with(fd + 1, || None);
+        }
+        self.open[fd] = Some(file);
+        Ok(fd as u32)
     }
 
     fn close(&mut self, fd: u32) -> Result<(), i32> {
-        let i = (fd as usize).checked_sub(3).ok_or(EBADF)?;
-        self.open.get_mut(i).and_then(Option::take).map(drop).ok_or(EBADF)
+        self.open.get_mut(fd as usize).and_then(Option::take).map(drop).ok_or(EBADF)
     }
 }
 
 impl Io {
-    /// The host's standard streams.
+    /// The host's standard streams. A descriptor 0, 1 or 2 that is closed when this is
+    /// called stays closed for the guest (`EBADF`), and gets a placeholder so that no file
+    /// opened later takes its number: call this before opening other files.
     pub fn host() -> Io {
+        let closed = host::reserve_std_fds();
         Io {
             stdin: Source::Host(0),
             stdout: Sink::Host(1),
             stderr: Sink::Host(2),
             quiet: false,
-            files: Files::default(),
+            files: Files { std_closed: closed, ..Files::default() },
+            interrupt: None,
         }
     }
 
@@ -130,59 +160,131 @@ impl Io {
             stderr: Sink::Buffer(Vec::new()),
             quiet: true,
             files: Files::default(),
+            interrupt: None,
         }
     }
 
-    fn sink(&mut self, fd: u32) -> Option<&mut Sink> {
-        match fd {
-            1 => Some(&mut self.stdout),
-            2 => Some(&mut self.stderr),
+    /// Is guest descriptor `fd` (0, 1 or 2) closed?
+    pub fn is_closed(&self, fd: u32) -> bool {
+        !self.files.std_open(fd) && self.files.get(fd).is_none()
+    }
+
+    /// The stop flag's value, if set: a signal number or [`host::TIMEOUT_STOP`].
+    pub fn interrupted(&self) -> Option<i32> {
+        let v = self.interrupt.as_ref()?.load(Ordering::Relaxed);
+        (v != 0).then_some(v as i32)
+    }
+
+    fn stop(&self) -> Option<&AtomicUsize> {
+        self.interrupt.as_deref()
+    }
+
+    /// The host descriptor behind guest descriptor `fd`, if it is a host stream or file.
+    fn host_fd(&self, fd: u32) -> Option<RawFd> {
+        if let Some(h) = self.files.get(fd) {
+            return Some(h);
+        }
+        if !self.files.std_open(fd) {
+            return None;
+        }
+        match (fd, &self.stdin, &self.stdout, &self.stderr) {
+            (0, Source::Host(h), _, _) | (1, _, Sink::Host(h), _) | (2, _, _, Sink::Host(h)) => Some(*h),
             _ => None,
         }
     }
 
-    /// Writes to guest fd 1 or 2; returns bytes written or a negative errno.
-    pub fn write(&mut self, fd: u32, bytes: &[u8]) -> i32 {
-        match self.sink(fd) {
-            Some(Sink::Buffer(buf)) => {
-                buf.extend_from_slice(bytes);
-                bytes.len() as i32
-            }
-            Some(Sink::Host(hfd)) => {
-                let r = if *hfd == 1 { std::io::stdout().write_all(bytes) } else { std::io::stderr().write_all(bytes) };
-                match r {
-                    Ok(()) => bytes.len() as i32,
-                    Err(e) => -e.raw_os_error().unwrap_or(EBADF),
+    /// Is `fd` an open guest descriptor?
+    fn is_open(&self, fd: u32) -> bool {
+        self.files.std_open(fd) || self.files.get(fd).is_some()
+    }
+
+    /// One write of `parts` (gathered, as `writev`) to guest descriptor `fd`: the byte
+    /// count (maybe partial) or an errno.
+    fn write_parts(&mut self, fd: u32, parts: &[&[u8]]) -> Result<usize, i32> {
+        if let Some(h) = self.host_fd(fd) {
+            let stop = self.stop();
+            return match parts {
+                [one] => {
+                    host::blocking_syscall(stop, libc::SYS_write, [h as usize, one.as_ptr() as usize, one.len(), 0])
                 }
+                _ => {
+                    let iov: Vec<libc::iovec> = parts
+                        .iter()
+                        .map(|p| libc::iovec { iov_base: p.as_ptr().cast_mut().cast(), iov_len: p.len() })
+                        .collect();
+                    host::blocking_syscall(stop, libc::SYS_writev, [h as usize, iov.as_ptr() as usize, iov.len(), 0])
+                }
+            };
+        }
+        let sink = match fd {
+            1 if self.files.std_open(1) => &mut self.stdout,
+            2 if self.files.std_open(2) => &mut self.stderr,
+            _ => return Err(EBADF),
+        };
+        match sink {
+            Sink::Buffer(buf) => {
+                parts.iter().for_each(|p| buf.extend_from_slice(p));
+                Ok(parts.iter().map(|p| p.len()).sum())
             }
-            None => -EBADF,
+            Sink::Host(_) => Err(EBADF),
         }
     }
 
-    /// Reads from guest fd 0; returns the bytes or a negative errno.
-    /// Reads from guest fd 0 or an open file; returns the bytes or a negative errno.
+    /// Writes to guest descriptor `fd` as one `write`; returns the bytes written (maybe
+    /// fewer than `bytes`) or a negative errno.
+    pub fn write(&mut self, fd: u32, bytes: &[u8]) -> i32 {
+        match self.write_parts(fd, &[bytes]) {
+            Ok(n) => n as i32,
+            Err(e) => -e,
+        }
+    }
+
+    /// Writes all of `bytes` to guest descriptor `fd` (device output: the UART), waiting
+    /// on a non-blocking descriptor; gives up on an error or when the run is stopped.
+    pub fn write_all(&mut self, fd: u32, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            match self.write_parts(fd, &[bytes]) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(libc::EAGAIN) => match self.host_fd(fd) {
+                    Some(h) => host::wait_writable(h),
+                    None => return,
+                },
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Reads from guest descriptor `fd` (stdin or an open file); returns the bytes or an
+    /// errno.
     fn read(&mut self, fd: u32, len: usize) -> Result<Vec<u8>, i32> {
-        if let Some(host) = self.files.get(fd) {
-            return host_read(host, len);
+        if let Some(h) = self.host_fd(fd) {
+            return host_read(h, len, self.stop());
         }
-        if fd != 0 {
-            return Err(EBADF);
-        }
-        match &mut self.stdin {
-            Source::Buffer { data, pos } => {
+        match (&mut self.stdin, fd) {
+            (Source::Buffer { data, pos }, 0) if self.files.std_open(0) => {
                 let n = len.min(data.len() - *pos);
                 let out = data[*pos..*pos + n].to_vec();
                 *pos += n;
                 Ok(out)
             }
-            Source::Host(hfd) => host_read(*hfd, len),
+            _ => Err(EBADF),
         }
     }
 
-    pub fn flush(&mut self) {
-        if let Sink::Host(_) = self.stdout {
-            let _ = std::io::stdout().flush();
+    /// Closes guest descriptor `fd`. A host standard stream is really closed (a pipe's
+    /// reader sees end of file); its number is free for the guest's next `openat`.
+    pub fn close(&mut self, fd: u32) -> Result<(), i32> {
+        if self.files.get(fd).is_some() {
+            return self.files.close(fd);
         }
+        if !self.files.std_open(fd) {
+            return Err(EBADF);
+        }
+        if let Some(h) = self.host_fd(fd) {
+            host::close_std_fd(h);
+        }
+        self.files.std_closed[fd as usize] = true;
+        Ok(())
     }
 
     /// The collected stdout of a buffered machine.
@@ -235,8 +337,14 @@ fn fault_to_errno(_: MemFault) -> i32 {
 }
 
 /// Executes the `ecall` at `cpu.pc` (which has already retired). Returns `Err` when the
-/// program exits or the syscall is refused under `--strict-syscalls`.
+/// program exits, the syscall is refused under `--strict-syscalls`, or the run's stop
+/// flag is set (before the call, or while it blocked).
 pub fn handle_ecall(m: &mut Machine) -> Result<(), Exit> {
+    // A stop signal that arrived since the last check ends the run before the call takes
+    // effect, as a signal delivered to a native process would.
+    if let Some(sig) = m.io.interrupted() {
+        return Err(Exit::Interrupted(sig));
+    }
     let nr = m.cpu.reg(17);
     let a: [u32; 6] = std::array::from_fn(|i| m.cpu.reg(10 + i as u8));
     m.stats.syscalls += 1;
@@ -249,13 +357,7 @@ pub fn handle_ecall(m: &mut Machine) -> Result<(), Exit> {
         SYS_WRITEV => sys_writev(m, a[0], a[1], a[2]),
         SYS_READ => sys_read(m, a[0], a[1], a[2]),
         SYS_OPENAT => sys_openat(m, a[0], a[1], a[2], a[3]),
-        SYS_CLOSE => {
-            if a[0] <= 2 {
-                Ok(0)
-            } else {
-                m.io.files.close(a[0]).map(|()| 0)
-            }
-        }
+        SYS_CLOSE => m.io.close(a[0]).map(|()| 0),
         SYS_LSEEK => sys_llseek(m, a[0], a[1], a[2], a[3], a[4]),
         SYS_FSTAT => sys_fstat(m, a[0], a[1]),
         SYS_BRK => {
@@ -270,26 +372,16 @@ pub fn handle_ecall(m: &mut Machine) -> Result<(), Exit> {
             }
             Ok(brk as i32)
         }
-        SYS_GETPID => Ok(1),
-        SYS_CLOCK_GETTIME | SYS_CLOCK_GETTIME64 => match guest_clock(a[0]) {
+        SYS_GETPID => Ok(std::process::id() as i32),
+        // RV32 Linux has only the 64-bit time calls (no clock_gettime 113, gettimeofday 169).
+        SYS_CLOCK_GETTIME64 => match guest_clock(a[0]) {
             None => Err(EINVAL),
             Some(clock) => {
                 let (s, ns) = host_time(clock);
-                let bytes = if nr == SYS_CLOCK_GETTIME64 {
-                    le_words(&[s as u32, (s >> 32) as u32, ns as u32, 0])
-                } else {
-                    le_words(&[s as u32, ns as u32])
-                };
+                let bytes = le_words(&[s as u32, (s >> 32) as u32, ns as u32, 0]);
                 m.mem.write_bytes(a[1], &bytes).map(|_| 0).map_err(fault_to_errno)
             }
         },
-        SYS_GETTIMEOFDAY => {
-            let (s, ns) = host_time(libc::CLOCK_REALTIME);
-            let tv =
-                if a[0] != 0 { m.mem.write_bytes(a[0], &le_words(&[s as u32, (ns / 1000) as u32])) } else { Ok(()) };
-            let tz = if a[1] != 0 { m.mem.write_bytes(a[1], &le_words(&[0, 0])) } else { Ok(()) };
-            tv.and(tz).map(|_| 0).map_err(fault_to_errno)
-        }
         _ => {
             if m.config.strict_syscalls {
                 return Err(Exit::Fault(GuestFault { kind: FaultKind::UnknownSyscall(nr), pc: m.cpu.pc, addr: 0 }));
@@ -301,17 +393,22 @@ pub fn handle_ecall(m: &mut Machine) -> Result<(), Exit> {
     };
     let a0 = match result {
         Ok(v) => v,
-        Err(errno) => -errno,
+        Err(errno) => {
+            // A blocking call was interrupted by a stop signal or --timeout: the run ends.
+            if let (EINTR, Some(sig)) = (errno, m.io.interrupted()) {
+                return Err(Exit::Interrupted(sig));
+            }
+            -errno
+        }
     };
     m.cpu.set_reg(10, a0 as u32);
     Ok(())
 }
 
-/// Reads at most `len` bytes (and at most 1 MiB) from a host descriptor.
-fn host_read(fd: RawFd, len: usize) -> Result<Vec<u8>, i32> {
-    let mut buf = vec![0u8; len.min(1 << 20)];
-    // SAFETY: reads into a buffer we own, of the length we pass.
-    let n = host_result(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })?;
+/// Reads at most `len` bytes (and at most [`MAX_READ_CHUNK`]) from a host descriptor.
+fn host_read(fd: RawFd, len: usize, stop: Option<&AtomicUsize>) -> Result<Vec<u8>, i32> {
+    let mut buf = vec![0u8; len.min(MAX_READ_CHUNK)];
+    let n = host::blocking_syscall(stop, libc::SYS_read, [fd as usize, buf.as_mut_ptr() as usize, buf.len(), 0])?;
     buf.truncate(n);
     Ok(buf)
 }
@@ -325,18 +422,27 @@ fn host_result(r: isize) -> Result<usize, i32> {
     }
 }
 
-/// openat(dirfd, path, flags, mode), beneath the granted directory only.
+/// openat(dirfd, path, flags, mode), beneath the granted directory only. Flags and mode
+/// are cleaned up as Linux's `openat` does before it opens (`build_open_how`): unknown
+/// flags are dropped, `O_PATH` keeps only the flags that go with it, and the mode counts
+/// only when the call may create a file. The flag values are the same on RISC-V and
+/// x86-64 Linux (asm-generic).
 fn sys_openat(m: &mut Machine, dirfd: u32, path: u32, flags: u32, mode: u32) -> SysResult {
     const AT_FDCWD: u32 = -100i32 as u32;
-    // Flags with the same values on RISC-V and x86-64 Linux (asm-generic).
-    const ALLOWED: u32 = 0o3 | 0o100 | 0o200 | 0o1000 | 0o2000 | 0o4000 | 0o200000 | 0o400000 | 0o2000000;
+    const VALID_OPEN_FLAGS: u32 = 0o37777703;
+    const O_CREAT: u32 = 0o100;
+    const O_TMPFILE: u32 = 0o20000000;
+    const O_PATH: u32 = 0o10000000;
+    const O_PATH_FLAGS: u32 = 0o200000 | 0o400000 | O_PATH | 0o2000000; // O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC
     let Some(dir) = m.io.files.dir.as_ref().map(|d| d.as_raw_fd()) else {
         return Err(EACCES);
     };
     let base = if dirfd == AT_FDCWD { dir } else { m.io.files.get(dirfd).ok_or(EBADF)? };
-    if flags & !ALLOWED != 0 {
-        return Err(EINVAL);
+    let mut flags = flags & VALID_OPEN_FLAGS;
+    if flags & O_PATH != 0 {
+        flags &= O_PATH_FLAGS;
     }
+    let mode = if flags & (O_CREAT | O_TMPFILE) != 0 { mode & 0o7777 } else { 0 };
     let mut name = Vec::new();
     loop {
         let chunk = m.mem.read_bytes(path.wrapping_add(name.len() as u32), 1).map_err(fault_to_errno)?;
@@ -358,15 +464,16 @@ fn sys_openat(m: &mut Machine, dirfd: u32, path: u32, flags: u32, mode: u32) -> 
     }
     let how = OpenHow {
         flags: u64::from(flags | libc::O_CLOEXEC as u32),
-        mode: u64::from(mode & 0o777),
+        mode: u64::from(mode),
         resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
     };
-    // SAFETY: openat2 reads the NUL-terminated name and the open_how we own; it
-    // returns a new file descriptor that we take ownership of below.
-    let r = unsafe {
-        libc::syscall(libc::SYS_openat2, base, name.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
-    };
-    let host = host_result(r as isize)?;
+    // openat2 reads the NUL-terminated name and the open_how we own; opening a FIFO
+    // blocks until a writer comes (or a stop signal interrupts it).
+    let host = host::blocking_syscall(
+        m.io.stop(),
+        libc::SYS_openat2,
+        [base as usize, name.as_ptr() as usize, &how as *const OpenHow as usize, std::mem::size_of::<OpenHow>()],
+    )?;
     // SAFETY: `host` is a file descriptor openat2 just returned, owned by nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(host as RawFd) };
     m.io.files.insert(fd).map(|g| g as i32)
@@ -374,67 +481,87 @@ fn sys_openat(m: &mut Machine, dirfd: u32, path: u32, flags: u32, mode: u32) -> 
 
 /// _llseek(fd, offset_high, offset_low, result, whence): lseek on RV32 Linux.
 fn sys_llseek(m: &mut Machine, fd: u32, high: u32, low: u32, result: u32, whence: u32) -> SysResult {
-    if fd <= 2 {
-        return Err(ESPIPE);
-    }
-    let host = m.io.files.get(fd).ok_or(EBADF)?;
+    let Some(host) = m.io.host_fd(fd) else {
+        // In-memory streams cannot seek, as pipes cannot.
+        return Err(if m.io.is_open(fd) { ESPIPE } else { EBADF });
+    };
     let offset = ((u64::from(high) << 32) | u64::from(low)) as i64;
-    // SAFETY: lseek on a descriptor we own.
+    // SAFETY: lseek on a descriptor of the guest's.
     let pos = unsafe { libc::lseek(host, offset, whence as i32) };
     let pos = host_result(pos as isize)?;
     m.mem.write_bytes(result, &(pos as u64).to_le_bytes()).map_err(fault_to_errno)?;
     Ok(0)
 }
 
+/// write(fd, buf, len): one host `write` straight from guest memory; the host's count
+/// (maybe partial) or errno is the guest's.
 fn sys_write(m: &mut Machine, fd: u32, buf: u32, len: u32) -> SysResult {
-    if let Some(host) = m.io.files.get(fd) {
-        let bytes = m.mem.read_bytes(buf, len).map_err(fault_to_errno)?;
-        // SAFETY: writes from a buffer we own to a descriptor we own.
-        let n = unsafe { libc::write(host, bytes.as_ptr().cast(), bytes.len()) };
-        return host_result(n).map(|n| n as i32);
-    }
-    if fd != 1 && fd != 2 {
+    if !m.io.is_open(fd) {
         return Err(EBADF);
     }
-    let bytes = m.mem.read_bytes(buf, len).map_err(fault_to_errno)?;
     m.flush_uart();
-    let n = m.io.write(fd, &bytes);
-    if n < 0 {
-        Err(-n)
-    } else {
-        Ok(n)
-    }
+    let len = len.min(MAX_RW_COUNT);
+    let Machine { mem, io, .. } = m;
+    let bytes = if len == 0 { &[][..] } else { mem.ram_slice(buf, len, PERM_R).ok_or(EFAULT)? };
+    io.write_parts(fd, &[bytes]).map(|n| n as i32)
 }
 
+/// writev(fd, iov, count): one host `writev` over the guest buffers. As on qemu, a bad
+/// buffer after the first ends the list there (the ones before it are written).
 fn sys_writev(m: &mut Machine, fd: u32, iov: u32, count: u32) -> SysResult {
-    if count > 1024 {
+    if !m.io.is_open(fd) {
+        return Err(EBADF);
+    }
+    if count > MAX_IOV {
         return Err(EINVAL);
     }
-    let table = m.mem.read_bytes(iov, count * 8).map_err(fault_to_errno)?;
-    let mut total = 0i32;
-    for entry in table.chunks_exact(8) {
-        let base = u32::from_le_bytes(entry[0..4].try_into().unwrap_or_default());
-        let len = u32::from_le_bytes(entry[4..8].try_into().unwrap_or_default());
-        total += sys_write(m, fd, base, len)?;
+    if count == 0 {
+        return Ok(0);
     }
-    Ok(total)
+    let table = m.mem.read_bytes(iov, count * 8).map_err(fault_to_errno)?;
+    let entries: Vec<(u32, u32)> = table
+        .chunks_exact(8)
+        .map(|e| (u32::from_le_bytes([e[0], e[1], e[2], e[3]]), u32::from_le_bytes([e[4], e[5], e[6], e[7]])))
+        .collect();
+    // Lengths are ssize_t: a negative one is invalid.
+    if entries.iter().any(|&(_, len)| (len as i32) < 0) {
+        return Err(EINVAL);
+    }
+    m.flush_uart();
+    let Machine { mem, io, .. } = m;
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(entries.len());
+    let mut total = 0u32;
+    for (base, len) in entries {
+        let len = len.min(MAX_RW_COUNT - total);
+        if len == 0 {
+            continue;
+        }
+        match mem.ram_slice(base, len, PERM_R) {
+            Some(bytes) => parts.push(bytes),
+            None if parts.is_empty() => return Err(EFAULT),
+            None => break,
+        }
+        total += len;
+    }
+    if parts.is_empty() {
+        parts.push(&[]);
+    }
+    io.write_parts(fd, &parts).map(|n| n as i32)
 }
 
 fn sys_read(m: &mut Machine, fd: u32, buf: u32, len: u32) -> SysResult {
-    let file = m.io.files.get(fd);
-    if fd != 0 && file.is_none() {
+    if !m.io.is_open(fd) {
         return Err(EBADF);
     }
     if len == 0 {
         return Ok(0);
     }
     // Check the destination first, so a bad pointer does not consume input.
-    if !m.mem.ram_allows(buf, len, crate::memory::PERM_W) {
+    if !m.mem.ram_allows(buf, len, PERM_W) {
         return Err(EFAULT);
     }
-    if file.is_none() {
-        m.io.flush();
-    }
+    // A prompt sent to the UART appears before the program waits for input.
+    m.flush_uart();
     let bytes = m.io.read(fd, len as usize)?;
     m.mem.write_bytes(buf, &bytes).map_err(fault_to_errno)?;
     Ok(bytes.len() as i32)
@@ -443,21 +570,20 @@ fn sys_read(m: &mut Machine, fd: u32, buf: u32, len: u32) -> SysResult {
 /// fstat (fstat64 on RV32) in the 32-bit asm-generic `struct stat64` layout (104 bytes):
 /// the host's mode and size; in-memory streams look like character devices.
 fn sys_fstat(m: &mut Machine, fd: u32, statbuf: u32) -> SysResult {
-    let host_fd = match (fd, &m.io.stdin, &m.io.stdout, &m.io.stderr) {
-        (0, Source::Host(h), _, _) | (1, _, Sink::Host(h), _) | (2, _, _, Sink::Host(h)) => Some(*h),
-        (0..=2, ..) => None,
-        _ => Some(m.io.files.get(fd).ok_or(EBADF)?),
-    };
+    if !m.io.is_open(fd) {
+        return Err(EBADF);
+    }
     let mut mode: u32 = 0o020620; // S_IFCHR | rw--w----
     let mut size: u64 = 0;
-    if let Some(h) = host_fd {
+    if let Some(h) = m.io.host_fd(fd) {
         // SAFETY: fstat writes one `struct stat` we own.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
-        if unsafe { libc::fstat(h, &mut st) } == 0 {
-            mode = st.st_mode;
-            size = st.st_size as u64;
+        if unsafe { libc::fstat(h, &mut st) } != 0 {
+            return Err(host_result(-1).err().unwrap_or(EBADF));
         }
+        mode = st.st_mode;
+        size = st.st_size as u64;
     }
     let mut buf = [0u8; 104];
     buf[16..20].copy_from_slice(&mode.to_le_bytes()); // st_mode
