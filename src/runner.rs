@@ -165,6 +165,7 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
         ("regions_compiled", s.cache.regions_compiled.to_string()),
         ("region_blocks", s.cache.region_blocks.to_string()),
         ("region_compile_ns", s.cache.region_compile_ns.to_string()),
+        ("full_sync_translations", s.cache.full_sync_translations.to_string()),
         (
             "by_backend",
             format!(
@@ -181,6 +182,7 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
             ),
         ),
         ("faults_handled", s.faults_handled.to_string()),
+        ("registers_recovered", s.registers_recovered.to_string()),
     ]
 }
 
@@ -207,11 +209,12 @@ const STATS_GROUPS: &[(&str, &[&str])] = &[
             "regions_compiled",
             "region_blocks",
             "region_compile_ns",
+            "full_sync_translations",
             "by_backend",
         ],
     ),
     ("memory accesses", &["mem_mode", "accesses", "transitions"]),
-    ("faults", &["faults_handled"]),
+    ("faults", &["faults_handled", "registers_recovered"]),
 ];
 
 /// The table rows of one statistic: itself, or one row per member of an object value,

@@ -40,6 +40,9 @@ pub struct CacheStats {
     pub regions_compiled: u64,
     pub region_blocks: u64,
     pub region_compile_ns: u64,
+    /// Translations that store every changed guest register before every inline access
+    /// (the fault path could not have found some of them).
+    pub full_sync_translations: u64,
 }
 
 impl CacheStats {
@@ -90,4 +93,7 @@ pub struct Stats {
     pub transitions: TransitionCounts,
     /// Inline accesses that faulted and were repaired.
     pub faults_handled: u64,
+    /// Guest registers (and retired totals) the fault path took from the faulting code's
+    /// host registers and frame.
+    pub registers_recovered: u64,
 }

@@ -30,8 +30,10 @@ const KEYS: &[&str] = &[
     "regions_compiled",
     "region_blocks",
     "region_compile_ns",
+    "full_sync_translations",
     "by_backend",
     "faults_handled",
+    "registers_recovered",
 ];
 
 /// A small JSON reader for the statistics: an object of strings, numbers, literals and

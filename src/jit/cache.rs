@@ -27,7 +27,7 @@ use crate::guest::disasm::disassemble;
 use crate::jit::abi::{jump_cache_index, JumpCacheEntry, JUMP_CACHE_ENTRIES};
 use crate::jit::access::{count_states, AccessRecord, AccessState, RegionClass, Transition};
 use crate::jit::block::discover;
-use crate::jit::codegen::{AccessPlan, Backend, CompileEnv, Translation};
+use crate::jit::codegen::{AccessPlan, Backend, CompileEnv, Translation, ValueLoc};
 use crate::jit::codemem::CodePool;
 use crate::jit::region::Region;
 use crate::jit::worker::{BackendFactory, Done, Request, Worker};
@@ -105,13 +105,14 @@ impl Slots {
 }
 
 /// Where an inline access lives: its guest pc, the block (or region head) it was
-/// compiled in, and the instructions retired before it that `cpu.retired` does not
-/// count yet when it faults.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// compiled in, the instructions retired before it that `cpu.retired` does not count
+/// yet when it faults, and where the guest registers not yet stored are.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FaultSite {
     pub pc: u32,
     pub block: u32,
     pub retired: u32,
+    pub recover: Box<[(u8, ValueLoc)]>,
 }
 
 /// A translated block, as the dispatcher enters it.
@@ -423,6 +424,7 @@ impl CodeCache {
         let insns = region.insns() as u64;
         let one = BackendStats { blocks: 1, guest_insns: insns, compile_ns, code_bytes: u64::from(t.size) };
         self.stats.record(name, one);
+        self.stats.full_sync_translations += u64::from(t.full_sync);
         if region.blocks.len() > 1 {
             self.stats.regions_compiled += 1;
             self.stats.region_blocks += region.blocks.len() as u64;
@@ -435,7 +437,8 @@ impl CodeCache {
     fn link(&mut self, region: &Region, t: Translation, tier: u8) -> Compiled {
         let pc = region.head().pc;
         for a in &t.inline_accesses {
-            self.fault_map.insert(a.host, FaultSite { pc: a.pc, block: pc, retired: a.retired });
+            let site = FaultSite { pc: a.pc, block: pc, retired: a.retired, recover: a.recover.clone().into() };
+            self.fault_map.insert(a.host, site);
         }
         if let Some(listing) = &t.listing {
             print_region(region, self.tiers[usize::from(tier)].name(), listing, t.code);
@@ -545,7 +548,7 @@ impl CodeCache {
     /// its blocks are recompiled. Returns where the access is, or None if `rip` is not an
     /// inline access (a translator bug).
     pub fn inline_fault(&mut self, rip: u64) -> Option<(FaultSite, Option<Transition>)> {
-        let site = *self.fault_map.get(&rip)?;
+        let site = self.fault_map.get(&rip)?.clone();
         let transition = self.records.get_mut(&site.pc).and_then(|r| r.make_variable());
         self.access_changed(site.pc);
         self.invalidate(site.block);

@@ -51,18 +51,41 @@ pub struct Translation {
     pub inline_accesses: Vec<InlineAccess>,
     /// The listing, when asked for: the backend's intermediate form and host code.
     pub listing: Option<String>,
+    /// The code stores every changed guest register before every inline access,
+    /// because the fault path could not have recovered some of them.
+    pub full_sync: bool,
 }
+
+/// Where the fault path finds a guest register's value that translated code did not
+/// store to `Cpu` before an inline access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueLoc {
+    /// A host general register, by x86 encoding (0 = rax ... 15 = r15).
+    Gpr(u8),
+    /// A stack slot at this offset from the canonical frame address (`rbp + 16`).
+    Cfa(i32),
+    /// A constant.
+    Const(u32),
+}
+
+/// Guest "register" number that stands for the running retired total in a recovery
+/// list (its value is the count `cpu.retired` should hold).
+pub const RECOVER_RETIRED: u8 = 32;
 
 /// An inline guest access in translated code: what the fault path needs to make `Cpu`
 /// exact when it faults.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InlineAccess {
     /// Host address of the instruction that can fault.
     pub host: u64,
     /// Guest pc of the access.
     pub pc: u32,
-    /// Instructions retired before it that `cpu.retired` does not count yet.
+    /// Instructions retired before it that `cpu.retired` (after recovery) does not
+    /// count yet.
     pub retired: u32,
+    /// Guest registers (or [`RECOVER_RETIRED`]) whose current values are not in `Cpu`,
+    /// and where they are when the access faults.
+    pub recover: Vec<(u8, ValueLoc)>,
 }
 
 /// A code generator (see `crate::backend` for the ones there are).

@@ -11,6 +11,7 @@ use crate::jit::abi::{EXIT_HOT, EXIT_STEP};
 use crate::jit::access::RegionClass;
 use crate::jit::block::ends_block;
 use crate::jit::cache::CodeCache;
+use crate::jit::codegen::{ValueLoc, RECOVER_RETIRED};
 use crate::jit::fault::{self, EntryResult};
 use crate::jit::JitError;
 use crate::machine::{Exit, Machine};
@@ -47,6 +48,31 @@ fn interpret(m: &mut Machine, cache: &mut CodeCache, max: u64) -> Result<bool, E
         }
     }
     Ok(fence_i)
+}
+
+/// Completes `Cpu` after an inline access faulted: the guest registers (and running
+/// retired total) the code had not stored, from the fault's registers and frame.
+fn recover(m: &mut Machine, list: &[(u8, ValueLoc)]) -> Result<(), JitError> {
+    if list.is_empty() {
+        return Ok(());
+    }
+    fault::with_fault_context(|ctx| {
+        for &(r, loc) in list {
+            let value = match loc {
+                ValueLoc::Gpr(g) => ctx.gprs[usize::from(g & 15)],
+                ValueLoc::Cfa(off) => ctx.frame_u64(i64::from(off)).ok_or_else(|| {
+                    JitError::Internal(format!("a guest register's stack slot (CFA{off:+}) was not kept"))
+                })?,
+                ValueLoc::Const(c) => u64::from(c),
+            };
+            if r == RECOVER_RETIRED {
+                m.cpu.retired = value;
+            } else {
+                m.cpu.set_reg(r, value as u32);
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Runs `m` on translated code until it exits, faults, reaches `max_insns`, or
@@ -100,8 +126,10 @@ pub fn run(
                                 "host fault at {rip:#x} (address {addr:#x}) is not an inline guest access"
                             )));
                         };
-                        // Registers are current (every backend keeps them so before an
-                        // inline access); pc and the retired count come from the fault map.
+                        // Registers not stored before the access are recovered from where
+                        // the code kept them; pc and the retired count come from the map.
+                        recover(m, &site.recover)?;
+                        m.stats.registers_recovered += site.recover.len() as u64;
                         m.cpu.pc = site.pc;
                         m.cpu.retired += u64::from(site.retired);
                         m.stats.faults_handled += 1;

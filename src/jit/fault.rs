@@ -21,7 +21,7 @@
 
 use crate::guest::cpu::Cpu;
 use crate::jit::abi::EXIT_FAULT;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::{Once, OnceLock};
 
 core::arch::global_asm!(
@@ -68,6 +68,8 @@ thread_local! {
     static ARENA: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
     /// Host pc and data address of the last recovered fault.
     static FAULT: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    /// Registers and frame of the last recovered fault.
+    static CONTEXT: RefCell<FaultContext> = const { RefCell::new(FaultContext::EMPTY) };
 }
 
 static PREVIOUS: [OnceLock<libc::sigaction>; 2] = [OnceLock::new(), OnceLock::new()];
@@ -145,6 +147,13 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *m
         return;
     }
     FAULT.with(|f| f.set((rip, addr)));
+    // Keep what translated code held in registers and its frame: values the fault path
+    // recovers guest registers from (the frame is reused once the trampoline returns).
+    CONTEXT.with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            c.capture(&uc.uc_mcontext.gregs);
+        }
+    });
     uc.uc_mcontext.gregs[libc::REG_RSP as usize] = saved_rsp as i64;
     uc.uc_mcontext.gregs[libc::REG_RIP as usize] = rvdbt_fault_resume as *const () as usize as i64;
 }
@@ -201,6 +210,72 @@ fn ensure_alt_stack() {
             libc::sigaltstack(&st, std::ptr::null_mut());
         }
     }
+}
+
+/// Bytes of the faulting frame kept (from its stack pointer up to its canonical frame
+/// address, `rbp + 16`).
+const FRAME_COPY: usize = 4096;
+
+/// The host machine state when an inline access faulted: the general registers, by x86
+/// encoding, and a copy of the faulting function's frame.
+pub struct FaultContext {
+    pub gprs: [u64; 16],
+    rsp: u64,
+    frame: [u8; FRAME_COPY],
+    frame_len: usize,
+}
+
+impl FaultContext {
+    const EMPTY: FaultContext = FaultContext { gprs: [0; 16], rsp: 0, frame: [0; FRAME_COPY], frame_len: 0 };
+
+    /// Copies the registers and the frame out of a signal context (in the handler).
+    fn capture(&mut self, gregs: &[libc::greg_t; 23]) {
+        // x86 encoding order: rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15.
+        let order = [
+            libc::REG_RAX,
+            libc::REG_RCX,
+            libc::REG_RDX,
+            libc::REG_RBX,
+            libc::REG_RSP,
+            libc::REG_RBP,
+            libc::REG_RSI,
+            libc::REG_RDI,
+            libc::REG_R8,
+            libc::REG_R9,
+            libc::REG_R10,
+            libc::REG_R11,
+            libc::REG_R12,
+            libc::REG_R13,
+            libc::REG_R14,
+            libc::REG_R15,
+        ];
+        for (i, r) in order.into_iter().enumerate() {
+            self.gprs[i] = gregs[r as usize] as u64;
+        }
+        let (rsp, cfa) = (self.gprs[4], self.gprs[5].wrapping_add(16));
+        self.rsp = rsp;
+        self.frame_len = 0;
+        let len = cfa.wrapping_sub(rsp) as usize;
+        if len <= FRAME_COPY {
+            // SAFETY: `rsp..cfa` is the interrupted function's frame on this thread's
+            // stack (the handler runs on the alternate stack), mapped and not changing
+            // while the handler runs.
+            unsafe { std::ptr::copy_nonoverlapping(rsp as *const u8, self.frame.as_mut_ptr(), len) };
+            self.frame_len = len;
+        }
+    }
+
+    /// The 8 bytes at `offset` from the canonical frame address, if they were kept.
+    pub fn frame_u64(&self, offset: i64) -> Option<u64> {
+        let at = self.gprs[5].wrapping_add(16).wrapping_add(offset as u64).wrapping_sub(self.rsp) as usize;
+        let bytes = self.frame.get(at..at.checked_add(8)?).filter(|_| at + 8 <= self.frame_len)?;
+        Some(u64::from_le_bytes(bytes.try_into().ok()?))
+    }
+}
+
+/// Calls `f` with the context of the last recovered fault on this thread.
+pub fn with_fault_context<R>(f: impl FnOnce(&FaultContext) -> R) -> R {
+    CONTEXT.with(|c| f(&c.borrow()))
 }
 
 /// What one entry into translated code ended with.

@@ -5,7 +5,8 @@
 //! with a known target can continue straight into the next translation through its
 //! exit slot (`return_call_indirect`), and an indirect jump can continue through the
 //! jump cache. Jumps between the region's blocks are jumps inside the function. Guest
-//! registers are `Variable`s, loaded from `Cpu` on entry and written back at exits (and
+//! registers are SSA values, loaded from `Cpu` on entry, passed between the region's
+//! blocks as block parameters, and written back at exits (and
 //! before inline accesses, see below); x0 is the constant 0. The retired count and the
 //! budget follow the scheme of [`crate::jit::region`]: a running total added to on
 //! edges into join blocks, a budget check on entry and on back edges.
@@ -43,8 +44,9 @@ use cranelift_codegen::ir::{
     self, AbiParam, ExtFuncData, ExternalName, FuncRef, InstBuilder, MemFlagsData, Signature, SourceLoc, TrapCode,
     UserExternalName, Value,
 };
+use cranelift_codegen::ir::{BlockArg, ValueLabel};
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
 /// Everything a lift needs besides the region.
 pub struct LiftEnv {
@@ -109,7 +111,87 @@ pub struct Site {
 }
 
 /// Bit of the dirty mask for the running retired total (x0 is never dirty).
-const RETIRED_BIT: u32 = 1;
+pub const RETIRED_BIT: u32 = 1;
+
+/// Index of the running retired total among the current labels (guest registers are
+/// 1..=31).
+const TOTAL: usize = 32;
+
+/// At an inline access (the source location `site`): the dirty guest registers (bit `r`;
+/// [`RETIRED_BIT`] for the running total) the code did not store before it, the value
+/// label of each one's current value (every SSA value a guest register takes gets a
+/// label of its own, so a location found for it is that value's, never an older one's),
+/// and those that are constants.
+#[derive(Clone, Debug)]
+pub struct Recovery {
+    pub site: u32,
+    pub regs: u32,
+    pub labels: Vec<(u8, u32)>,
+    pub consts: Vec<(u8, u32)>,
+}
+
+/// A lifted region: the sites its source locations index, and what the fault path must
+/// recover at each inline access.
+pub struct Lifted {
+    pub sites: Vec<Site>,
+    pub recoveries: Vec<Recovery>,
+}
+
+/// The dirty registers (and [`RETIRED_BIT`]) left unstored before an inline access
+/// `inst`: those live after it, except its own destination (whose old value dies there)
+/// and those `forced` out; the running total unless forced.
+fn kept_dirty(dirty: u32, live_after: u32, inst: &Inst, forced: u32) -> u32 {
+    dirty & (live_after | RETIRED_BIT) & !writes(inst) & !forced
+}
+
+/// Every guest register (a leaving path stores those it changed).
+const ALL_REGS: u32 = !1;
+
+/// Guest registers live after each instruction of each region block: read later before
+/// being written, or still to be stored by a path that leaves the region.
+fn liveness(region: &Region, inline: &dyn Fn(u32) -> bool) -> Vec<Vec<u32>> {
+    let n = region.blocks.len();
+    let succ: Vec<Vec<usize>> = (0..n)
+        .map(|b| {
+            crate::jit::region::successors(&region.blocks[b])
+                .into_iter()
+                .filter_map(|t| region.edge(b, t).inside)
+                .collect()
+        })
+        .collect();
+    // Does a path leave the region at the end of the block (an exit, not a jump inside)?
+    let leaves: Vec<bool> = (0..n)
+        .map(|b| {
+            let block = &region.blocks[b];
+            block.end != BlockEnd::Jump
+                || block.exit_targets().iter().any(|&t| region.edge(b, t).inside.is_none())
+                || matches!(block.insts.last(), Some(Inst::Jalr { .. }))
+        })
+        .collect();
+    let mut live_in = vec![0u32; n];
+    let mut live_after: Vec<Vec<u32>> = region.blocks.iter().map(|b| vec![0; b.len()]).collect();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for b in (0..n).rev() {
+            let mut live = succ[b].iter().fold(if leaves[b] { ALL_REGS } else { 0 }, |acc, &s| acc | live_in[s]);
+            for (i, inst) in region.blocks[b].insts.iter().enumerate().rev() {
+                // Loads and stores that call a helper can leave (a refused access).
+                let pc = region.blocks[b].pc_of(i);
+                if matches!(inst, Inst::Load { .. } | Inst::Store { .. }) && !inline(pc) {
+                    live |= ALL_REGS;
+                }
+                live_after[b][i] = live;
+                live = (live & !writes(inst)) | reads(inst);
+            }
+            if live != live_in[b] {
+                live_in[b] = live;
+                changed = true;
+            }
+        }
+    }
+    live_after
+}
 
 /// Lifting state for one region.
 struct Lifter<'a, 'b> {
@@ -121,8 +203,22 @@ struct Lifter<'a, 'b> {
     blocks: Vec<ir::Block>,
     cpu: Value,
     /// The running retired total.
-    retired: Variable,
-    regs: [Variable; 32],
+    total: Value,
+    /// Current value of each guest register the region uses (x0 and unused: None).
+    vals: [Option<Value>; 32],
+    /// The registers the region uses, in order (the block parameters after the total).
+    used: Vec<u8>,
+    /// Registers and sites at inline accesses whose values the fault path recovers
+    /// from the machine state (see [`Recovery`]).
+    recoveries: Vec<Recovery>,
+    /// The value label of each guest register's current value ([`TOTAL`]: the total).
+    labels: [u32; 33],
+    next_label: u32,
+    /// Per inline access pc: dirty registers (and [`RETIRED_BIT`]) to store before it
+    /// even where the fault path could recover them.
+    forced: &'b std::collections::HashMap<u32, u32>,
+    /// Per region block and instruction: the guest registers live after it.
+    live_after: Vec<Vec<u32>>,
     /// Registers (and [`RETIRED_BIT`]) written since they were last stored to `Cpu`.
     dirty: u32,
     /// Per region block: what may be dirty when it starts.
@@ -164,7 +260,12 @@ fn reads(inst: &Inst) -> u32 {
 /// What may be dirty at the start of each region block: registers written on some path
 /// since their last store (stores happen before inline accesses), and the running total
 /// after an edge into a join. A fixpoint over the region's edges.
-fn dirty_sets(region: &Region, inline: &dyn Fn(u32) -> bool) -> Vec<u32> {
+fn dirty_sets(
+    region: &Region,
+    inline: &dyn Fn(u32) -> bool,
+    live_after: &[Vec<u32>],
+    forced: &std::collections::HashMap<u32, u32>,
+) -> Vec<u32> {
     let n = region.blocks.len();
     let mut dirty_in = vec![0u32; n];
     let mut changed = true;
@@ -174,8 +275,10 @@ fn dirty_sets(region: &Region, inline: &dyn Fn(u32) -> bool) -> Vec<u32> {
             let block = &region.blocks[b];
             let mut d = dirty_in[b];
             for (i, inst) in block.insts.iter().enumerate() {
-                if matches!(inst, Inst::Load { .. } | Inst::Store { .. }) && inline(block.pc_of(i)) {
-                    d = 0;
+                let pc = block.pc_of(i);
+                if matches!(inst, Inst::Load { .. } | Inst::Store { .. }) && inline(pc) {
+                    // What `sync_for_access` stores is clean after the access.
+                    d = kept_dirty(d, live_after[b][i], inst, forced.get(&pc).copied().unwrap_or(0));
                 }
                 d |= writes(inst);
             }
@@ -195,8 +298,10 @@ fn dirty_sets(region: &Region, inline: &dyn Fn(u32) -> bool) -> Vec<u32> {
 
 /// Builds the IR of `region` into `func` (whose signature must be [`block_signature`]).
 /// `slot_for(target)` returns the address of the exit slot to chain through for a
-/// jump to `target`; `plan_for(pc)` says how to perform the access at `pc`. Returns the
-/// sites that the source locations (`SourceLoc::bits()`) index.
+/// jump to `target`; `plan_for(pc)` says how to perform the access at `pc`. With
+/// `forced` (per access pc), dirty registers are stored before inline accesses even
+/// where the fault path could find them; otherwise only those it cannot recover (see
+/// [`Recovery`]) are.
 pub fn lift_region(
     func: &mut ir::Function,
     fctx: &mut FunctionBuilderContext,
@@ -204,27 +309,27 @@ pub fn lift_region(
     env: &LiftEnv,
     slot_for: &mut dyn FnMut(u32) -> u64,
     plan_for: &mut dyn FnMut(u32) -> AccessPlan,
-) -> Vec<Site> {
+    forced: &std::collections::HashMap<u32, u32>,
+) -> Lifted {
+    func.dfg.collect_debug_info();
     let tail_sig = func.import_signature(block_signature());
     let plans: std::collections::HashMap<u32, AccessPlan> =
         region.access_pcs().into_iter().map(|pc| (pc, plan_for(pc))).collect();
     let inline = |pc: u32| matches!(plans.get(&pc), Some(p) if p.state == AccessState::Committed(RegionClass::Ram));
-    let dirty_in = dirty_sets(region, &inline);
+    let live_after = liveness(region, &inline);
+    let dirty_in = dirty_sets(region, &inline, &live_after, forced);
 
     let mut b = FunctionBuilder::new(func, fctx);
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
     b.switch_to_block(entry);
     let cpu = b.block_params(entry)[0];
-    let regs = std::array::from_fn(|_| b.declare_var(I32));
-    let retired = b.declare_var(I64);
     let head_pc = region.head().pc;
 
     // Budget check: return to the dispatcher (pc is already the head's) when the longest
     // stretch before the next check could pass `budget_end`.
     b.set_srcloc(SourceLoc::new(0));
     let retired0 = b.ins().load(I64, trusted(), cpu, OFFSET_RETIRED);
-    b.def_var(retired, retired0);
     let budget_end = b.ins().load(I64, trusted(), cpu, OFFSET_BUDGET_END);
     let after = b.ins().iadd_imm_s(retired0, i64::from(region.stretch[0]));
     let over = b.ins().icmp(IntCC::UnsignedGreaterThan, after, budget_end);
@@ -253,17 +358,27 @@ pub fn lift_region(
         b.switch_to_block(run);
     }
 
-    // Every register the region reads or writes is loaded once, on entry.
-    let used = region.blocks.iter().flat_map(|bl| bl.insts.iter()).fold(0u32, |acc, i| acc | reads(i) | writes(i));
-    for r in 1..32u8 {
-        if used & (1 << r) != 0 {
-            let v = b.ins().load(I32, trusted(), cpu, OFFSET_REGS + 4 * i32::from(r));
-            b.def_var(regs[r as usize], v);
-        }
+    // Every register the region reads or writes is loaded once, on entry, and passed to
+    // each of the region's blocks as a parameter (after the running total).
+    let mask = region.blocks.iter().flat_map(|bl| bl.insts.iter()).fold(0u32, |acc, i| acc | reads(i) | writes(i));
+    let used: Vec<u8> = (1..32u8).filter(|r| mask & (1 << r) != 0).collect();
+    let mut args: Vec<BlockArg> = vec![retired0.into()];
+    for &r in &used {
+        args.push(b.ins().load(I32, trusted(), cpu, OFFSET_REGS + 4 * i32::from(r)).into());
     }
-    let blocks: Vec<ir::Block> = region.blocks.iter().map(|_| b.create_block()).collect();
-    b.ins().jump(blocks[0], &[]);
-    debug_assert_eq!(head_pc, region.blocks[0].pc);
+    let blocks: Vec<ir::Block> = region
+        .blocks
+        .iter()
+        .map(|_| {
+            let blk = b.create_block();
+            b.append_block_param(blk, I64);
+            for _ in &used {
+                b.append_block_param(blk, I32);
+            }
+            blk
+        })
+        .collect();
+    b.ins().jump(blocks[0], &args);
 
     let mut l = Lifter {
         b,
@@ -272,8 +387,14 @@ pub fn lift_region(
         cur: 0,
         blocks,
         cpu,
-        retired,
-        regs,
+        total: retired0,
+        vals: [None; 32],
+        used,
+        recoveries: Vec::new(),
+        labels: [0; 33],
+        next_label: 0,
+        forced,
+        live_after,
         dirty: 0,
         dirty_in,
         plans,
@@ -286,6 +407,7 @@ pub fn lift_region(
         l.cur = cur;
         l.dirty = l.dirty_in[cur];
         l.b.switch_to_block(l.blocks[cur]);
+        l.enter_block(cur);
         let block = &region.blocks[cur];
         for (i, inst) in block.insts.iter().enumerate() {
             let site = Site { pc: block.pc_of(i), retired: region.pending[cur] + i as u32 };
@@ -304,7 +426,7 @@ pub fn lift_region(
     }
     l.b.seal_all_blocks();
     l.b.finalize(env.frontend);
-    l.sites
+    Lifted { sites: l.sites, recoveries: l.recoveries }
 }
 
 impl Lifter<'_, '_> {
@@ -313,18 +435,44 @@ impl Lifter<'_, '_> {
         &self.region.blocks[self.cur]
     }
 
-    fn reg(&mut self, r: u8) -> Value {
-        if r == 0 {
-            return self.b.ins().iconst(I32, 0);
+    /// Takes the current values from the parameters of region block `b`.
+    fn enter_block(&mut self, b: usize) {
+        let params = self.b.block_params(self.blocks[b]).to_vec();
+        self.total = params[0];
+        self.label(TOTAL, self.total);
+        for (k, &r) in self.used.clone().iter().enumerate() {
+            self.vals[r as usize] = Some(params[k + 1]);
+            self.label(usize::from(r), params[k + 1]);
         }
-        self.b.use_var(self.regs[r as usize])
+    }
+
+    /// Gives `v`, the new value of guest register `r` (or [`TOTAL`]), a label of its own.
+    fn label(&mut self, r: usize, v: Value) {
+        self.labels[r] = self.next_label;
+        self.b.set_val_label(v, ValueLabel::from_u32(self.next_label));
+        self.next_label += 1;
+    }
+
+    /// Arguments for a jump to a region block: the running total and the registers.
+    fn block_args(&self) -> Vec<BlockArg> {
+        let mut args: Vec<BlockArg> = vec![self.total.into()];
+        args.extend(self.used.iter().map(|&r| BlockArg::from(self.vals[r as usize].expect("used register"))));
+        args
+    }
+
+    fn reg(&mut self, r: u8) -> Value {
+        match self.vals[r as usize] {
+            Some(v) if r != 0 => v,
+            _ => self.b.ins().iconst(I32, 0),
+        }
     }
 
     fn set_reg(&mut self, r: u8, v: Value) {
         if r == 0 {
             return;
         }
-        self.b.def_var(self.regs[r as usize], v);
+        self.vals[r as usize] = Some(v);
+        self.label(usize::from(r), v);
         self.dirty |= 1 << r;
     }
 
@@ -359,26 +507,63 @@ impl Lifter<'_, '_> {
     fn store_dirty(&mut self) {
         for r in 1..32u8 {
             if self.dirty & (1 << r) != 0 {
-                let v = self.b.use_var(self.regs[r as usize]);
+                let v = self.reg(r);
                 self.b.ins().store(trusted(), v, self.cpu, OFFSET_REGS + 4 * i32::from(r));
             }
         }
     }
 
-    /// On the main path: makes `Cpu`'s registers and retired count current up to the
-    /// running total (before an access that can fault).
-    fn sync(&mut self) {
-        self.store_dirty();
-        if self.dirty & RETIRED_BIT != 0 {
-            let total = self.b.use_var(self.retired);
+    /// Before the inline access at instruction `i` (which writes `rd`, if a load): stores
+    /// the dirty registers the fault path could not recover, and records where it finds
+    /// the others. Recoverable: a register live after the access (its value stays in a
+    /// host register or stack slot until then) other than the access's own destination,
+    /// or a constant; and the running total.
+    fn sync_for_access(&mut self, i: usize, inst: &Inst) {
+        let pc = self.block().pc_of(i);
+        let forced = self.forced.get(&pc).copied().unwrap_or(0);
+        let keep = kept_dirty(self.dirty, self.live_after[self.cur][i], inst, forced);
+        if forced & RETIRED_BIT != 0 && self.dirty & RETIRED_BIT != 0 {
+            let total = self.total;
             self.b.ins().store(trusted(), total, self.cpu, OFFSET_RETIRED);
         }
-        self.dirty = 0;
+        let mut consts = Vec::new();
+        for r in 1..32u8 {
+            if keep & (1 << r) != 0 {
+                let v = self.reg(r);
+                if let Some(c) = self.const_of(v) {
+                    consts.push((r, c));
+                }
+            }
+        }
+        let store = self.dirty & !keep & !RETIRED_BIT;
+        self.dirty &= !(forced & RETIRED_BIT);
+        for r in 1..32u8 {
+            if store & (1 << r) != 0 {
+                let v = self.reg(r);
+                self.b.ins().store(trusted(), v, self.cpu, OFFSET_REGS + 4 * i32::from(r));
+            }
+        }
+        self.dirty &= !store;
+        let site = self.sites.len() as u32 - 1;
+        let labels = (0..32u8)
+            .filter(|r| keep & (1 << r) != 0)
+            .map(|r| (r, self.labels[if r == 0 { TOTAL } else { usize::from(r) }]))
+            .collect();
+        self.recoveries.push(Recovery { site, regs: keep, labels, consts });
+    }
+
+    /// The value of `v` if it is a constant.
+    fn const_of(&self, v: Value) -> Option<u32> {
+        let inst = self.b.func.dfg.value_def(v).inst()?;
+        match self.b.func.dfg.insts[inst] {
+            ir::InstructionData::UnaryImm { opcode: ir::Opcode::Iconst, imm } => Some(imm.bits() as u32),
+            _ => None,
+        }
     }
 
     /// The retired count after `executed` instructions of the current block.
     fn retired_after(&mut self, executed: usize) -> Value {
-        let total = self.b.use_var(self.retired);
+        let total = self.total;
         let delta = i64::from(self.region.pending[self.cur]) + executed as i64;
         if delta == 0 {
             total
@@ -423,33 +608,36 @@ impl Lifter<'_, '_> {
             self.exit_chain(target, executed);
             return;
         };
+        let saved_total = self.total;
         if self.region.join[s] {
-            let total = self.retired_after(executed);
-            self.b.def_var(self.retired, total);
+            self.total = self.retired_after(executed);
             self.dirty |= RETIRED_BIT;
         }
+        let args = self.block_args();
         if e.back {
             // Leave for the dispatcher (at the target's start) when the stretch from the
             // target could pass the budget, or a helper asked for the dispatcher.
-            let total = self.b.use_var(self.retired);
+            let total = self.total;
             let budget_end = self.b.ins().load(I64, trusted(), self.cpu, OFFSET_BUDGET_END);
             let after = self.b.ins().iadd_imm_s(total, i64::from(self.region.stretch[s]));
             let over = self.b.ins().icmp(IntCC::UnsignedGreaterThan, after, budget_end);
             let out = self.b.create_block();
             self.b.set_cold_block(out);
-            self.b.ins().brif(over, out, &[], self.blocks[s], &[]);
+            self.b.ins().brif(over, out, &[], self.blocks[s], &args);
             self.b.switch_to_block(out);
             // The running total is the count at the target's start (it is a join).
             self.store_dirty();
             let pc = self.iconst(target);
             self.b.ins().store(trusted(), pc, self.cpu, OFFSET_PC);
-            let total = self.b.use_var(self.retired);
+            let total = self.total;
             self.b.ins().store(trusted(), total, self.cpu, OFFSET_RETIRED);
             let code = self.b.ins().iconst(I64, EXIT_DISPATCH);
             self.b.ins().return_(&[code]);
         } else {
-            self.b.ins().jump(self.blocks[s], &[]);
+            self.b.ins().jump(self.blocks[s], &args);
         }
+        // Other paths out of the current block continue with the total they had.
+        self.total = saved_total;
     }
 
     /// Continues at a computed target through the jump cache, or the dispatcher.
@@ -517,8 +705,9 @@ impl Lifter<'_, '_> {
     }
 
     /// One inline access to `arena_base + zext(addr)`, marked with the inline trap code.
-    fn access_inline(&mut self, access: Access, addr: Value) -> Option<Value> {
-        self.sync();
+    fn access_inline(&mut self, i: usize, access: Access, addr: Value) -> Option<Value> {
+        let inst = self.block().insts[i];
+        self.sync_for_access(i, &inst);
         let addr64 = self.b.ins().uextend(I64, addr);
         let host = self.b.ins().iadd_imm_s(addr64, self.env.arena_base as i64);
         let flags = MemFlagsData::new().with_trap_code(Some(inline_trap_code()));
@@ -598,7 +787,7 @@ impl Lifter<'_, '_> {
         let value = match plan.state {
             AccessState::Variable => self.access_call(i, access, addr, None),
             AccessState::Naive { .. } => self.access_call(i, access, addr, Some(plan.record)),
-            AccessState::Committed(RegionClass::Ram) => self.access_inline(access, addr),
+            AccessState::Committed(RegionClass::Ram) => self.access_inline(i, access, addr),
             AccessState::Committed(RegionClass::Device(dev)) => self.access_device(i, access, addr, dev, plan.record),
         };
         if let (Access::Load { rd, width, signed }, Some(v)) = (access, value) {

@@ -6,17 +6,23 @@
 pub mod lift;
 
 use crate::jit::abi::{Helper, HELPERS};
-use crate::jit::codegen::{Backend, CompileEnv, InlineAccess, Translation};
+use crate::jit::codegen::{Backend, CompileEnv, InlineAccess, Translation, ValueLoc, RECOVER_RETIRED};
 use crate::jit::codemem::CodePool;
 use crate::jit::region::Region;
 use crate::jit::JitError;
+use cranelift_codegen::ir::ValueLabel;
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
+use cranelift_codegen::LabelValueLoc;
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
 use lift::LiftEnv;
+use std::collections::HashMap;
+
+/// Compiles of a region that may move registers the fault path cannot find to stores.
+const MAX_RECOVERY_ROUNDS: usize = 4;
 
 /// Settings of the Cranelift backend.
 #[derive(Clone, Copy, Debug)]
@@ -87,16 +93,16 @@ impl CraneliftBackend {
     }
 }
 
-impl Backend for CraneliftBackend {
-    fn name(&self) -> &'static str {
-        "cranelift"
-    }
-
-    fn regions(&self) -> bool {
-        true
-    }
-
-    fn compile(&mut self, region: &Region, env: &mut CompileEnv<'_>) -> Result<Translation, JitError> {
+impl CraneliftBackend {
+    /// Compiles `region`, storing the `forced` registers before the inline accesses at
+    /// those pcs; `Err` lists, per access pc, the registers the fault path could not
+    /// find there.
+    fn compile_with(
+        &mut self,
+        region: &Region,
+        env: &mut CompileEnv<'_>,
+        forced: &HashMap<u32, u32>,
+    ) -> Result<Result<Translation, Vec<(u32, u32)>>, JitError> {
         let err = |e: &dyn std::fmt::Display| JitError::Compile { pc: region.head().pc, msg: e.to_string() };
         let module = self.module.as_mut().ok_or_else(|| err(&"no module"))?;
         let lift_env = LiftEnv {
@@ -110,8 +116,15 @@ impl Backend for CraneliftBackend {
         };
         self.ctx.clear();
         self.ctx.func.signature = lift::block_signature();
-        let sites =
-            lift::lift_region(&mut self.ctx.func, &mut self.fctx, region, &lift_env, env.slot_for, env.plan_for);
+        let lifted = lift::lift_region(
+            &mut self.ctx.func,
+            &mut self.fctx,
+            region,
+            &lift_env,
+            env.slot_for,
+            env.plan_for,
+            forced,
+        );
         let clif = env.listing.then(|| self.ctx.func.display().to_string());
         self.ctx.set_disasm(env.listing);
         let id: FuncId = module.declare_anonymous_function(&lift::block_signature()).map_err(|e| err(&e))?;
@@ -120,23 +133,90 @@ impl Backend for CraneliftBackend {
         let code = module.get_finalized_function(id) as u64;
         let compiled = self.ctx.compiled_code().ok_or_else(|| err(&"no compiled code"))?;
         // Every inline access, by host address, with its site (the source location set
-        // for each guest instruction indexes the sites).
+        // for each guest instruction indexes the sites) and where the registers it did
+        // not store are when it faults.
         let srclocs = compiled.buffer.get_srclocs_sorted();
+        let ranges = &compiled.value_labels_ranges;
         let mut inline_accesses = Vec::new();
+        let mut missing = Vec::new();
         for trap in compiled.buffer.traps().iter().filter(|t| t.code == lift::inline_trap_code()) {
             let loc = srclocs.iter().find(|l| l.start <= trap.offset && trap.offset < l.end);
-            let site = loc
-                .and_then(|l| sites.get(l.loc.bits() as usize))
-                .ok_or_else(|| err(&"inline access without source location"))?;
+            let index = loc.map(|l| l.loc.bits()).ok_or_else(|| err(&"inline access without source location"))?;
+            let site = lifted.sites.get(index as usize).ok_or_else(|| err(&"inline access without a site"))?;
+            let mut recover = Vec::new();
+            if let Some(rec) = lifted.recoveries.iter().find(|r| r.site == index) {
+                for r in 0..32u8 {
+                    if rec.regs & (1 << r) == 0 {
+                        continue;
+                    }
+                    let reg = if r == 0 { RECOVER_RETIRED } else { r };
+                    let label = rec.labels.iter().find(|(lr, _)| *lr == r).map_or(u32::MAX, |&(_, l)| l);
+                    if let Some(&(_, c)) = rec.consts.iter().find(|(cr, _)| *cr == r) {
+                        recover.push((reg, ValueLoc::Const(c)));
+                        continue;
+                    }
+                    let found = ranges.get(&ValueLabel::from_u32(label)).and_then(|rs| {
+                        rs.iter().find(|x| x.start <= trap.offset && trap.offset < x.end).map(|x| x.loc)
+                    });
+                    let place = match found {
+                        Some(LabelValueLoc::Reg(preg)) => preg.to_real_reg().map(|real| ValueLoc::Gpr(real.hw_enc())),
+                        Some(LabelValueLoc::CFAOffset(off)) => i32::try_from(off).ok().map(ValueLoc::Cfa),
+                        None => None,
+                    };
+                    match place {
+                        Some(place) => recover.push((reg, place)),
+                        None => missing.push((site.pc, 1u32 << r)),
+                    }
+                }
+            }
             inline_accesses.push(InlineAccess {
                 host: code + u64::from(trap.offset),
                 pc: site.pc,
                 retired: site.retired,
+                recover,
             });
         }
         let listing = clif
             .map(|clif| format!("--- Cranelift IR\n{clif}--- host code\n{}", compiled.vcode.as_deref().unwrap_or("")));
-        Ok(Translation { code, size: compiled.code_info().total_size, inline_accesses, listing })
+        if !missing.is_empty() {
+            return Ok(Err(missing));
+        }
+        let full_sync = false;
+        Ok(Ok(Translation { code, size: compiled.code_info().total_size, inline_accesses, listing, full_sync }))
+    }
+}
+
+impl Backend for CraneliftBackend {
+    fn name(&self) -> &'static str {
+        "cranelift"
+    }
+
+    fn regions(&self) -> bool {
+        true
+    }
+
+    fn compile(&mut self, region: &Region, env: &mut CompileEnv<'_>) -> Result<Translation, JitError> {
+        // Where the fault path would miss a register (computed after the access, or not
+        // kept), store it before that access and compile again; after a few rounds,
+        // store every changed register before every inline access.
+        let mut forced = HashMap::new();
+        for _ in 0..MAX_RECOVERY_ROUNDS {
+            match self.compile_with(region, env, &forced)? {
+                Ok(t) => return Ok(t),
+                Err(missing) => {
+                    for (pc, regs) in missing {
+                        *forced.entry(pc).or_insert(0) |= regs;
+                    }
+                }
+            }
+        }
+        let all = region.access_pcs().into_iter().map(|pc| (pc, u32::MAX)).collect();
+        match self.compile_with(region, env, &all)? {
+            Ok(t) => Ok(Translation { full_sync: true, ..t }),
+            Err(_) => {
+                Err(JitError::Compile { pc: region.head().pc, msg: "no recovery needed, yet none possible".into() })
+            }
+        }
     }
 
     fn flush(&mut self) -> Result<(), JitError> {

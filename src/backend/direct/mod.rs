@@ -80,7 +80,7 @@ impl Backend for DirectBackend {
         });
         let code = placed.map_err(|e| err(format!("code memory: {e}")))??;
         let listing = env.listing.then(|| host_listing(code, size));
-        Ok(Translation { code, size: size as u32, inline_accesses, listing })
+        Ok(Translation { code, size: size as u32, inline_accesses, listing, full_sync: false })
     }
 
     fn flush(&mut self) -> Result<(), JitError> {
@@ -337,7 +337,7 @@ impl Emitter<'_, '_> {
             self.load(EDX, rs2);
         }
         let host = self.base + self.ops.offset().0 as u64;
-        self.inline.push(InlineAccess { host, pc: self.block.pc_of(i), retired: i as u32 });
+        self.inline.push(InlineAccess { host, pc: self.block.pc_of(i), retired: i as u32, recover: Vec::new() });
         match access {
             Access::Load { rd, width, signed } => {
                 match (width, signed) {

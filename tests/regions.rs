@@ -1,0 +1,151 @@
+//! Hot regions: loops compiled as one function keep the interpreter's exact state at
+//! every exit, at `--max-insns` stops and when an inline access faults in the middle of
+//! an iteration (the fault path recovers the guest registers the code had not stored
+//! from the faulting code's host registers and frame).
+
+mod common;
+use common::*;
+use rvdbt::jit::access::MemMode;
+use rvdbt::machine::{Exit, FaultKind, Machine};
+use rvdbt::memory::UART_BASE;
+use rvdbt::runner::{self, Backend, RunOptions};
+
+const S0: u8 = 8;
+const S1: u8 = 9;
+const S2: u8 = 18;
+const S3: u8 = 19;
+const S4: u8 = 20;
+const S5: u8 = 21;
+const S6: u8 = 22;
+
+fn lbu(rd: u8, rs1: u8, imm: i32) -> u32 {
+    i_type(0x03, 4, rd, rs1, imm)
+}
+fn sb(rs1: u8, rs2: u8, imm: i32) -> u32 {
+    s_type(0x23, 0, rs1, rs2, imm)
+}
+fn add(rd: u8, rs1: u8, rs2: u8) -> u32 {
+    r_type(0x33, 0, 0, rd, rs1, rs2)
+}
+fn xor(rd: u8, rs1: u8, rs2: u8) -> u32 {
+    r_type(0x33, 4, 0, rd, rs1, rs2)
+}
+fn slli(rd: u8, rs1: u8, sh: i32) -> u32 {
+    i_type(0x13, 1, rd, rs1, sh)
+}
+fn bne(rs1: u8, rs2: u8, off: i32) -> u32 {
+    b_type(1, rs1, rs2, off)
+}
+fn blt(rs1: u8, rs2: u8, off: i32) -> u32 {
+    b_type(4, rs1, rs2, off)
+}
+
+/// A loop of `n` iterations that reads a byte through pointer s0 (then stores it back
+/// one byte further on), with pure arithmetic around the accesses whose values live
+/// across them; after iteration `k` the pointer jumps to `target`. Exits with the sum.
+fn walker(n: u32, k: u32, target: u32) -> Vec<u32> {
+    let mut t = Vec::new();
+    t.extend(li(S0, DATA_BASE));
+    t.extend(li(S1, n));
+    t.extend(li(S2, 0));
+    t.extend(li(S3, 0));
+    t.extend(li(S4, 0x5a5a));
+    t.extend(li(S5, k));
+    t.extend(li(S6, target));
+    let head = t.len();
+    t.push(addi(S3, S3, 1)); // i += 1 (computed before the access, used after it)
+    t.push(slli(T1, S3, 3)); // t1 = i << 3
+    t.push(xor(S4, S4, T1)); // s4 ^= t1
+    t.push(lbu(T0, S0, 0)); // the access that faults once s0 leaves RAM
+    t.push(add(S2, S2, T0)); // sum += byte
+    t.push(sb(S0, T0, 1)); // a second access with the same pointer
+    t.push(addi(S0, S0, 2));
+    t.push(bne(S3, S5, 8)); // at i == k the pointer moves to `target`
+    t.push(addi(S0, S6, 0));
+    let back = t.len();
+    t.push(blt(S3, S1, -(((back - head) * 4) as i32)));
+    t.push(add(A0, S2, S4));
+    t.extend(exit_seq());
+    t
+}
+
+fn data() -> Vec<u8> {
+    (0..4096u32).map(|i| (i * 7 + 3) as u8).collect()
+}
+
+/// Runs `text` on the interpreter and on the tiered backend (regions compiled on the
+/// dispatcher's thread after `tier_up` entries) and compares the whole final state.
+fn check(text: &[u32], mem: MemMode, tier_up: u32, max_insns: u64) -> (Machine, Exit) {
+    let elf = elf_image(text, &data(), 64 * 1024);
+    let mut reference = machine(&elf, &[], b"");
+    let want = run_on(&mut reference, Backend::Interp, Some(max_insns));
+    let mut m = machine(&elf, &[], b"");
+    let mut opts = RunOptions { backend: Backend::Tiered, max_insns: Some(max_insns), ..RunOptions::default() };
+    opts.jit.verify = true;
+    opts.jit.compile_after = 0;
+    opts.jit.tier_up = tier_up;
+    opts.jit.compile_thread = false;
+    opts.jit.mem = mem;
+    let exit = runner::run(&mut m, &opts).expect("runs").exit;
+    let what = format!("{mem:?}, tier-up {tier_up}, max {max_insns}");
+    assert_eq!(exit, want, "exit ({what})");
+    assert_eq!(m.cpu.regs, reference.cpu.regs, "registers ({what})");
+    assert_eq!(m.cpu.pc, reference.cpu.pc, "pc ({what})");
+    assert_eq!(m.cpu.retired, reference.cpu.retired, "retired ({what})");
+    assert_eq!(m.mem.ram_hash(), reference.mem.ram_hash(), "memory ({what})");
+    assert_eq!(m.io.stdout_bytes(), reference.io.stdout_bytes(), "stdout ({what})");
+    (m, exit)
+}
+
+#[test]
+fn a_loop_becomes_one_region_and_agrees() {
+    let text = walker(500, 10_000, DATA_BASE);
+    for mem in [MemMode::Calls, MemMode::Adaptive, MemMode::Fastmem] {
+        for tier_up in [1, 3, 20] {
+            let (m, exit) = check(&text, mem, tier_up, 1_000_000);
+            assert!(matches!(exit, Exit::Exited(_)));
+            assert!(m.stats.cache.regions_compiled >= 1, "{mem:?}/{tier_up}: the loop is a region");
+        }
+    }
+}
+
+#[test]
+fn a_fault_in_the_middle_of_a_region_recovers_the_registers_from_the_host() {
+    // After 200 iterations in RAM the pointer moves to the UART: the inline load faults,
+    // the fault path rebuilds the guest state and the access goes on through the
+    // generic path (reading the UART's registers, writing its THR).
+    let text = walker(260, 200, UART_BASE);
+    let (m, exit) = check(&text, MemMode::Fastmem, 3, 1_000_000);
+    assert!(matches!(exit, Exit::Exited(_)), "{exit:?}");
+    assert!(m.stats.cache.regions_compiled >= 1);
+    assert!(m.stats.faults_handled >= 1, "the region's inline access faulted");
+    assert!(m.stats.registers_recovered >= 1, "registers came from the host: {}", m.stats.registers_recovered);
+}
+
+#[test]
+fn a_guest_fault_inside_a_region_leaves_the_exact_state() {
+    // The pointer moves to unmapped memory: the run ends with the guest's access fault,
+    // every register as the interpreter has it at the faulting instruction.
+    let text = walker(400, 150, 0x4000_0000);
+    for mem in [MemMode::Adaptive, MemMode::Fastmem] {
+        let (_, exit) = check(&text, mem, 3, 1_000_000);
+        match exit {
+            Exit::Fault(f) => {
+                assert_eq!(f.kind, FaultKind::LoadAccess, "{mem:?}");
+                assert_eq!(f.addr, 0x4000_0000);
+            }
+            other => panic!("{mem:?}: expected a guest fault, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn max_insns_stops_exactly_inside_regions() {
+    let text = walker(5000, 100_000, DATA_BASE);
+    for limit in [1, 57, 1000, 4321, 20_011] {
+        for mem in [MemMode::Adaptive, MemMode::Fastmem] {
+            let (_, exit) = check(&text, mem, 3, limit);
+            assert_eq!(exit, Exit::InsnLimit(limit), "{mem:?}");
+        }
+    }
+}
