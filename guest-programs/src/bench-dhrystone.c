@@ -1,14 +1,14 @@
 /* bench-dhrystone: a Dhrystone-like mix of small procedure calls, record copies through
  * pointers, enumerations and switches, 30-character string copies and comparisons, character
  * tests, one- and two-dimensional global arrays and a little multiply/divide, run N times
- * (argument; default 2,500,000). Every procedure is kept out of line (noipa), as if each
+ * (argument; default 3,500,000). Every procedure is kept out of line (noipa), as if each
  * lived in its own file: calls and returns are the point of the mix.
  * Self-checks: the final globals, counters and array cells are compared with values computed
  * separately from the iteration count (closed forms and a plain counting loop); the record
  * ring must still be a ring. Exit 1 on failure. */
 #include "runtime.h"
 
-#define DEFAULT_N 2500000u
+#define DEFAULT_N 3500000u
 #define NOINLINE __attribute__((noipa))
 
 static uint32_t parse_n(int argc, char **argv, uint32_t def)
