@@ -6,12 +6,19 @@ entry and syscalls), in one run so the ratios are comparable. Runs alternate bet
 the configurations (round-robin), so machine noise spreads over all of them.
 
     cargo build --release && python3 benches/compare.py [--repeat N] [--json FILE]
-        [--svg FILE] [--modes] [PROGRAMS...]
+        [--svg FILE] [--modes] [--long] [PROGRAMS...]
 
 Times are whole-process wall times, best of N runs (default 5). Prints a table of
 milliseconds and of slowdowns against native, geometric means, and rvdbt's compile
 statistics; --svg draws the slowdown against native per program and backend; --modes
 adds the memory modes of the Cranelift backend (guest run times, from --stats-json).
+
+--long runs the long-running benchmark programs (guest-programs/src/bench-*.c) at their
+default size (no argument: 1-3 s each under qemu-riscv32) instead of the short programs,
+best of 3 unless --repeat says otherwise. Their expected/ files are for the small size the
+tests use, so each configuration's stdout is checked against the native build's stdout
+(qemu's when there is no native build). The interpreter is left out (it would take tens of
+seconds per run); the tables name the programs without the "bench-" prefix.
 """
 import argparse
 import json
@@ -27,6 +34,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "rvdbt")
 PROGRAMS = os.path.join(ROOT, "guest-programs")
 DEFAULT = ["hello", "fib", "sieve", "qsort", "matmul", "crc32", "sha256", "strings", "malloc", "memheavy"]
+LONG = ["bench-coremark", "bench-dhrystone", "bench-sieve", "bench-primes", "bench-matmul", "bench-hash",
+        "bench-aes", "bench-sort"]
 BACKENDS = ["interp", "direct", "cranelift", "tiered"]
 MODES = ["calls", "adaptive", "fastmem"]
 
@@ -84,10 +93,11 @@ class Config:
             self.best_stats = stats
 
 
-def configs_for(name, native_exe, modes):
+def configs_for(name, native_exe, modes, long=False):
     elf = os.path.join(PROGRAMS, "bin", name + ".elf")
-    args = guest_args(name)
-    out = [Config(b, [BIN, "run", "--backend", b, elf, "--", *args], True) for b in BACKENDS]
+    args = [] if long else guest_args(name)
+    backends = [b for b in BACKENDS if not (long and b == "interp")]
+    out = [Config(b, [BIN, "run", "--backend", b, elf, "--", *args], True) for b in backends]
     if modes:
         out += [Config("cl-" + m, [BIN, "run", "--backend", "cranelift", "--mem", m, elf, "--", *args], True)
                 for m in MODES]
@@ -97,6 +107,19 @@ def configs_for(name, native_exe, modes):
     if native_exe:
         out.append(Config("native", [native_exe, *args], False))
     return out
+
+
+def reference_stdout(name, native_exe):
+    """--long: the stdout of the default size, from the native build (or qemu-riscv32)."""
+    cmd = [native_exe] if native_exe else None
+    if not cmd and shutil.which("qemu-riscv32"):
+        cmd = [shutil.which("qemu-riscv32"), os.path.join(PROGRAMS, "bin", name + ".elf")]
+    if not cmd:
+        sys.exit(f"{name}: --long needs a native build (cc) or qemu-riscv32 for the reference output")
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if out.returncode != 0:
+        sys.exit(f"{name}: the reference run ({cmd[0]}) exited with {out.returncode}")
+    return out.stdout
 
 
 def geomean(xs):
@@ -150,20 +173,24 @@ def svg_chart(rows, labels, path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, help="runs per configuration (default 5; 3 with --long)")
     ap.add_argument("--json", help="write all measurements here")
     ap.add_argument("--svg", help="write the slowdown chart here")
     ap.add_argument("--modes", action="store_true", help="also the Cranelift memory modes")
-    ap.add_argument("programs", nargs="*", default=DEFAULT)
+    ap.add_argument("--long", action="store_true", help="the bench-* programs at their default size")
+    ap.add_argument("programs", nargs="*")
     a = ap.parse_args()
+    a.programs = a.programs or (LONG if a.long else DEFAULT)
+    a.repeat = a.repeat or (3 if a.long else 5)
     if not os.path.exists(BIN):
         sys.exit("build first: cargo build --release")
     native_dir = tempfile.mkdtemp(prefix="rvdbt-native-")
     rows, stats, labels = {}, {}, []
-    for name in a.programs:
-        expected = expected_stdout(name)
-        exe = build_native(name, native_dir)
-        configs = configs_for(name, exe, a.modes)
+    for prog in a.programs:
+        name = prog[len("bench-"):] if a.long and prog.startswith("bench-") else prog
+        exe = build_native(prog, native_dir)
+        expected = reference_stdout(prog, exe) if a.long else expected_stdout(prog)
+        configs = configs_for(prog, exe, a.modes, a.long)
         for _ in range(a.repeat):
             for c in configs:
                 c.run_once(expected)
@@ -177,7 +204,7 @@ def main():
     print(f"whole-process wall time in ms, best of {a.repeat} (runs alternate between configurations)")
     print(f"{'program':<9} {'Minsns':>7}" + "".join(f" {l:>9}" for l in labels))
     for name, row in rows.items():
-        insns = stats[name].get("interp", {}).get("guest_instructions", 0)
+        insns = (stats[name].get("interp") or next(iter(stats[name].values()), {})).get("guest_instructions", 0)
         print(f"{name:<9} {insns / 1e6:>7.2f}" + "".join(
             f" {row[l] / 1e6:>9.2f}" if l in row else f" {'-':>9}" for l in labels))
     if any("native" in r for r in rows.values()):
