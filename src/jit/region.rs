@@ -50,24 +50,35 @@ pub struct Region {
     pub stretch: Vec<u32>,
     /// Per block: the blocks its back edges go to.
     back: Vec<Vec<usize>>,
+    /// Per block: the region blocks it can continue at.
+    succ: Vec<Vec<usize>>,
     index: HashMap<u32, usize>,
 }
 
 /// The static successors of a block that a region may follow: branch targets and
-/// fall-throughs, plain jumps (`jal x0`), and the continuation of a capped block. Calls
-/// (`jal` with a link register) and indirect jumps end a region's path.
+/// fall-throughs, jump and call targets (`jal`), and the continuation of a capped block.
+/// Indirect jumps (`jalr`) are followed only to the return points of calls in the
+/// region (see [`Region::indirect_targets`]).
 pub fn successors(block: &Block) -> Vec<u32> {
     let Some(last) = block.insts.last() else { return Vec::new() };
     let pc = block.pc_of(block.len() - 1);
     let mut out = match (*last, block.end) {
         (Inst::Branch { offset, .. }, _) => vec![pc.wrapping_add(4), pc.wrapping_add(offset as u32)],
-        (Inst::Jal { rd: 0, offset }, _) => vec![pc.wrapping_add(offset as u32)],
+        (Inst::Jal { offset, .. }, _) => vec![pc.wrapping_add(offset as u32)],
         (_, BlockEnd::Cap) => vec![block.next_pc()],
         _ => Vec::new(),
     };
     out.retain(|t| t & 3 == 0);
     out.dedup();
     out
+}
+
+/// Where a call's callee returns to: the instruction after a `jal` that links.
+fn return_point(block: &Block) -> Option<u32> {
+    match block.insts.last() {
+        Some(Inst::Jal { rd, .. }) if *rd != 0 => Some(block.next_pc()),
+        _ => None,
+    }
 }
 
 impl Region {
@@ -95,7 +106,8 @@ impl Region {
         let mut seen: HashMap<u32, ()> = HashMap::from([(head, ())]);
         let mut next = 0;
         while next < blocks.len() && blocks.len() < max_blocks {
-            for target in successors(&blocks[next]) {
+            let candidates = successors(&blocks[next]).into_iter().chain(return_point(&blocks[next]));
+            for target in candidates {
                 if blocks.len() >= max_blocks || seen.contains_key(&target) || !taken(target) {
                     continue;
                 }
@@ -115,8 +127,23 @@ impl Region {
     fn analyse(blocks: Vec<Block>) -> Region {
         let n = blocks.len();
         let index: HashMap<u32, usize> = blocks.iter().enumerate().map(|(i, b)| (b.pc, i)).collect();
-        let succ: Vec<Vec<usize>> =
-            blocks.iter().map(|b| successors(b).iter().filter_map(|t| index.get(t).copied()).collect()).collect();
+        // Indirect jumps may continue at the return point of any call in the region.
+        let returns: Vec<usize> =
+            blocks.iter().filter_map(return_point).filter_map(|t| index.get(&t).copied()).collect();
+        let succ: Vec<Vec<usize>> = blocks
+            .iter()
+            .map(|b| {
+                let mut s: Vec<usize> = successors(b).iter().filter_map(|t| index.get(t).copied()).collect();
+                if matches!(b.insts.last(), Some(Inst::Jalr { .. })) {
+                    for &r in &returns {
+                        if !s.contains(&r) {
+                            s.push(r);
+                        }
+                    }
+                }
+                s
+            })
+            .collect();
         // Joins: the head (entered from outside) and blocks with two or more edges in.
         let mut incoming = vec![0usize; n];
         incoming[0] = 1;
@@ -193,7 +220,7 @@ impl Region {
         for b in 0..n {
             longest(b, &blocks, &succ, &back, &mut stretch, &mut done);
         }
-        Region { blocks, pending, join, stretch, back, index }
+        Region { blocks, pending, join, stretch, back, succ, index }
     }
 
     /// The head block.
@@ -211,9 +238,23 @@ impl Region {
         self.blocks.iter().map(Block::len).sum()
     }
 
+    /// The region blocks block `b` can continue at.
+    pub fn inside_successors(&self, b: usize) -> &[usize] {
+        &self.succ[b]
+    }
+
+    /// For a block ending in an indirect jump: the pcs of region blocks it may continue
+    /// at (guarded by comparing the jump's target), i.e. return points of calls.
+    pub fn indirect_targets(&self, b: usize) -> Vec<u32> {
+        match self.blocks[b].insts.last() {
+            Some(Inst::Jalr { .. }) => self.succ[b].iter().map(|&s| self.blocks[s].pc).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The edge from block `b` to `target`.
     pub fn edge(&self, b: usize, target: u32) -> Edge {
-        let inside = self.block_at(target).filter(|_| successors(&self.blocks[b]).contains(&target));
+        let inside = self.block_at(target).filter(|s| self.succ[b].contains(s));
         let back = inside.is_some_and(|s| self.back[b].contains(&s));
         Edge { target, inside, back }
     }

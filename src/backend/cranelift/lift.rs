@@ -151,14 +151,7 @@ const ALL_REGS: u32 = !1;
 /// being written, or still to be stored by a path that leaves the region.
 fn liveness(region: &Region, inline: &dyn Fn(u32) -> bool) -> Vec<Vec<u32>> {
     let n = region.blocks.len();
-    let succ: Vec<Vec<usize>> = (0..n)
-        .map(|b| {
-            crate::jit::region::successors(&region.blocks[b])
-                .into_iter()
-                .filter_map(|t| region.edge(b, t).inside)
-                .collect()
-        })
-        .collect();
+    let succ: Vec<Vec<usize>> = (0..n).map(|b| region.inside_successors(b).to_vec()).collect();
     // Does a path leave the region at the end of the block (an exit, not a jump inside)?
     let leaves: Vec<bool> = (0..n)
         .map(|b| {
@@ -282,13 +275,11 @@ fn dirty_sets(
                 }
                 d |= writes(inst);
             }
-            for t in crate::jit::region::successors(block) {
-                if let Some(s) = region.edge(b, t).inside {
-                    let out = d | if region.join[s] { RETIRED_BIT } else { 0 };
-                    if dirty_in[s] | out != dirty_in[s] {
-                        dirty_in[s] |= out;
-                        changed = true;
-                    }
+            for &s in region.inside_successors(b) {
+                let out = d | if region.join[s] { RETIRED_BIT } else { 0 };
+                if dirty_in[s] | out != dirty_in[s] {
+                    dirty_in[s] |= out;
+                    changed = true;
                 }
             }
         }
@@ -946,6 +937,16 @@ impl Lifter<'_, '_> {
                 self.step_if(misaligned, i);
                 let link = self.iconst(pc.wrapping_add(4));
                 self.set_reg(rd, link);
+                // A return to a call site in the region stays inside it.
+                for t in self.region.indirect_targets(self.cur) {
+                    let same = self.b.ins().icmp_imm_s(IntCC::Equal, target, i64::from(t as i32));
+                    let hit = self.b.create_block();
+                    let next = self.b.create_block();
+                    self.b.ins().brif(same, hit, &[], next, &[]);
+                    self.b.switch_to_block(hit);
+                    self.edge(t, i + 1);
+                    self.b.switch_to_block(next);
+                }
                 self.exit_indirect(target, i + 1);
             }
             Inst::Branch { op, rs1, rs2, offset } => {
