@@ -30,9 +30,6 @@ pub const EXIT_FAULT: i64 = 2;
 /// has executed yet.
 pub const EXIT_HOT: i64 = 3;
 
-/// Trap code of inline guest accesses (Cranelift's user trap code numbering).
-pub const INLINE_TRAP_CODE: u8 = 1;
-
 /// The kind of a helper argument or result (helpers use the host's C convention).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArgKind {

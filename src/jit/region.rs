@@ -23,6 +23,9 @@ use std::collections::HashMap;
 pub const DEFAULT_MAX_REGION_BLOCKS: usize = 32;
 /// Cap on the guest instructions of a region.
 pub const MAX_REGION_INSNS: usize = 1024;
+/// Cap on the loads and stores of a region (a code generator may name each one with a
+/// trap code of its own, and Cranelift has 250).
+pub const MAX_REGION_ACCESSES: usize = 240;
 
 /// One edge leaving a block: the target pc, and whether it stays in the region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,7 +104,9 @@ impl Region {
         if first.is_empty() {
             return None;
         }
+        let accesses = |b: &Block| b.access_pcs().len();
         let mut insns = first.len();
+        let mut n_accesses = accesses(&first);
         let mut blocks = vec![first];
         let mut seen: HashMap<u32, ()> = HashMap::from([(head, ())]);
         let mut next = 0;
@@ -113,10 +118,12 @@ impl Region {
                 }
                 seen.insert(target, ());
                 let b = discover(mem, target, max_block_insns);
-                if b.is_empty() || insns + b.len() > MAX_REGION_INSNS {
+                if b.is_empty() || insns + b.len() > MAX_REGION_INSNS || n_accesses + accesses(&b) > MAX_REGION_ACCESSES
+                {
                     continue;
                 }
                 insns += b.len();
+                n_accesses += accesses(&b);
                 blocks.push(b);
             }
             next += 1;

@@ -30,8 +30,8 @@
 
 use crate::guest::decode::{AluOp, BranchOp, Inst, LoadOp, StoreOp};
 use crate::jit::abi::{
-    ArgKind, Helper, JumpCacheEntry, EXIT_DISPATCH, EXIT_HOT, EXIT_STEP, HELPERS, INLINE_TRAP_CODE, JUMP_CACHE_MASK,
-    OFFSET_BUDGET_END, OFFSET_PC, OFFSET_REGS, OFFSET_RETIRED,
+    ArgKind, Helper, JumpCacheEntry, EXIT_DISPATCH, EXIT_HOT, EXIT_STEP, HELPERS, JUMP_CACHE_MASK, OFFSET_BUDGET_END,
+    OFFSET_PC, OFFSET_REGS, OFFSET_RETIRED,
 };
 use crate::jit::access::{AccessState, RegionClass};
 use crate::jit::block::BlockEnd;
@@ -66,9 +66,20 @@ pub struct LiftEnv {
     pub frontend: TargetFrontendConfig,
 }
 
-/// Trap code of inline guest accesses (the fault map finds them by it).
-pub fn inline_trap_code() -> TrapCode {
-    TrapCode::user(INLINE_TRAP_CODE).expect("a valid user trap code")
+/// Distinct user trap codes Cranelift offers (1..=250).
+pub const TRAP_CODES: u32 = 250;
+
+/// Trap code of the `k`-th inline access of a function: each access has its own while
+/// there are at most [`TRAP_CODES`] of them, so a trap names its access even where
+/// instruction selection folded the load into another instruction (whose source
+/// location is then not the access's).
+pub fn inline_trap_code(k: u32) -> TrapCode {
+    TrapCode::user(1 + (k % TRAP_CODES) as u8).expect("a valid user trap code")
+}
+
+/// The access number of a trap code made by [`inline_trap_code`], if it is one.
+pub fn inline_access_of(code: TrapCode) -> Option<u32> {
+    (1..=TRAP_CODES as u8).find(|&n| TrapCode::user(n) == Some(code)).map(|n| u32::from(n) - 1)
 }
 
 /// The signature of every block and region function.
@@ -135,6 +146,8 @@ pub struct Recovery {
 pub struct Lifted {
     pub sites: Vec<Site>,
     pub recoveries: Vec<Recovery>,
+    /// The site of each inline access, by access number (see [`inline_trap_code`]).
+    pub access_sites: Vec<u32>,
 }
 
 /// The dirty registers (and [`RETIRED_BIT`]) left unstored before an inline access
@@ -204,6 +217,8 @@ struct Lifter<'a, 'b> {
     /// Registers and sites at inline accesses whose values the fault path recovers
     /// from the machine state (see [`Recovery`]).
     recoveries: Vec<Recovery>,
+    /// The site of each inline access, in the order of their trap codes.
+    access_sites: Vec<u32>,
     /// The value label of each guest register's current value ([`TOTAL`]: the total).
     labels: [u32; 33],
     next_label: u32,
@@ -382,6 +397,7 @@ pub fn lift_region(
         vals: [None; 32],
         used,
         recoveries: Vec::new(),
+        access_sites: Vec::new(),
         labels: [0; 33],
         next_label: 0,
         forced,
@@ -417,7 +433,7 @@ pub fn lift_region(
     }
     l.b.seal_all_blocks();
     l.b.finalize(env.frontend);
-    Lifted { sites: l.sites, recoveries: l.recoveries }
+    Lifted { sites: l.sites, recoveries: l.recoveries, access_sites: l.access_sites }
 }
 
 impl Lifter<'_, '_> {
@@ -701,7 +717,9 @@ impl Lifter<'_, '_> {
         self.sync_for_access(i, &inst);
         let addr64 = self.b.ins().uextend(I64, addr);
         let host = self.b.ins().iadd_imm_s(addr64, self.env.arena_base as i64);
-        let flags = MemFlagsData::new().with_trap_code(Some(inline_trap_code()));
+        let site = self.sites.len() as u32 - 1;
+        let flags = MemFlagsData::new().with_trap_code(Some(inline_trap_code(self.access_sites.len() as u32)));
+        self.access_sites.push(site);
         let ins = self.b.ins();
         match access {
             Access::Load { width: 0, signed: true, .. } => Some(ins.sload8(I32, flags, host, 0)),

@@ -139,9 +139,21 @@ impl CraneliftBackend {
         let ranges = &compiled.value_labels_ranges;
         let mut inline_accesses = Vec::new();
         let mut missing = Vec::new();
-        for trap in compiled.buffer.traps().iter().filter(|t| t.code == lift::inline_trap_code()) {
-            let loc = srclocs.iter().find(|l| l.start <= trap.offset && trap.offset < l.end);
-            let index = loc.map(|l| l.loc.bits()).ok_or_else(|| err(&"inline access without source location"))?;
+        let unique = lifted.access_sites.len() <= lift::TRAP_CODES as usize;
+        for trap in compiled.buffer.traps() {
+            let Some(k) = lift::inline_access_of(trap.code) else { continue };
+            // The trap code names the access; with more accesses than codes, the source
+            // location does (and must agree with the code).
+            let index = if unique {
+                lifted.access_sites.get(k as usize).copied()
+            } else {
+                srclocs.iter().find(|l| l.start <= trap.offset && trap.offset < l.end).map(|l| l.loc.bits()).filter(
+                    |i| lifted.access_sites.iter().position(|s| s == i).map(|p| p as u32 % lift::TRAP_CODES) == Some(k),
+                )
+            };
+            let Some(index) = index else {
+                return Err(err(&"an inline access the fault map cannot place (too many accesses in one region)"));
+            };
             let site = lifted.sites.get(index as usize).ok_or_else(|| err(&"inline access without a site"))?;
             let mut recover = Vec::new();
             if let Some(rec) = lifted.recoveries.iter().find(|r| r.site == index) {
