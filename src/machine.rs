@@ -5,6 +5,7 @@
 //! in exactly the same way, which is what the differential tests check.
 
 use crate::guest::cpu::{Counters, Cpu, CsrFile};
+use crate::guest::decode::{decode_insn, insn_len, Inst, Isa};
 use crate::guest::disasm::disassemble_word;
 use crate::loader::{self, LoadError, DEFAULT_STACK_SIZE, STACK_TOP};
 use crate::memory::{Memory, RegionKind, PAGE, PERM_R, PERM_W};
@@ -21,8 +22,12 @@ pub enum FaultKind {
     LoadAccess,
     StoreAccess,
     FetchAccess,
-    /// A jump or branch to an address that is not 4-byte aligned.
+    /// A jump or branch to an address that is not 4-byte aligned (2-byte aligned with C).
     FetchMisaligned,
+    /// An `lr.w` from an address that is not 4-byte aligned.
+    LoadMisaligned,
+    /// An `sc.w` or AMO to an address that is not 4-byte aligned.
+    StoreMisaligned,
     /// An unknown syscall under `--strict-syscalls`.
     UnknownSyscall(u32),
 }
@@ -34,7 +39,7 @@ impl FaultKind {
             FaultKind::IllegalInstruction => libc::SIGILL,
             FaultKind::Breakpoint => libc::SIGTRAP,
             FaultKind::LoadAccess | FaultKind::StoreAccess | FaultKind::FetchAccess => libc::SIGSEGV,
-            FaultKind::FetchMisaligned => libc::SIGBUS,
+            FaultKind::FetchMisaligned | FaultKind::LoadMisaligned | FaultKind::StoreMisaligned => libc::SIGBUS,
             FaultKind::UnknownSyscall(_) => libc::SIGSYS,
         }
     }
@@ -47,6 +52,8 @@ impl FaultKind {
             FaultKind::StoreAccess => "store access fault".into(),
             FaultKind::FetchAccess => "instruction fetch access fault".into(),
             FaultKind::FetchMisaligned => "instruction address misaligned".into(),
+            FaultKind::LoadMisaligned => "load address misaligned".into(),
+            FaultKind::StoreMisaligned => "store/AMO address misaligned".into(),
             FaultKind::UnknownSyscall(nr) => format!("unknown syscall {nr} (--strict-syscalls)"),
         }
     }
@@ -96,13 +103,42 @@ pub struct MachineConfig {
     pub huge_pages: bool,
     /// Map the devices (test finisher, timer, UART).
     pub devices: bool,
+    /// The extensions the guest may use (`--isa`); the rest decode as illegal.
+    pub isa: Isa,
 }
 
 impl Default for MachineConfig {
     fn default() -> Self {
-        MachineConfig { stack_size: DEFAULT_STACK_SIZE, strict_syscalls: false, huge_pages: true, devices: true }
+        MachineConfig {
+            stack_size: DEFAULT_STACK_SIZE,
+            strict_syscalls: false,
+            huge_pages: true,
+            devices: true,
+            isa: Isa::default(),
+        }
     }
 }
+
+/// The reservation an `lr.w` registers (A extension).
+///
+/// The rule, the same on every backend: an `sc.w` succeeds only if the reservation is
+/// valid and its address is the `sc.w`'s. The reservation is cleared by every `sc.w`,
+/// by any store or AMO that writes a byte of the reserved word, by every syscall (a
+/// context switch, as Linux clears it on every return to user mode), and it lapses
+/// [`RESERVATION_INSNS`] instructions after the `lr.w` (an `sc.w` may fail for any
+/// reason, and a constrained LR/SC loop is 16 instructions at most, so loops still
+/// make progress). Stores only need checking while a reservation is valid, and then
+/// the dispatcher interprets (see `jit::dispatch`), so translated code never checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reservation {
+    /// The reserved (aligned) word.
+    pub addr: u32,
+    /// The retired count at which the reservation lapses.
+    pub until: u64,
+}
+
+/// Instructions after an `lr.w` for which its reservation stays valid.
+pub const RESERVATION_INSNS: u64 = 256;
 
 /// The whole guest machine. `cpu` comes first so a `*mut Cpu` handed to translated
 /// code is also a pointer to the machine.
@@ -119,6 +155,8 @@ pub struct Machine {
     /// Guest pcs of accesses whose state a helper changed; the dispatcher recompiles
     /// the blocks that hold them.
     pub access_events: Vec<u32>,
+    /// The `lr.w` reservation, if any (see [`Reservation`]).
+    pub reservation: Option<Reservation>,
 }
 
 impl Machine {
@@ -139,6 +177,7 @@ impl Machine {
             )));
         }
         let mut mem = Memory::new(config.huge_pages, config.devices).map_err(mem_err)?;
+        mem.isa = config.isa;
         let stack_bottom = STACK_TOP - config.stack_size;
         mem.add_ram(stack_bottom, u64::from(STACK_TOP), PERM_R | PERM_W, "stack").map_err(mem_err)?;
         let image = loader::load_elf(&mut mem, elf)?;
@@ -162,14 +201,31 @@ impl Machine {
         cpu.regs[2] = sp;
         Ok(Machine {
             cpu,
-            csrs: CsrFile::default(),
+            csrs: CsrFile::with_misa(config.isa.misa()),
             mem,
             io,
             config,
             stats: Stats::default(),
             warnings: Vec::new(),
             access_events: Vec::new(),
+            reservation: None,
         })
+    }
+
+    /// Is there a valid `lr.w` reservation (set, and not lapsed)?
+    pub fn reservation_valid(&self) -> bool {
+        self.reservation.is_some_and(|r| self.cpu.retired < r.until)
+    }
+
+    /// A store or AMO writes `[addr, addr + bytes)`: it clears a reservation on any of
+    /// those bytes.
+    pub fn store_seen(&mut self, addr: u32, bytes: u32) {
+        if let Some(r) = self.reservation {
+            let (a, b) = (u64::from(addr), u64::from(r.addr));
+            if a < b + 4 && b < a + u64::from(bytes) {
+                self.reservation = None;
+            }
+        }
     }
 
     /// Records a warning and, unless quiet, prints it on the host's stderr.
@@ -201,21 +257,39 @@ impl Machine {
         self.io.flush();
     }
 
-    /// The instruction word at `pc`, if it can be read.
-    pub fn instruction_at(&self, pc: u32) -> Option<u32> {
-        self.mem.read_bytes(pc, 4).ok().map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    /// The instruction at `pc` (its bits, and its length: 2 for a compressed one), if
+    /// it can be read.
+    pub fn instruction_at(&self, pc: u32) -> Option<(u32, u32)> {
+        let lo = self.mem.read_bytes(pc, 2).ok()?;
+        let lo = u16::from_le_bytes([lo[0], lo[1]]);
+        if insn_len(lo) == 2 {
+            return Some((u32::from(lo), 2));
+        }
+        let hi = self.mem.read_bytes(pc.wrapping_add(2), 2).ok()?;
+        Some((u32::from(lo) | u32::from(u16::from_le_bytes([hi[0], hi[1]])) << 16, 4))
     }
 
     /// A one-line description of a fault: kind, pc, address, the faulting instruction.
     pub fn describe_fault(&self, f: &GuestFault) -> String {
         let insn = match self.instruction_at(f.pc) {
-            Some(word) => format!("{word:08x}  {}", disassemble_word(word, f.pc).replace('\t', " ")),
+            Some((bits, len)) => {
+                let text = disassemble_word(bits, f.pc).replace('\t', " ");
+                // An instruction of an extension the run leaves out (--isa) says so.
+                let excluded = matches!(decode_insn(self.mem.isa, bits).0, Inst::Illegal(_))
+                    && !matches!(decode_insn(Isa::RV32IMAC, bits).0, Inst::Illegal(_));
+                let note = if excluded { format!(" (not in {})", self.mem.isa.name()) } else { String::new() };
+                let hex = if len == 2 { format!("{bits:04x}") } else { format!("{bits:08x}") };
+                format!("{hex}  {text}{note}")
+            }
             None => "<not readable>".into(),
         };
         let addr = match f.kind {
-            FaultKind::LoadAccess | FaultKind::StoreAccess | FaultKind::FetchAccess | FaultKind::FetchMisaligned => {
-                format!(", address {:#010x}", f.addr)
-            }
+            FaultKind::LoadAccess
+            | FaultKind::StoreAccess
+            | FaultKind::FetchAccess
+            | FaultKind::FetchMisaligned
+            | FaultKind::LoadMisaligned
+            | FaultKind::StoreMisaligned => format!(", address {:#010x}", f.addr),
             _ => String::new(),
         };
         format!("guest {} at pc {:#010x}{addr}: {insn}", f.kind.describe(), f.pc)

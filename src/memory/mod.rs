@@ -10,6 +10,7 @@
 //! by the interpreter and by the translated code's helper calls. Guest permission
 //! violations come back as [`MemFault`]s, never as host faults.
 
+use crate::guest::decode::Isa;
 use std::ptr;
 
 /// Size of the guest address space.
@@ -241,6 +242,9 @@ pub struct Memory {
     last_hit: std::cell::Cell<usize>,
     /// Devices the brk heap grew over (and so unmapped), not yet seen by the runtime.
     pub devices_removed: Vec<Device>,
+    /// What instruction fetch reads: with C, instructions are 2 or 4 bytes long at
+    /// 2-byte aligned addresses (see [`Memory::fetch_insn`]).
+    pub isa: Isa,
 }
 
 impl std::fmt::Debug for Memory {
@@ -285,6 +289,7 @@ impl Memory {
             huge_pages,
             last_hit: std::cell::Cell::new(0),
             devices_removed: Vec::new(),
+            isa: Isa::default(),
         })
     }
 
@@ -474,6 +479,30 @@ impl Memory {
             return Err(MemFault::Access);
         }
         Ok(self.ram_read(addr, Width::B4))
+    }
+
+    /// Fetches the instruction at `pc` (execute permission): its bits and its length.
+    /// With C, the first 16-bit parcel says the length (2 or 4); the second parcel of a
+    /// 4-byte instruction is fetched on its own, so an instruction may straddle a page
+    /// or a region end, and a fault on its second half reports that half's address,
+    /// as RISC-V reports the address of the portion of an instruction that faulted.
+    /// Without C, a whole aligned word is fetched. `Err` holds the faulting address.
+    pub fn fetch_insn(&self, pc: u32) -> Result<(u32, u32), u32> {
+        if !self.isa.c {
+            return self.fetch(pc).map(|w| (w, 4)).map_err(|_| pc);
+        }
+        if !self.ram_allows(pc, 2, PERM_X) {
+            return Err(pc);
+        }
+        let lo = self.ram_read(pc, Width::B2);
+        if lo & 3 != 3 {
+            return Ok((lo, 2));
+        }
+        let hi_addr = pc.wrapping_add(2);
+        if !self.ram_allows(hi_addr, 2, PERM_X) {
+            return Err(hi_addr);
+        }
+        Ok((lo | (self.ram_read(hi_addr, Width::B2) << 16), 4))
     }
 
     fn ram_read(&self, addr: u32, width: Width) -> u32 {

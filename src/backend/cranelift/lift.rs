@@ -21,7 +21,7 @@
 //!   to `Cpu`, and `cpu.retired` always holds the count at block entry, so when the
 //!   access faults the dispatcher completes the state from the fault map alone.
 
-use crate::guest::decode::{AluOp, BranchOp, Inst, LoadOp, StoreOp};
+use crate::guest::decode::{AluOp, AmoOp, BranchOp, Inst, LoadOp, StoreOp};
 use crate::jit::abi::{
     ArgKind, Helper, JumpCacheEntry, EXIT_DISPATCH, EXIT_HOT, EXIT_STEP, HELPERS, INLINE_TRAP_CODE, JUMP_CACHE_MASK,
     OFFSET_BUDGET_END, OFFSET_PC, OFFSET_REGS, OFFSET_RETIRED,
@@ -534,6 +534,8 @@ impl Lifter<'_, '_> {
 
     fn lift(&mut self, i: usize, inst: Inst) {
         let pc = self.block.pc_of(i);
+        // The next instruction's pc: the link value and a branch's fall-through.
+        let next = self.block.pc_of(i + 1);
         match inst {
             Inst::Lui { rd, imm } => {
                 let v = self.iconst(imm);
@@ -586,13 +588,13 @@ impl Lifter<'_, '_> {
             Inst::Fence { .. } => {}
             Inst::Jal { rd, offset } => {
                 let target = pc.wrapping_add(offset as u32);
-                if target & 3 != 0 {
+                if !self.block.aligned(target) {
                     // The interpreter raises the misaligned-target fault.
                     let pcv = self.iconst(pc);
                     self.exit_return(pcv, i, EXIT_STEP);
                     return;
                 }
-                let link = self.iconst(pc.wrapping_add(4));
+                let link = self.iconst(next);
                 self.set_reg(rd, link);
                 self.exit_chain(target, i + 1);
             }
@@ -600,9 +602,12 @@ impl Lifter<'_, '_> {
                 let base = self.reg(rs1);
                 let sum = self.b.ins().iadd_imm_s(base, i64::from(offset));
                 let target = self.b.ins().band_imm_s(sum, -2);
-                let misaligned = self.b.ins().band_imm_s(target, 2);
-                self.step_if(misaligned, i);
-                let link = self.iconst(pc.wrapping_add(4));
+                if self.block.ialign == 4 {
+                    // Without C a target at 2 mod 4 faults (with C every target is legal).
+                    let misaligned = self.b.ins().band_imm_s(target, 2);
+                    self.step_if(misaligned, i);
+                }
+                let link = self.iconst(next);
                 self.set_reg(rd, link);
                 self.exit_indirect(target, i + 1);
             }
@@ -628,7 +633,7 @@ impl Lifter<'_, '_> {
                 self.b.switch_to_block(taken);
                 self.b.seal_block(taken);
                 let target = pc.wrapping_add(offset as u32);
-                if target & 3 != 0 {
+                if !self.block.aligned(target) {
                     let pcv = self.iconst(pc);
                     self.exit_return(pcv, i, EXIT_STEP);
                 } else {
@@ -636,7 +641,12 @@ impl Lifter<'_, '_> {
                 }
                 self.b.switch_to_block(not_taken);
                 self.b.seal_block(not_taken);
-                self.exit_chain(pc.wrapping_add(4), i + 1);
+                self.exit_chain(next, i + 1);
+            }
+            Inst::Amo { op, rd, rs1, rs2, .. } => {
+                let addr = self.reg(rs1);
+                let src = self.reg(rs2);
+                self.amo(i, op, rd, addr, src);
             }
             // Instructions that need the runtime never reach the lifter (see block.rs).
             Inst::FenceI
@@ -645,10 +655,62 @@ impl Lifter<'_, '_> {
             | Inst::Mret
             | Inst::Wfi
             | Inst::Csr { .. }
+            | Inst::Lr { .. }
+            | Inst::Sc { .. }
             | Inst::Illegal(_) => {
                 let pcv = self.iconst(pc);
                 self.exit_return(pcv, i, EXIT_STEP);
             }
         }
+    }
+
+    /// The value an AMO stores.
+    fn amo_value(&mut self, op: AmoOp, old: Value, src: Value) -> Value {
+        let ins = self.b.ins();
+        match op {
+            AmoOp::Swap => src,
+            AmoOp::Add => ins.iadd(old, src),
+            AmoOp::Xor => ins.bxor(old, src),
+            AmoOp::And => ins.band(old, src),
+            AmoOp::Or => ins.bor(old, src),
+            AmoOp::Min => ins.smin(old, src),
+            AmoOp::Max => ins.smax(old, src),
+            AmoOp::Minu => ins.umin(old, src),
+            AmoOp::Maxu => ins.umax(old, src),
+        }
+    }
+
+    /// An AMO at instruction `i`, as its access plan says. COMMITTED(RAM): a misaligned
+    /// address goes to the interpreter (which raises the fault), else one inline load
+    /// and one inline store, both in the fault map (a fault on either leaves memory and
+    /// registers unchanged: rd is written after the store). Any other state: the AMO
+    /// helper (profiling unless VARIABLE); a refusal goes to the interpreter.
+    fn amo(&mut self, i: usize, op: AmoOp, rd: u8, addr: Value, src: Value) {
+        let plan = (self.plan_for)(self.block.pc_of(i));
+        let old = match plan.state {
+            AccessState::Committed(RegionClass::Ram) => {
+                let misaligned = self.b.ins().band_imm_s(addr, 3);
+                self.step_if(misaligned, i);
+                self.sync();
+                let addr64 = self.b.ins().uextend(I64, addr);
+                let host = self.b.ins().iadd_imm_s(addr64, self.env.arena_base as i64);
+                let flags = MemFlagsData::new().with_trap_code(Some(inline_trap_code()));
+                let old = self.b.ins().load(I32, flags, host, 0);
+                let new = self.amo_value(op, old, src);
+                self.b.ins().store(flags, new, host, 0);
+                old
+            }
+            state => {
+                let record = if state == AccessState::Variable { 0 } else { plan.record };
+                let cpu = self.cpu;
+                let opv = self.b.ins().iconst(I32, op.index() as i64);
+                let rec = self.b.ins().iconst(I64, record as i64);
+                let result = self.call(Helper::Amo, &[cpu, addr, src, opv, rec]);
+                let refused = self.b.ins().ushr_imm_s(result, 32);
+                self.step_if(refused, i);
+                self.b.ins().ireduce(I32, result)
+            }
+        };
+        self.set_reg(rd, old);
     }
 }

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Regenerates all.objdump from all.S with the GNU RISC-V cross toolchain
+# Regenerates all.objdump from all.S (rv32im) and compressed.objdump from compressed.S
+# (rv32imac: the C and A extensions) with the GNU RISC-V cross toolchain
 # (Debian: apt-get install binutils-riscv64-unknown-elf; tested with binutils 2.40).
 # The test (tests/disasm_objdump.rs) only reads the committed all.objdump.
 #
@@ -16,3 +17,7 @@ riscv64-unknown-elf-ld -m elf32lriscv --no-relax -e _start -Ttext=0x10000 \
     -o "$tmp/all.elf" "$tmp/all.o"
 (cd "$tmp" && riscv64-unknown-elf-objdump -d all.elf) > all.objdump
 echo "regenerated all.objdump ($(grep -c '^ *[0-9a-f]*:	' all.objdump) instruction lines)"
+riscv64-unknown-elf-as -march=rv32imac -mabi=ilp32 -o "$tmp/compressed.o" compressed.S
+riscv64-unknown-elf-ld -m elf32lriscv --no-relax -e _start -Ttext=0x10000 -o "$tmp/compressed.elf" "$tmp/compressed.o"
+(cd "$tmp" && riscv64-unknown-elf-objdump -d compressed.elf) > compressed.objdump
+echo "regenerated compressed.objdump ($(grep -c '^ *[0-9a-f]*:	' compressed.objdump) instruction lines)"
