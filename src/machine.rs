@@ -157,6 +157,10 @@ pub struct Machine {
     pub access_events: Vec<u32>,
     /// The `lr.w` reservation, if any (see [`Reservation`]).
     pub reservation: Option<Reservation>,
+    /// Set when guest code may have changed under its translations (`munmap`,
+    /// `mprotect` of executable pages, `riscv_flush_icache`): the dispatcher drops
+    /// every translation, as after `fence.i`, and clears the flag.
+    pub code_changed: bool,
 }
 
 impl Machine {
@@ -180,6 +184,8 @@ impl Machine {
         mem.isa = config.isa;
         let stack_bottom = STACK_TOP - config.stack_size;
         mem.add_ram(stack_bottom, u64::from(STACK_TOP), PERM_R | PERM_W, "stack").map_err(mem_err)?;
+        // Mappings go below the stack, one guard page away.
+        mem.mmap_top = stack_bottom - PAGE;
         let image = loader::load_elf(&mut mem, elf)?;
         // The heap may grow up to the next RAM region above it, leaving one guard page
         // (devices in the way are unmapped when it reaches them, see `Memory::set_brk`).
@@ -209,6 +215,7 @@ impl Machine {
             warnings: Vec::new(),
             access_events: Vec::new(),
             reservation: None,
+            code_changed: false,
         })
     }
 

@@ -21,7 +21,8 @@ const SLICE: u64 = 1 << 22;
 
 /// Interprets from `cpu.pc` to the end of the block (a branch or jump, an instruction
 /// that needs the runtime), at most `max` instructions. Returns true when a `fence.i`
-/// ran, after which translations must be dropped.
+/// ran or a syscall changed code (`Machine::code_changed`), after which translations
+/// must be dropped.
 /// Loads and stores interpreted here feed their access records too, so a block that
 /// becomes hot is usually compiled with its accesses already committed.
 fn interpret(m: &mut Machine, cache: &mut CodeCache, max: u64) -> Result<bool, Exit> {
@@ -42,7 +43,7 @@ fn interpret(m: &mut Machine, cache: &mut CodeCache, max: u64) -> Result<bool, E
                 m.stats.transitions.add(t);
             }
         }
-        fence_i |= inst == Inst::FenceI;
+        fence_i |= inst == Inst::FenceI || std::mem::take(&mut m.code_changed);
         if ends_block(&inst) {
             break;
         }

@@ -13,6 +13,9 @@
 use crate::guest::decode::Isa;
 use std::ptr;
 
+mod map;
+pub use map::{MapChange, MapError, Placement, MMAP_MIN_ADDR, MMAP_NAME};
+
 /// Size of the guest address space.
 pub const GUEST_SPACE: u64 = 1 << 32;
 /// Guard above the 4 GiB so a misaligned access at the very top stays in the reservation.
@@ -245,6 +248,9 @@ pub struct Memory {
     /// What instruction fetch reads: with C, instructions are 2 or 4 bytes long at
     /// 2-byte aligned addresses (see [`Memory::fetch_insn`]).
     pub isa: Isa,
+    /// Mappings without an address go to the highest free range below this (see
+    /// `map.rs`); the machine sets it below the stack.
+    pub mmap_top: u32,
 }
 
 impl std::fmt::Debug for Memory {
@@ -290,6 +296,7 @@ impl Memory {
             last_hit: std::cell::Cell::new(0),
             devices_removed: Vec::new(),
             isa: Isa::default(),
+            mmap_top: 0x7000_0000,
         })
     }
 
@@ -388,6 +395,16 @@ impl Memory {
             return old_brk;
         }
         let new_top = page_up(u64::from(new_brk));
+        let ram_in_the_way = self.regions.iter().enumerate().any(|(i, r)| {
+            i != self.heap_index
+                && matches!(r.kind, RegionKind::Ram { .. })
+                && u64::from(r.start) < new_top
+                && r.end > old_top
+        });
+        if new_top > old_top && ram_in_the_way {
+            // A mapping (mmap) is in the way: brk fails, as on Linux.
+            return old_brk;
+        }
         if new_top > old_top {
             // Linux programs know no devices: the heap takes over their address ranges.
             self.remove_devices_in(old_top as u32, new_top);

@@ -7,6 +7,8 @@
 //! symlinks lead out). Streams are either the host's (the `rvdbt` command) or
 //! in-memory buffers (tests, and anyone embedding the library).
 
+pub mod mm;
+
 use crate::machine::{Exit, FaultKind, GuestFault, Machine};
 use crate::memory::MemFault;
 use std::io::Write;
@@ -271,6 +273,14 @@ pub fn handle_ecall(m: &mut Machine) -> Result<(), Exit> {
             Ok(brk as i32)
         }
         SYS_GETPID => Ok(1),
+        mm::SYS_MMAP => mm::sys_mmap(m, a[0], a[1], a[2], a[3]),
+        mm::SYS_MUNMAP => mm::sys_munmap(m, a[0], a[1]),
+        mm::SYS_MPROTECT => mm::sys_mprotect(m, a[0], a[1], a[2]),
+        mm::SYS_MADVISE => mm::sys_madvise(m, a[0], a[1], a[2]),
+        mm::SYS_RISCV_FLUSH_ICACHE => mm::sys_riscv_flush_icache(m, a[0], a[1], a[2]),
+        mm::SYS_UNAME => mm::sys_uname(m, a[0]),
+        mm::SYS_GETRANDOM => mm::sys_getrandom(m, a[0], a[1], a[2]),
+        mm::SYS_SET_TID_ADDRESS => mm::sys_set_tid_address(m, a[0]),
         SYS_CLOCK_GETTIME | SYS_CLOCK_GETTIME64 => match guest_clock(a[0]) {
             None => Err(EINVAL),
             Some(clock) => {
