@@ -45,7 +45,7 @@ fn block_starts(elf: &[u8]) -> Vec<u32> {
         if at_start && seen.insert(m.cpu.pc) {
             starts.push(m.cpu.pc);
         }
-        let Ok(inst) = interp::fetch(&m) else { break };
+        let Ok((inst, _)) = interp::fetch(&m) else { break };
         if interp::step(&mut m).is_err() {
             break;
         }

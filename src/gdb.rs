@@ -145,7 +145,7 @@ pub fn fault_signal(kind: FaultKind) -> Signal {
         FaultKind::IllegalInstruction => Signal::SIGILL,
         FaultKind::Breakpoint => Signal::SIGTRAP,
         FaultKind::LoadAccess | FaultKind::StoreAccess | FaultKind::FetchAccess => Signal::SIGSEGV,
-        FaultKind::FetchMisaligned => Signal::SIGBUS,
+        FaultKind::FetchMisaligned | FaultKind::LoadMisaligned | FaultKind::StoreMisaligned => Signal::SIGBUS,
         FaultKind::UnknownSyscall(_) => Signal::SIGSYS,
     }
 }

@@ -1,12 +1,12 @@
 //! The interpreter: executes one guest instruction at a time, straight from the
 //! specification. It is the oracle every translating backend is tested against, so it
 //! stays plain. Translated code also uses [`step`] for the instructions that need the
-//! runtime (ecall, CSR accesses, mret, fence.i, faults).
+//! runtime (ecall, CSR accesses, mret, fence.i, lr/sc, faults).
 
 use crate::guest::cpu::CsrFile;
-use crate::guest::decode::{decode, AluOp, BranchOp, CsrOp, Inst, LoadOp, StoreOp};
-use crate::machine::{Exit, FaultKind, GuestFault, Machine};
-use crate::memory::{DeviceEffect, Width};
+use crate::guest::decode::{decode_insn, AluOp, AmoOp, BranchOp, CsrOp, Inst, LoadOp, StoreOp};
+use crate::machine::{Exit, FaultKind, GuestFault, Machine, Reservation, RESERVATION_INSNS};
+use crate::memory::{DeviceEffect, Memory, Width};
 use crate::syscall;
 
 /// The value of an ALU operation (RV32I and M, including the M edge cases: division by
@@ -89,36 +89,52 @@ fn fault(kind: FaultKind, pc: u32, addr: u32) -> Exit {
     Exit::Fault(GuestFault { kind, pc, addr })
 }
 
-/// Fetches and decodes the instruction at `cpu.pc` (a misaligned pc or an unfetchable
-/// word is the guest fault).
-pub fn fetch(m: &Machine) -> Result<Inst, Exit> {
+/// Fetches and decodes the instruction at `cpu.pc`: the instruction and its length in
+/// bytes (a misaligned pc or an unfetchable instruction is the guest fault; a fault on
+/// the second half of an instruction reports that half's address).
+pub fn fetch(m: &Machine) -> Result<(Inst, u32), Exit> {
     let pc = m.cpu.pc;
-    if pc & 3 != 0 {
+    let isa = m.mem.isa;
+    if !pc.is_multiple_of(isa.ialign()) {
         return Err(fault(FaultKind::FetchMisaligned, pc, pc));
     }
-    let word = m.mem.fetch(pc).map_err(|_| fault(FaultKind::FetchAccess, pc, pc))?;
-    Ok(decode(word))
+    let (bits, _) = m.mem.fetch_insn(pc).map_err(|addr| fault(FaultKind::FetchAccess, pc, addr))?;
+    Ok(decode_insn(isa, bits))
 }
 
 /// Fetches and executes the instruction at `cpu.pc`. On success the instruction has
 /// retired (`cpu.retired` incremented, pc advanced). On `Err` the run ends; a fault
 /// leaves the state as it was before the instruction.
 pub fn step(m: &mut Machine) -> Result<(), Exit> {
-    let inst = fetch(m)?;
-    execute(m, inst)
+    let (inst, len) = fetch(m)?;
+    execute(m, inst, len)
 }
 
-/// Executes one decoded instruction located at `cpu.pc`.
-pub fn execute(m: &mut Machine, inst: Inst) -> Result<(), Exit> {
+/// One AMO on `addr` through the generic memory path: returns the old value and the
+/// device effect of the store, or the fault (misaligned, or no read and write access;
+/// AMOs raise store/AMO faults). On `Err` memory is unchanged.
+pub fn amo(mem: &mut Memory, op: AmoOp, addr: u32, src: u32) -> Result<(u32, DeviceEffect), FaultKind> {
+    if addr & 3 != 0 {
+        return Err(FaultKind::StoreMisaligned);
+    }
+    let old = mem.load(addr, Width::B4).map_err(|_| FaultKind::StoreAccess)?;
+    let effect = mem.store(addr, Width::B4, op.apply(old, src)).map_err(|_| FaultKind::StoreAccess)?;
+    Ok((old, effect))
+}
+
+/// Executes one decoded instruction of `len` bytes located at `cpu.pc`.
+pub fn execute(m: &mut Machine, inst: Inst, len: u32) -> Result<(), Exit> {
     let pc = m.cpu.pc;
-    let mut next = pc.wrapping_add(4);
+    let mut next = pc.wrapping_add(len);
+    // Jump and branch targets must be 4-byte aligned, or 2-byte aligned with C.
+    let misaligned = m.mem.isa.ialign() - 1;
     let cpu = &mut m.cpu;
     match inst {
         Inst::Lui { rd, imm } => cpu.set_reg(rd, imm),
         Inst::Auipc { rd, imm } => cpu.set_reg(rd, pc.wrapping_add(imm)),
         Inst::Jal { rd, offset } => {
             let target = pc.wrapping_add(offset as u32);
-            if target & 3 != 0 {
+            if target & misaligned != 0 {
                 return Err(fault(FaultKind::FetchMisaligned, pc, target));
             }
             cpu.set_reg(rd, next);
@@ -126,7 +142,7 @@ pub fn execute(m: &mut Machine, inst: Inst) -> Result<(), Exit> {
         }
         Inst::Jalr { rd, rs1, offset } => {
             let target = cpu.reg(rs1).wrapping_add(offset as u32) & !1;
-            if target & 3 != 0 {
+            if target & misaligned != 0 {
                 return Err(fault(FaultKind::FetchMisaligned, pc, target));
             }
             cpu.set_reg(rd, next);
@@ -135,7 +151,7 @@ pub fn execute(m: &mut Machine, inst: Inst) -> Result<(), Exit> {
         Inst::Branch { op, rs1, rs2, offset } => {
             if branch_taken(op, cpu.reg(rs1), cpu.reg(rs2)) {
                 let target = pc.wrapping_add(offset as u32);
-                if target & 3 != 0 {
+                if target & misaligned != 0 {
                     return Err(fault(FaultKind::FetchMisaligned, pc, target));
                 }
                 next = target;
@@ -150,8 +166,9 @@ pub fn execute(m: &mut Machine, inst: Inst) -> Result<(), Exit> {
         Inst::Store { op, rs1, rs2, offset } => {
             let addr = cpu.reg(rs1).wrapping_add(offset as u32);
             let value = cpu.reg(rs2);
-            let effect =
-                m.mem.store(addr, store_width(op), value).map_err(|_| fault(FaultKind::StoreAccess, pc, addr))?;
+            let width = store_width(op);
+            let effect = m.mem.store(addr, width, value).map_err(|_| fault(FaultKind::StoreAccess, pc, addr))?;
+            m.store_seen(addr, width.bytes());
             if let DeviceEffect::Exit(code) = effect {
                 m.cpu.retired += 1;
                 m.cpu.pc = next;
@@ -163,13 +180,15 @@ pub fn execute(m: &mut Machine, inst: Inst) -> Result<(), Exit> {
         Inst::Op { op, rd, rs1, rs2 } => cpu.set_reg(rd, alu(op, cpu.reg(rs1), cpu.reg(rs2))),
         Inst::Fence { .. } | Inst::Wfi | Inst::FenceI => {}
         Inst::Ecall => {
+            // A syscall is a context switch: it clears the reservation.
+            m.reservation = None;
             m.cpu.retired += 1;
             let result = syscall::handle_ecall(m);
             m.cpu.pc = next;
             return result;
         }
         Inst::Ebreak => return Err(fault(FaultKind::Breakpoint, pc, 0)),
-        Inst::Mret => next = m.csrs.read(crate::guest::cpu::CSR_MEPC, m.counters()) & !3,
+        Inst::Mret => next = m.csrs.read(crate::guest::cpu::CSR_MEPC, m.counters()) & !misaligned,
         Inst::Csr { op, rd, src, csr } => {
             let operand = match op {
                 CsrOp::Rw | CsrOp::Rs | CsrOp::Rc => cpu.reg(src),
@@ -190,6 +209,51 @@ pub fn execute(m: &mut Machine, inst: Inst) -> Result<(), Exit> {
                 m.csrs.write(csr, new);
             }
             m.cpu.set_reg(rd, old);
+        }
+        Inst::Lr { rd, rs1, .. } => {
+            let addr = cpu.reg(rs1);
+            if addr & 3 != 0 {
+                return Err(fault(FaultKind::LoadMisaligned, pc, addr));
+            }
+            let v = m.mem.load(addr, Width::B4).map_err(|_| fault(FaultKind::LoadAccess, pc, addr))?;
+            m.cpu.set_reg(rd, v);
+            m.reservation = Some(Reservation { addr, until: m.cpu.retired + 1 + RESERVATION_INSNS });
+        }
+        Inst::Sc { rd, rs1, rs2, .. } => {
+            let addr = cpu.reg(rs1);
+            let value = cpu.reg(rs2);
+            // Without a valid reservation of this word the sc fails without touching
+            // memory (so it raises no fault, misaligned or not, as on QEMU).
+            let reserved = m.reservation_valid() && m.reservation.is_some_and(|r| r.addr == addr);
+            let result = if reserved {
+                let effect =
+                    m.mem.store(addr, Width::B4, value).map_err(|_| fault(FaultKind::StoreAccess, pc, addr))?;
+                if let DeviceEffect::Exit(code) = effect {
+                    m.reservation = None;
+                    m.cpu.set_reg(rd, 0);
+                    m.cpu.retired += 1;
+                    m.cpu.pc = next;
+                    m.flush_uart();
+                    return Err(Exit::Exited(code));
+                }
+                0
+            } else {
+                1
+            };
+            m.reservation = None;
+            m.cpu.set_reg(rd, result);
+        }
+        Inst::Amo { op, rd, rs1, rs2, .. } => {
+            let addr = cpu.reg(rs1);
+            let (old, effect) = amo(&mut m.mem, op, addr, cpu.reg(rs2)).map_err(|kind| fault(kind, pc, addr))?;
+            m.store_seen(addr, 4);
+            m.cpu.set_reg(rd, old);
+            if let DeviceEffect::Exit(code) = effect {
+                m.cpu.retired += 1;
+                m.cpu.pc = next;
+                m.flush_uart();
+                return Err(Exit::Exited(code));
+            }
         }
         Inst::Illegal(_) => return Err(fault(FaultKind::IllegalInstruction, pc, 0)),
     }

@@ -5,6 +5,7 @@
 //! in exactly the same way, which is what the differential tests check.
 
 use crate::guest::cpu::{Counters, Cpu, CsrFile};
+use crate::guest::decode::{decode_insn, insn_len, Inst, Isa};
 use crate::guest::disasm::disassemble_word;
 use crate::loader::{self, LoadError, DEFAULT_STACK_SIZE, STACK_GUARD, STACK_TOP};
 use crate::memory::{Memory, RegionKind, PAGE, PERM_R, PERM_W};
@@ -21,8 +22,12 @@ pub enum FaultKind {
     LoadAccess,
     StoreAccess,
     FetchAccess,
-    /// A jump or branch to an address that is not 4-byte aligned.
+    /// A jump or branch to an address that is not 4-byte aligned (2-byte aligned with C).
     FetchMisaligned,
+    /// An `lr.w` from an address that is not 4-byte aligned.
+    LoadMisaligned,
+    /// An `sc.w` or AMO to an address that is not 4-byte aligned.
+    StoreMisaligned,
     /// An unknown syscall under `--strict-syscalls`.
     UnknownSyscall(u32),
 }
@@ -34,7 +39,7 @@ impl FaultKind {
             FaultKind::IllegalInstruction => libc::SIGILL,
             FaultKind::Breakpoint => libc::SIGTRAP,
             FaultKind::LoadAccess | FaultKind::StoreAccess | FaultKind::FetchAccess => libc::SIGSEGV,
-            FaultKind::FetchMisaligned => libc::SIGBUS,
+            FaultKind::FetchMisaligned | FaultKind::LoadMisaligned | FaultKind::StoreMisaligned => libc::SIGBUS,
             FaultKind::UnknownSyscall(_) => libc::SIGSYS,
         }
     }
@@ -47,6 +52,8 @@ impl FaultKind {
             FaultKind::StoreAccess => "store access fault".into(),
             FaultKind::FetchAccess => "instruction fetch access fault".into(),
             FaultKind::FetchMisaligned => "instruction address misaligned".into(),
+            FaultKind::LoadMisaligned => "load address misaligned".into(),
+            FaultKind::StoreMisaligned => "store/AMO address misaligned".into(),
             FaultKind::UnknownSyscall(nr) => format!("unknown syscall {nr} (--strict-syscalls)"),
         }
     }
@@ -103,6 +110,8 @@ pub struct MachineConfig {
     pub devices: bool,
     /// Most bytes of guest RAM (segments, stack and heap); `brk` beyond it fails.
     pub max_memory: Option<u64>,
+    /// The extensions the guest may use (`--isa`); the rest decode as illegal.
+    pub isa: Isa,
 }
 
 impl Default for MachineConfig {
@@ -113,9 +122,31 @@ impl Default for MachineConfig {
             huge_pages: true,
             devices: true,
             max_memory: None,
+            isa: Isa::default(),
         }
     }
 }
+
+/// The reservation an `lr.w` registers (A extension).
+///
+/// The rule, the same on every backend: an `sc.w` succeeds only if the reservation is
+/// valid and its address is the `sc.w`'s. The reservation is cleared by every `sc.w`,
+/// by any store or AMO that writes a byte of the reserved word, by every syscall (a
+/// context switch, as Linux clears it on every return to user mode), and it lapses
+/// [`RESERVATION_INSNS`] instructions after the `lr.w` (an `sc.w` may fail for any
+/// reason, and a constrained LR/SC loop is 16 instructions at most, so loops still
+/// make progress). Stores only need checking while a reservation is valid, and then
+/// the dispatcher interprets (see `jit::dispatch`), so translated code never checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reservation {
+    /// The reserved (aligned) word.
+    pub addr: u32,
+    /// The retired count at which the reservation lapses.
+    pub until: u64,
+}
+
+/// Instructions after an `lr.w` for which its reservation stays valid.
+pub const RESERVATION_INSNS: u64 = 256;
 
 /// The whole guest machine. `cpu` comes first so a `*mut Cpu` handed to translated
 /// code is also a pointer to the machine.
@@ -133,6 +164,12 @@ pub struct Machine {
     /// Guest pcs of accesses whose state a helper changed; the dispatcher recompiles
     /// the blocks that hold them.
     pub access_events: Vec<u32>,
+    /// The `lr.w` reservation, if any (see [`Reservation`]).
+    pub reservation: Option<Reservation>,
+    /// Set when guest code may have changed under its translations (`munmap`,
+    /// `mprotect` of executable pages, `riscv_flush_icache`): the dispatcher drops
+    /// every translation, as after `fence.i`, and clears the flag.
+    pub code_changed: bool,
 }
 
 impl Machine {
@@ -153,8 +190,11 @@ impl Machine {
             )));
         }
         let mut mem = Memory::new(config.huge_pages, config.devices).map_err(mem_err)?;
+        mem.isa = config.isa;
         let stack_bottom = STACK_TOP - config.stack_size;
         mem.add_ram(stack_bottom, u64::from(STACK_TOP), PERM_R | PERM_W, "stack").map_err(mem_err)?;
+        // Mappings go below the stack's guard gap.
+        mem.mmap_top = stack_bottom.saturating_sub(STACK_GUARD);
         let image = loader::load_elf(&mut mem, elf)?;
         // The heap may grow up to the next RAM region above it, leaving one guard page, or
         // below the stack a guard gap of STACK_GUARD, as Linux keeps one (devices in the
@@ -189,19 +229,38 @@ impl Machine {
         cpu.regs[2] = sp;
         Ok(Machine {
             cpu,
-            csrs: CsrFile::default(),
+            csrs: CsrFile::with_misa(config.isa.misa()),
             mem,
             io,
             config,
             stats: Stats::default(),
             warnings: Vec::new(),
             access_events: Vec::new(),
+            reservation: None,
+            code_changed: false,
         })
     }
 
     /// Records a warning and, unless quiet, prints it on the host's stderr. Only the
     /// first [`MAX_WARNINGS`] are kept and printed (then one line says so); the rest are
     /// counted, so a guest that repeats a warning in a loop costs no memory.
+    /// Is there a valid `lr.w` reservation (set, and not lapsed)?
+    pub fn reservation_valid(&self) -> bool {
+        self.reservation.is_some_and(|r| self.cpu.retired < r.until)
+    }
+
+    /// A store or AMO writes `[addr, addr + bytes)`: it clears a reservation on any of
+    /// those bytes.
+    pub fn store_seen(&mut self, addr: u32, bytes: u32) {
+        if let Some(r) = self.reservation {
+            let (a, b) = (u64::from(addr), u64::from(r.addr));
+            if a < b + 4 && b < a + u64::from(bytes) {
+                self.reservation = None;
+            }
+        }
+    }
+
+    /// Records a warning and, unless quiet, prints it on the host's stderr.
     pub fn warn(&mut self, msg: String) {
         self.stats.warnings += 1;
         if self.warnings.len() < MAX_WARNINGS {
@@ -233,21 +292,39 @@ impl Machine {
         self.flush_uart();
     }
 
-    /// The instruction word at `pc`, if it can be read.
-    pub fn instruction_at(&self, pc: u32) -> Option<u32> {
-        self.mem.read_bytes(pc, 4).ok().map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    /// The instruction at `pc` (its bits, and its length: 2 for a compressed one), if
+    /// it can be read.
+    pub fn instruction_at(&self, pc: u32) -> Option<(u32, u32)> {
+        let lo = self.mem.read_bytes(pc, 2).ok()?;
+        let lo = u16::from_le_bytes([lo[0], lo[1]]);
+        if insn_len(lo) == 2 {
+            return Some((u32::from(lo), 2));
+        }
+        let hi = self.mem.read_bytes(pc.wrapping_add(2), 2).ok()?;
+        Some((u32::from(lo) | u32::from(u16::from_le_bytes([hi[0], hi[1]])) << 16, 4))
     }
 
     /// A one-line description of a fault: kind, pc, address, the faulting instruction.
     pub fn describe_fault(&self, f: &GuestFault) -> String {
         let insn = match self.instruction_at(f.pc) {
-            Some(word) => format!("{word:08x}  {}", disassemble_word(word, f.pc).replace('\t', " ")),
+            Some((bits, len)) => {
+                let text = disassemble_word(bits, f.pc).replace('\t', " ");
+                // An instruction of an extension the run leaves out (--isa) says so.
+                let excluded = matches!(decode_insn(self.mem.isa, bits).0, Inst::Illegal(_))
+                    && !matches!(decode_insn(Isa::RV32IMAC, bits).0, Inst::Illegal(_));
+                let note = if excluded { format!(" (not in {})", self.mem.isa.name()) } else { String::new() };
+                let hex = if len == 2 { format!("{bits:04x}") } else { format!("{bits:08x}") };
+                format!("{hex}  {text}{note}")
+            }
             None => "<not readable>".into(),
         };
         let mut addr = match f.kind {
-            FaultKind::LoadAccess | FaultKind::StoreAccess | FaultKind::FetchAccess | FaultKind::FetchMisaligned => {
-                format!(", address {:#010x}", f.addr)
-            }
+            FaultKind::LoadAccess
+            | FaultKind::StoreAccess
+            | FaultKind::FetchAccess
+            | FaultKind::FetchMisaligned
+            | FaultKind::LoadMisaligned
+            | FaultKind::StoreMisaligned => format!(", address {:#010x}", f.addr),
             _ => String::new(),
         };
         let stack_bottom = STACK_TOP - self.config.stack_size;

@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use rvdbt::gdb;
+use rvdbt::guest::decode::Isa;
 use rvdbt::jit::access::MemMode;
 use rvdbt::jit::fault;
 use rvdbt::jit::JitConfig;
@@ -155,6 +156,10 @@ struct RunArgs {
     /// Map no devices (test finisher, timer, UART): plain Linux user mode, as qemu-riscv32.
     #[arg(long)]
     no_devices: bool,
+    /// The instruction set the guest may use (rv32im, rv32ima, rv32imc or rv32imac);
+    /// instructions of other extensions are illegal.
+    #[arg(long, value_name = "ISA", default_value = "rv32imac", value_parser = parse_isa)]
+    isa: Isa,
     /// Print statistics on stderr at the end.
     #[arg(long)]
     stats: bool,
@@ -187,6 +192,10 @@ fn parse_block_cap(s: &str) -> Result<usize, String> {
         Ok(n) if (1..=4096).contains(&n) => Ok(n),
         _ => Err(format!("invalid block cap '{s}' (1 to 4096)")),
     }
+}
+
+fn parse_isa(s: &str) -> Result<Isa, String> {
+    Isa::parse(s).ok_or_else(|| format!("invalid ISA '{s}' (rv32im, rv32ima, rv32imc or rv32imac)"))
 }
 
 fn parse_size(s: &str) -> Result<u32, String> {
@@ -304,6 +313,7 @@ fn run(args: RunArgs, mut io: Io) -> anyhow::Result<ExitCode> {
         huge_pages: !args.no_huge_pages,
         devices: !args.no_devices,
         max_memory: args.max_memory.map(|mib| u64::from(mib) << 20),
+        isa: args.isa,
     };
     if let Some(dir) = &args.dir {
         io.grant_dir(dir).with_context(|| format!("cannot grant {}", dir.display()))?;

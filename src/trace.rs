@@ -200,9 +200,9 @@ pub fn effect(inst: &Inst, cpu: &Cpu) -> String {
 pub fn step(m: &mut Machine, tracer: &mut Tracer) -> Result<(), Exit> {
     let pc = m.cpu.pc;
     tracer.enter(pc, m.cpu.retired);
-    let inst = interp::fetch(m)?;
+    let (inst, len) = interp::fetch(m)?;
     let before = m.cpu.retired;
-    let result = interp::execute(m, inst);
+    let result = interp::execute(m, inst, len);
     if m.cpu.retired != before {
         tracer.retired(pc, &inst, &m.cpu);
     }

@@ -266,14 +266,40 @@ fn fetch_from_data_is_an_access_fault() {
 
 #[test]
 fn misaligned_jump() {
+    // Without C (--isa rv32im) jump targets must be 4-byte aligned.
     let text = [auipc(T0, 0), jalr(ZERO, T0, 2)];
-    let o = run_prog(&text, &[], &[], &[], b"");
+    let o = run_prog(&text, &[], &["--isa", "rv32im"], &[], b"");
     assert_status(&o, 135, &["instruction address misaligned", "pc 0x00010004", "0x00010002"]);
     assert_one_line(&o);
     // A taken branch to a misaligned target (bne zero, t0, +2 ... encoded as offset 2).
     let text = [addi(T0, ZERO, 1), bne(T0, ZERO, 2)];
-    let o = run_prog(&text, &[], &[], &[], b"");
+    let o = run_prog(&text, &[], &["--isa", "rv32im", "--backend", "interp"], &[], b"");
     assert_status(&o, 135, &["instruction address misaligned", "0x00010006"]);
+    // With C (the default) the target is legal: here it is the upper half of the jalr,
+    // 0x0062 (c.slli ra,24), then the zero padding after the text: 0x0000, the defined
+    // illegal (compressed) instruction.
+    let text = [auipc(T0, 0), jalr(ZERO, T0, 6)];
+    let o = run_prog(&text, &[], &[], &[], b"");
+    assert_status(&o, 132, &["illegal instruction", "pc 0x00010008", "0000  unimp"]);
+    assert_one_line(&o);
+}
+
+#[test]
+fn isa_option_restricts_decoding() {
+    // c.li a0, 7 (0x451d) then c.nop, then exit(a0).
+    let text = [0x0001_451d, addi(A7, ZERO, 93), ecall()];
+    let o = run_prog(&text, &[], &[], &[], b"");
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    let o = run_prog(&text, &[], &["--isa", "rv32im"], &[], b"");
+    assert_status(&o, 132, &["illegal instruction", "pc 0x00010000", "451d  li a0,7 (not in rv32im)"]);
+    assert_one_line(&o);
+    // amoadd.w a0, a0, (sp) under rv32imc.
+    let text = [0x00a1_252f, addi(A7, ZERO, 93), ecall()];
+    let o = run_prog(&text, &[], &["--isa", "rv32imc"], &[], b"");
+    assert_status(&o, 132, &["illegal instruction", "amoadd.w a0,a0,(sp) (not in rv32imc)"]);
+    let o = run_prog(&text, &[], &["--isa", "rv32i"], &[], b"");
+    assert_status(&o, 2, &["invalid ISA 'rv32i'"]);
+    assert_one_line(&o);
 }
 
 #[test]
@@ -521,12 +547,17 @@ fn non_elf_file_is_refused() {
 #[test]
 fn unloadable_elf_is_refused_with_the_reason() {
     let mut img = elf_image(&counted_program(), &[], 0);
-    img[36] = 1; // e_flags: RVC
+    img[36] = 2; // e_flags: single-float ABI
     let dir = TempDir::new();
+    let file = dir.file("float.elf", &img);
+    let o = run_file(&file, &[], &[], b"");
+    assert_status(&o, 2, &["single-float ABI"]);
+    assert_one_line(&o);
+    // RVC (compressed code) is fine.
+    img[36] = 1;
     let file = dir.file("rvc.elf", &img);
     let o = run_file(&file, &[], &[], b"");
-    assert_status(&o, 2, &["C (compressed) extension"]);
-    assert_one_line(&o);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! Compares the disassembler with GNU objdump, line by line.
 //!
-//! `tests/data/disasm/all.S` covers every RV32IM/Zicsr/Zifencei form; `regen.sh`
-//! assembles and links it and commits `objdump -d` of the result as `all.objdump`.
+//! `tests/data/disasm/all.S` covers every RV32IM/Zicsr/Zifencei form and
+//! `compressed.S` the C and A extensions (every compressed and atomic form, and a
+//! sample of all 16-bit parcels); `regen.sh` assembles and links them and commits
+//! `objdump -d` of the results as `all.objdump` and `compressed.objdump`.
 //! This test needs no toolchain: it parses that dump, decodes every instruction word,
 //! disassembles it at its address and requires the exact objdump text, after removing
 //! the two context-dependent annotations objdump appends (` <symbol+0x..>` after an
@@ -12,12 +14,17 @@ use rvdbt::guest::disasm::{disassemble, disassemble_word};
 
 const DUMP: &str = include_str!("data/disasm/all.objdump");
 const SOURCE: &str = include_str!("data/disasm/all.S");
+const C_DUMP: &str = include_str!("data/disasm/compressed.objdump");
+const C_SOURCE: &str = include_str!("data/disasm/compressed.S");
 
 /// One disassembled instruction of the dump.
 struct DumpLine {
     line_no: usize,
     addr: u32,
+    /// The instruction's bits (16 for a compressed one).
     word: u32,
+    /// 2 or 4 bytes.
+    len: u32,
     /// objdump's text without its annotations.
     text: String,
 }
@@ -71,11 +78,15 @@ fn parse_dump(dump: &str) -> Vec<DumpLine> {
         };
         let addr = addr.strip_suffix(':').filter(|a| is_hex(a));
         let addr = addr.unwrap_or_else(|| panic!("line {line_no}: bad address in {line:?}"));
-        assert!(word.len() == 8 && is_hex(word), "line {line_no}: not one 32-bit instruction word: {line:?}");
+        assert!(
+            (word.len() == 8 || word.len() == 4) && is_hex(word),
+            "line {line_no}: not one 16- or 32-bit instruction: {line:?}"
+        );
         lines.push(DumpLine {
             line_no,
             addr: u32::from_str_radix(addr, 16).expect("address fits in 32 bits"),
-            word: u32::from_str_radix(word, 16).expect("8 hex digits"),
+            word: u32::from_str_radix(word, 16).expect("4 or 8 hex digits"),
+            len: word.len() as u32 / 2,
             text: strip_annotations(text, line_no),
         });
     }
@@ -106,11 +117,12 @@ fn has_reserved_fence_fields(word: u32) -> bool {
     }
 }
 
-#[test]
-fn matches_objdump_for_every_line() {
-    let lines = parse_dump(DUMP);
+/// Every line of `dump` disassembles to objdump's text; returns the lines checked.
+fn check_dump(dump: &str) -> Vec<DumpLine> {
+    let lines = parse_dump(dump);
     let mut failures = Vec::new();
     for l in &lines {
+        assert_eq!(l.len, if l.word & 3 == 3 { 4 } else { 2 }, "line {}: length of {:x}", l.line_no, l.word);
         let got = disassemble_word(l.word, l.addr);
         if got != l.text {
             failures.push(format!(
@@ -119,8 +131,9 @@ fn matches_objdump_for_every_line() {
             ));
         }
         // Through the Inst alone the text is the same, except for the reserved fence
-        // fields the Inst does not carry.
-        if !has_reserved_fence_fields(l.word) {
+        // fields the Inst does not carry, and for compressed instructions, whose
+        // objdump text depends on the compressed form (HINTs, `c.mv`, ...).
+        if l.len == 4 && !has_reserved_fence_fields(l.word) {
             let via_inst = disassemble(&decode(l.word), l.addr);
             if via_inst != l.text {
                 failures.push(format!(
@@ -137,12 +150,84 @@ fn matches_objdump_for_every_line() {
         lines.len(),
         failures.iter().take(50).cloned().collect::<Vec<_>>().join("\n")
     );
+    lines
+}
 
+#[test]
+fn matches_objdump_for_every_line() {
+    let lines = check_dump(DUMP);
     let in_source = source_instruction_count(SOURCE);
     assert!(in_source > 300, "all.S parsed as only {in_source} instructions");
     assert!(lines.len() >= in_source, "checked {} lines but all.S has {in_source} instruction lines", lines.len());
     // The 4096-CSR sweep alone is 4096 lines.
     assert!(lines.len() > 4096 + in_source / 2, "checked only {} lines", lines.len());
+}
+
+#[test]
+fn matches_objdump_for_every_compressed_and_atomic_line() {
+    let lines = check_dump(C_DUMP);
+    let in_source = source_instruction_count(C_SOURCE);
+    assert!(in_source > 4000, "compressed.S parsed as only {in_source} instructions");
+    assert_eq!(lines.len(), in_source, "compressed.objdump and compressed.S disagree on the instruction count");
+    let compressed = lines.iter().filter(|l| l.len == 2).count();
+    assert!(compressed > 4000, "only {compressed} compressed lines");
+    let seen: std::collections::HashSet<&str> = lines.iter().map(|l| l.text.split('\t').next().unwrap_or("")).collect();
+    let expected = [
+        "unimp",
+        "nop",
+        "add",
+        "lw",
+        "sw",
+        "c.nop",
+        "jal",
+        "li",
+        "c.li",
+        "lui",
+        "c.lui",
+        "srl",
+        "sra",
+        "c.srli64",
+        "c.srai64",
+        "and",
+        "sub",
+        "xor",
+        "or",
+        "j",
+        "beqz",
+        "bnez",
+        "sll",
+        "c.slli",
+        "c.slli64",
+        "ret",
+        "jr",
+        "mv",
+        "c.mv",
+        "ebreak",
+        "jalr",
+        "c.add",
+        ".2byte",
+        "lr.w",
+        "lr.w.aq",
+        "lr.w.rl",
+        "lr.w.aqrl",
+        "sc.w",
+        "sc.w.aqrl",
+        "amoswap.w",
+        "amoadd.w",
+        "amoxor.w",
+        "amoand.w",
+        "amoor.w",
+        "amomin.w",
+        "amomax.w",
+        "amominu.w",
+        "amomaxu.w",
+        "amoadd.w.aq",
+        "amoadd.w.rl",
+        "amoadd.w.aqrl",
+        ".4byte",
+    ];
+    let missing: Vec<_> = expected.iter().filter(|m| !seen.contains(*m)).collect();
+    assert!(missing.is_empty(), "compressed.objdump lacks {missing:?}");
 }
 
 #[test]

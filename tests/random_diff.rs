@@ -1,4 +1,4 @@
-//! Random differential tests: random RV32IM programs run on the interpreter (the
+//! Random differential tests: random RV32IMAC programs run on the interpreter (the
 //! oracle) and on every other backend of `common::backends()` must end in exactly the
 //! same state: the `Exit`, all registers, the pc, the retired-instruction count, the
 //! RAM contents (`ram_hash`), the guest's stdout and stderr bytes and the warnings.
@@ -10,6 +10,10 @@
 //! M operations with 0 / -1 / INT_MIN operands, lui/auipc, loads and stores with
 //! misaligned offsets, CSR counter reads, forward branches and jumps, jalr through
 //! auipc/lui-computed registers, bounded loops, calls and returns, fence.i, syscalls,
+//! compressed instructions of every kind (so 4-byte instructions sit at 2 mod 4 and
+//! blocks mix lengths; c.beqz/c.bnez, c.j, c.jr and c.jal calls), AMOs of every kind
+//! and ordering, lr/sc pairs that succeed, fail or leave a reservation pending, retry
+//! loops, misaligned AMO/lr and jumps to 2 mod 4 addresses,
 //! and now and then a "wild" access: unmapped memory, the text segment, the UART, the
 //! CLINT's mtimecmp, the test finisher, the brk heap, a region's edge, or, in loops,
 //! an access whose region changes with the iteration), then `exit(a0 = some register)`.
@@ -297,9 +301,14 @@ fn simple_op() -> BoxedStrategy<Op> {
         8 => (0u8..3, 0u8..4, reg(), off()).prop_map(|(f, base, rs2, off)| Op::Store { f, base, rs2, off }),
         1 => (0u8..11, reg(), reg()).prop_map(|(f, rd, rs1)| Op::Csr { f, rd, rs1 }),
         1 => Just(Op::Fence),
-        2 => (wild_kind(), 0u8..8, reg(), any::<u16>()).prop_map(|(kind, f, reg, raw)| Op::Wild { kind, f, reg, raw }),
+        2 => (wild_kind(), any::<u8>(), reg(), any::<u16>()).prop_map(|(kind, f, reg, raw)| Op::Wild { kind, f, reg, raw }),
         1 => (0u8..5, 0u8..4, off(), any::<u8>())
             .prop_map(|(kind, base, off, len)| Op::Syscall { kind, base, off, len }),
+        12 => (0u8..19, reg(), reg(), any::<i16>()).prop_map(|(kind, rd, rs, imm)| Op::C { kind, rd, rs, imm }),
+        3 => (0u8..9, reg(), 0u8..4, reg(), off(), 0u8..4)
+            .prop_map(|(f, rd, base, rs2, off, ord)| Op::Amo { f, rd, base, rs2, off, ord }),
+        2 => (0u8..8, reg(), 0u8..4, reg(), off())
+            .prop_map(|(kind, rd, base, rs2, off)| Op::LrSc { kind, rd, base, rs2, off }),
     ]
     .boxed()
 }
@@ -309,14 +318,16 @@ fn any_op(depth: usize) -> BoxedStrategy<Op> {
     // In loop bodies, accesses whose region changes with the iteration (switch, sweep).
     let switch_w = if depth > 0 { 16 } else { 0 };
     let leaf = prop_oneof![
-        switch_w => (prop_oneof![3 => Just(12u8), 1 => Just(13u8)], 0u8..8, reg(), any::<u16>())
+        switch_w => (prop_oneof![3 => Just(12u8), 1 => Just(13u8)], any::<u8>(), reg(), any::<u16>())
             .prop_map(|(kind, f, reg, raw)| Op::Wild { kind, f, reg, raw }),
         160 => simple_op(),
         24 => (0u8..6, reg(), reg(), 0u8..4).prop_map(|(f, rs1, rs2, skip)| Op::Branch { f, rs1, rs2, skip }),
         8 => (reg(), 0u8..4).prop_map(|(rd, skip)| Op::Jal { rd, skip }),
         8 => (0u8..8, reg(), 0u8..4).prop_map(|(form, rd, skip)| Op::Jalr { form, rd, skip }),
         2 => Just(Op::FenceI),
-        1 => (0u8..11, any::<u8>()).prop_map(|(kind, raw)| Op::Stop { kind, raw }),
+        1 => (0u8..14, any::<u8>()).prop_map(|(kind, raw)| Op::Stop { kind, raw }),
+        16 => (0u8..2, 0u8..8, 0u8..4).prop_map(|(f, rs, skip)| Op::CBranch { f, rs, skip }),
+        8 => (0u8..4, 0u8..4).prop_map(|(form, skip)| Op::CJump { form, skip }),
     ]
     .boxed();
     if depth >= 2 {
@@ -325,6 +336,7 @@ fn any_op(depth: usize) -> BoxedStrategy<Op> {
     prop_oneof![
         200 => leaf,
         8 => prop::collection::vec(any_op(depth + 1), 1..6).prop_map(|body| Op::Call { body }),
+        4 => prop::collection::vec(any_op(depth + 1), 1..6).prop_map(|body| Op::CCall { body }),
         14 => (0u8..24, 0u8..3, prop::collection::vec(any_op(depth + 1), 1..10))
             .prop_map(|(count, cond, body)| Op::Loop { count, cond, body }),
     ]

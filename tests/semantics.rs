@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use rvdbt::guest::decode::Isa;
 use rvdbt::machine::{Exit, FaultKind, GuestFault};
 use rvdbt::runner::Backend;
 
@@ -263,11 +264,15 @@ fn csr_file_and_mret() {
 }
 
 fn expect_fault(name: &str, text: &[u32], kind: FaultKind, pc: u32, addr: u32, regs: &[(u8, u32)]) {
+    expect_fault_isa(name, text, kind, pc, addr, regs, Isa::default());
+}
+
+fn expect_fault_isa(name: &str, text: &[u32], kind: FaultKind, pc: u32, addr: u32, regs: &[(u8, u32)], isa: Isa) {
     // Everything before the faulting instruction retired; a fetch fault outside text
     // follows the jump that led there.
     let retired = if pc >= DATA_BASE { text.len() as u64 } else { u64::from((pc - TEXT_BASE) / 4) };
     for backend in backends() {
-        let (m, exit) = run_words(text, &[0u8; 16], backend);
+        let (m, exit) = run_words_isa(text, &[0u8; 16], backend, isa);
         assert_eq!(exit, Exit::Fault(GuestFault { kind, pc, addr }), "{name} on {backend:?}");
         for &(r, v) in regs {
             assert_eq!(m.cpu.regs[r as usize], v, "{name} on {backend:?}: x{r}");
@@ -306,13 +311,15 @@ fn faults_leave_state_before_the_instruction() {
         DATA_BASE,
         &[(RA, TEXT_BASE + 12)],
     );
-    expect_fault(
+    // Without C, targets must be 4-byte aligned.
+    expect_fault_isa(
         "misaligned jump target",
         &[addi(A0, ZERO, 1), j_type(RA, 6)],
         FaultKind::FetchMisaligned,
         TEXT_BASE + 4,
         TEXT_BASE + 10,
         &[(RA, 0)],
+        Isa::RV32IM,
     );
     expect_fault(
         "illegal instruction",

@@ -58,19 +58,24 @@ pub const CSR_MHARTID: u16 = 0xf14;
 
 /// misa for RV32IM: MXL=1 (32-bit), extensions I and M.
 pub const MISA_RV32IM: u32 = (1 << 30) | (1 << 8) | (1 << 12);
+/// misa for RV32IMAC: I, M, A and C.
+pub const MISA_RV32IMAC: u32 = MISA_RV32IM | 1 | (1 << 2);
 
 /// A plain machine CSR file: every CSR number can be read and written, except the
 /// read-only ones (number bits 11..10 = 0b11), whose writes are illegal instructions.
 /// The counters read the retired-instruction count (`cycle` counts one per
-/// instruction) and `time` reads the timer's `mtime`.
+/// instruction), `time` reads the timer's `mtime` and `misa` the extensions the run
+/// decodes.
 #[derive(Clone, Debug)]
 pub struct CsrFile {
     values: Box<[u32; 4096]>,
+    misa: u32,
 }
 
 impl Default for CsrFile {
+    /// A CSR file reporting RV32IMAC in `misa`.
     fn default() -> Self {
-        CsrFile { values: Box::new([0; 4096]) }
+        CsrFile::with_misa(MISA_RV32IMAC)
     }
 }
 
@@ -82,6 +87,11 @@ pub struct Counters {
 }
 
 impl CsrFile {
+    /// A CSR file whose `misa` reads `misa` (see [`crate::guest::decode::Isa::misa`]).
+    pub fn with_misa(misa: u32) -> CsrFile {
+        CsrFile { values: Box::new([0; 4096]), misa }
+    }
+
     pub fn is_read_only(csr: u16) -> bool {
         (csr >> 10) & 3 == 3
     }
@@ -93,7 +103,7 @@ impl CsrFile {
             CSR_TIME => counters.mtime as u32,
             CSR_TIMEH => (counters.mtime >> 32) as u32,
             CSR_MHARTID | CSR_MVENDORID | CSR_MARCHID | CSR_MIMPID => 0,
-            CSR_MISA => MISA_RV32IM,
+            CSR_MISA => self.misa,
             _ => self.values[usize::from(csr & 0xfff)],
         }
     }

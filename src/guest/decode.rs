@@ -1,10 +1,23 @@
-//! Instruction decoding: one 32-bit RV32IM/Zicsr/Zifencei word to an [`Inst`].
+//! Instruction decoding: RV32IMAC/Zicsr/Zifencei instructions to an [`Inst`].
 //!
 //! The decoder is table driven, in the spirit of QEMU's `decodetree` files: every
 //! instruction is one row of (mask, match, builder). Rows are grouped by the major
 //! opcode (bits 6..0) so a lookup scans only the handful of rows that can match.
-//! Any word that matches no row, including every 16-bit (compressed) encoding,
-//! decodes to [`Inst::Illegal`]. Decoding never panics.
+//! Any word that matches no row decodes to [`Inst::Illegal`]. Decoding never panics.
+//!
+//! A compressed (C extension) instruction is the 16-bit parcel whose low two bits are
+//! not `11`; [`decode_compressed`] expands it into the 32-bit instruction it stands
+//! for, through a table of its own grouped by quadrant and funct3, so the rest of
+//! rvdbt only ever sees the expanded [`Inst`] and its length ([`decode_insn`] returns
+//! both). The reserved compressed encodings are illegal, as on QEMU: `c.addi4spn`
+//! with a zero immediate (including the all-zero parcel), `c.addi16sp`/`c.lui` with a
+//! zero immediate, `c.lwsp` and `c.jr` with register 0, RV32 shifts by 32..63, the
+//! RV64 `c.subw`/`c.addw` rows and every floating-point load/store. The HINT encodings
+//! (`c.nop` with an immediate, `c.li`, `c.lui`, `c.mv`, `c.add`, `c.slli` with
+//! rd = 0, shifts by 0, `c.addi` by 0) are legal and execute as their expansion.
+//!
+//! [`Isa`] says which extensions a run decodes (`--isa`): without C every parcel
+//! whose low bits are not `11` is illegal, without A every AMO is.
 
 /// Operations of the register-register and register-immediate ALU forms, including M.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -56,6 +69,45 @@ pub enum StoreOp {
     Sb,
     Sh,
     Sw,
+}
+
+/// Atomic memory operations (A extension, word size).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AmoOp {
+    Swap,
+    Add,
+    Xor,
+    And,
+    Or,
+    Min,
+    Max,
+    Minu,
+    Maxu,
+}
+
+impl AmoOp {
+    pub const ALL: [AmoOp; 9] =
+        [AmoOp::Swap, AmoOp::Add, AmoOp::Xor, AmoOp::And, AmoOp::Or, AmoOp::Min, AmoOp::Max, AmoOp::Minu, AmoOp::Maxu];
+
+    /// Position in [`AmoOp::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The value the AMO stores, given the value in memory and rs2.
+    pub fn apply(self, old: u32, src: u32) -> u32 {
+        match self {
+            AmoOp::Swap => src,
+            AmoOp::Add => old.wrapping_add(src),
+            AmoOp::Xor => old ^ src,
+            AmoOp::And => old & src,
+            AmoOp::Or => old | src,
+            AmoOp::Min => (old as i32).min(src as i32) as u32,
+            AmoOp::Max => (old as i32).max(src as i32) as u32,
+            AmoOp::Minu => old.min(src),
+            AmoOp::Maxu => old.max(src),
+        }
+    }
 }
 
 /// Zicsr operations. The immediate forms carry a 5-bit unsigned immediate in `src`.
@@ -139,7 +191,92 @@ pub enum Inst {
         src: u8,
         csr: u16,
     },
+    /// `lr.w`: loads a word and registers a reservation on it.
+    Lr {
+        rd: u8,
+        rs1: u8,
+        aq: bool,
+        rl: bool,
+    },
+    /// `sc.w`: stores rs2 if the reservation is valid; rd = 0 on success, 1 on failure.
+    Sc {
+        rd: u8,
+        rs1: u8,
+        rs2: u8,
+        aq: bool,
+        rl: bool,
+    },
+    /// `amo<op>.w`: rd = the word at rs1, which becomes `op(word, rs2)`.
+    Amo {
+        op: AmoOp,
+        rd: u8,
+        rs1: u8,
+        rs2: u8,
+        aq: bool,
+        rl: bool,
+    },
+    /// An encoding no extension defines: the 32-bit word, or the 16-bit parcel of a
+    /// compressed encoding.
     Illegal(u32),
+}
+
+impl Inst {
+    /// Is this an A-extension instruction?
+    pub fn is_atomic(&self) -> bool {
+        matches!(self, Inst::Lr { .. } | Inst::Sc { .. } | Inst::Amo { .. })
+    }
+}
+
+/// The extensions a run decodes beyond RV32IM + Zicsr + Zifencei (`--isa`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Isa {
+    /// A: lr/sc and the AMOs.
+    pub a: bool,
+    /// C: compressed instructions (and 2-byte instruction alignment).
+    pub c: bool,
+}
+
+impl Default for Isa {
+    /// Everything rvdbt implements.
+    fn default() -> Self {
+        Isa::RV32IMAC
+    }
+}
+
+impl Isa {
+    pub const RV32IM: Isa = Isa { a: false, c: false };
+    pub const RV32IMAC: Isa = Isa { a: true, c: true };
+
+    /// `rv32im`, `rv32ima`, `rv32imc` or `rv32imac` (any case).
+    pub fn parse(s: &str) -> Option<Isa> {
+        match s.to_ascii_lowercase().as_str() {
+            "rv32im" => Some(Isa::RV32IM),
+            "rv32ima" => Some(Isa { a: true, c: false }),
+            "rv32imc" => Some(Isa { a: false, c: true }),
+            "rv32imac" => Some(Isa::RV32IMAC),
+            _ => None,
+        }
+    }
+
+    /// The canonical name (`rv32imac`).
+    pub fn name(self) -> String {
+        format!("rv32im{}{}", if self.a { "a" } else { "" }, if self.c { "c" } else { "" })
+    }
+
+    /// The `misa` CSR: MXL = 1 (32-bit) and one bit per extension.
+    pub fn misa(self) -> u32 {
+        let ext = |c: u8| 1u32 << (c - b'A');
+        (1 << 30) | ext(b'I') | ext(b'M') | if self.a { ext(b'A') } else { 0 } | if self.c { ext(b'C') } else { 0 }
+    }
+
+    /// Required alignment of instruction addresses: 2 bytes with C, 4 without.
+    pub fn ialign(self) -> u32 {
+        if self.c {
+            2
+        } else {
+            4
+        }
+    }
 }
 
 fn rd(w: u32) -> u8 {
@@ -317,6 +454,35 @@ static SYSTEM: &[Row] = rows! {
     F3, f3(0x73, 7) => csr!(Rci);
 };
 
+const AMO_MASK: u32 = 0xf800_7000 | OPCODE;
+const fn amo(funct5: u32) -> u32 {
+    0x2f | (2 << 12) | (funct5 << 27)
+}
+fn aq(w: u32) -> bool {
+    w & (1 << 26) != 0
+}
+fn rl(w: u32) -> bool {
+    w & (1 << 25) != 0
+}
+macro_rules! amo {
+    ($op:ident) => {
+        |w| Inst::Amo { op: AmoOp::$op, rd: rd(w), rs1: rs1(w), rs2: rs2(w), aq: aq(w), rl: rl(w) }
+    };
+}
+static AMO: &[Row] = rows! {
+    AMO_MASK | (31 << 20), amo(0b00010) => |w| Inst::Lr { rd: rd(w), rs1: rs1(w), aq: aq(w), rl: rl(w) };
+    AMO_MASK, amo(0b00011) => |w| Inst::Sc { rd: rd(w), rs1: rs1(w), rs2: rs2(w), aq: aq(w), rl: rl(w) };
+    AMO_MASK, amo(0b00001) => amo!(Swap);
+    AMO_MASK, amo(0b00000) => amo!(Add);
+    AMO_MASK, amo(0b00100) => amo!(Xor);
+    AMO_MASK, amo(0b01100) => amo!(And);
+    AMO_MASK, amo(0b01000) => amo!(Or);
+    AMO_MASK, amo(0b10000) => amo!(Min);
+    AMO_MASK, amo(0b10100) => amo!(Max);
+    AMO_MASK, amo(0b11000) => amo!(Minu);
+    AMO_MASK, amo(0b11100) => amo!(Maxu);
+};
+
 /// The rows that can match a word with this major opcode.
 fn rows_for(opcode: u32) -> &'static [Row] {
     match opcode {
@@ -331,16 +497,217 @@ fn rows_for(opcode: u32) -> &'static [Row] {
         0x33 => OP,
         0x0f => MISC_MEM,
         0x73 => SYSTEM,
+        0x2f => AMO,
         _ => &[],
     }
 }
 
-/// Decodes one instruction word. Never panics; unknown encodings are [`Inst::Illegal`].
+/// Decodes one 32-bit instruction word (I, M, A, Zicsr, Zifencei). Never panics;
+/// unknown encodings, and every word whose low two bits are not `11` (those start a
+/// compressed instruction, see [`decode_insn`]), are [`Inst::Illegal`].
 pub fn decode(word: u32) -> Inst {
     rows_for(word & OPCODE)
         .iter()
         .find(|row| word & row.mask == row.bits)
         .map_or(Inst::Illegal(word), |row| (row.build)(word))
+}
+
+/// Length in bytes of the instruction whose first 16-bit parcel is `lo`: 2 for a
+/// compressed instruction (low bits not `11`), else 4. (Encodings of 48 bits and more
+/// are not defined by any extension rvdbt implements; they decode as illegal 32-bit
+/// words.)
+pub fn insn_len(lo: u16) -> u32 {
+    if lo & 3 == 3 {
+        4
+    } else {
+        2
+    }
+}
+
+/// Decodes the instruction whose bytes start with `bits` (little endian; for a
+/// compressed instruction only the low 16 bits count) under `isa`, and returns it
+/// with its length in bytes. Without C a compressed encoding is illegal and has
+/// length 4 (instruction fetch then always reads whole words); without A every
+/// atomic instruction is illegal.
+pub fn decode_insn(isa: Isa, bits: u32) -> (Inst, u32) {
+    if bits & 3 != 3 {
+        if isa.c {
+            return (decode_compressed(bits as u16), 2);
+        }
+        return (Inst::Illegal(bits), 4);
+    }
+    let inst = decode(bits);
+    if inst.is_atomic() && !isa.a {
+        return (Inst::Illegal(bits), 4);
+    }
+    (inst, 4)
+}
+
+// ---- the C extension -------------------------------------------------------------
+
+/// One row of the compressed table: the parcel matches when `half & mask == bits`.
+struct CRow {
+    mask: u16,
+    bits: u16,
+    build: fn(u16) -> Inst,
+}
+
+macro_rules! crows {
+    ($($mask:expr, $bits:expr => $build:expr;)*) => {
+        &[$(CRow { mask: $mask, bits: $bits, build: $build }),*]
+    };
+}
+
+/// Quadrant (bits 1..0) and funct3 (bits 15..13).
+const CQ: u16 = 0xe003;
+const fn cq(quadrant: u16, funct3: u16) -> u16 {
+    (funct3 << 13) | quadrant
+}
+
+fn cbit(h: u16, bit: u32) -> u32 {
+    u32::from((h >> bit) & 1)
+}
+/// Bits `hi..=lo` of the parcel.
+fn cbits(h: u16, hi: u32, lo: u32) -> u32 {
+    (u32::from(h) >> lo) & ((1 << (hi - lo + 1)) - 1)
+}
+/// Sign-extends the low `bits` bits of `v`.
+fn sext(v: u32, bits: u32) -> i32 {
+    ((v << (32 - bits)) as i32) >> (32 - bits)
+}
+/// The full register field at bits 11..7 (rd / rs1).
+fn c_rd(h: u16) -> u8 {
+    cbits(h, 11, 7) as u8
+}
+/// The full register field at bits 6..2 (rs2).
+fn c_rs2(h: u16) -> u8 {
+    cbits(h, 6, 2) as u8
+}
+/// The 3-bit register field at bits 9..7 (rd' / rs1'): x8..x15.
+fn c_rs1p(h: u16) -> u8 {
+    8 + cbits(h, 9, 7) as u8
+}
+/// The 3-bit register field at bits 4..2 (rd' / rs2'): x8..x15.
+fn c_rs2p(h: u16) -> u8 {
+    8 + cbits(h, 4, 2) as u8
+}
+/// The 6-bit signed immediate of the CI format (bit 12, bits 6..2).
+fn ci_imm(h: u16) -> i32 {
+    sext((cbit(h, 12) << 5) | cbits(h, 6, 2), 6)
+}
+/// The 6-bit shift amount of c.slli/c.srli/c.srai.
+fn c_shamt(h: u16) -> i32 {
+    ((cbit(h, 12) << 5) | cbits(h, 6, 2)) as i32
+}
+/// c.addi4spn: nzuimm[5:4|9:6|2|3].
+fn ciw_imm(h: u16) -> i32 {
+    ((cbits(h, 12, 11) << 4) | (cbits(h, 10, 7) << 6) | (cbit(h, 6) << 2) | (cbit(h, 5) << 3)) as i32
+}
+/// c.lw/c.sw: offset[5:3] at 12..10, offset[2] at 6, offset[6] at 5.
+fn cl_off(h: u16) -> i32 {
+    ((cbits(h, 12, 10) << 3) | (cbit(h, 6) << 2) | (cbit(h, 5) << 6)) as i32
+}
+/// c.addi16sp: nzimm[9] at 12, nzimm[4|6|8:7|5] at 6..2.
+fn c_addi16sp_imm(h: u16) -> i32 {
+    let v = (cbit(h, 12) << 9) | (cbit(h, 6) << 4) | (cbit(h, 5) << 6) | (cbits(h, 4, 3) << 7) | (cbit(h, 2) << 5);
+    sext(v, 10)
+}
+/// c.j/c.jal: offset[11|4|9:8|10|6|7|3:1|5].
+fn cj_off(h: u16) -> i32 {
+    let v = (cbit(h, 12) << 11)
+        | (cbit(h, 11) << 4)
+        | (cbits(h, 10, 9) << 8)
+        | (cbit(h, 8) << 10)
+        | (cbit(h, 7) << 6)
+        | (cbit(h, 6) << 7)
+        | (cbits(h, 5, 3) << 1)
+        | (cbit(h, 2) << 5);
+    sext(v, 12)
+}
+/// c.beqz/c.bnez: offset[8|4:3] at 12..10, offset[7:6|2:1|5] at 6..2.
+fn cb_off(h: u16) -> i32 {
+    let v = (cbit(h, 12) << 8)
+        | (cbits(h, 11, 10) << 3)
+        | (cbits(h, 6, 5) << 6)
+        | (cbits(h, 4, 3) << 1)
+        | (cbit(h, 2) << 5);
+    sext(v, 9)
+}
+/// c.lwsp: offset[5] at 12, offset[4:2] at 6..4, offset[7:6] at 3..2.
+fn c_lwsp_off(h: u16) -> i32 {
+    ((cbit(h, 12) << 5) | (cbits(h, 6, 4) << 2) | (cbits(h, 3, 2) << 6)) as i32
+}
+/// c.swsp: offset[5:2] at 12..9, offset[7:6] at 8..7.
+fn c_swsp_off(h: u16) -> i32 {
+    ((cbits(h, 12, 9) << 2) | (cbits(h, 8, 7) << 6)) as i32
+}
+
+fn c_illegal(h: u16) -> Inst {
+    Inst::Illegal(u32::from(h))
+}
+
+const SP: u8 = 2;
+
+macro_rules! c_alu {
+    ($op:ident) => {
+        |h| Inst::Op { op: AluOp::$op, rd: c_rs1p(h), rs1: c_rs1p(h), rs2: c_rs2p(h) }
+    };
+}
+
+/// Quadrant 0: the stack-pointer-based c.addi4spn and the register-based c.lw/c.sw.
+static C0: &[CRow] = crows! {
+    CQ | 0x1fe0, cq(0, 0) => c_illegal; // nzuimm = 0 (the all-zero parcel among them)
+    CQ, cq(0, 0) => |h| Inst::OpImm { op: AluOp::Add, rd: c_rs2p(h), rs1: SP, imm: ciw_imm(h) };
+    CQ, cq(0, 2) => |h| Inst::Load { op: LoadOp::Lw, rd: c_rs2p(h), rs1: c_rs1p(h), offset: cl_off(h) };
+    CQ, cq(0, 6) => |h| Inst::Store { op: StoreOp::Sw, rs1: c_rs1p(h), rs2: c_rs2p(h), offset: cl_off(h) };
+};
+
+/// Quadrant 1: immediates, jumps, branches and the register-register ALU forms.
+static C1: &[CRow] = crows! {
+    CQ, cq(1, 0) => |h| Inst::OpImm { op: AluOp::Add, rd: c_rd(h), rs1: c_rd(h), imm: ci_imm(h) };
+    CQ, cq(1, 1) => |h| Inst::Jal { rd: 1, offset: cj_off(h) };
+    CQ, cq(1, 2) => |h| Inst::OpImm { op: AluOp::Add, rd: c_rd(h), rs1: 0, imm: ci_imm(h) };
+    CQ | 0x107c, cq(1, 3) => c_illegal; // c.addi16sp / c.lui with a zero immediate
+    CQ | 0x0f80, cq(1, 3) | (2 << 7) => |h| Inst::OpImm { op: AluOp::Add, rd: SP, rs1: SP, imm: c_addi16sp_imm(h) };
+    CQ, cq(1, 3) => |h| Inst::Lui { rd: c_rd(h), imm: (ci_imm(h) << 12) as u32 };
+    CQ | 0x1c00, cq(1, 4) => |h| Inst::OpImm { op: AluOp::Srl, rd: c_rs1p(h), rs1: c_rs1p(h), imm: c_shamt(h) };
+    CQ | 0x1c00, cq(1, 4) | 0x0400 => |h| Inst::OpImm { op: AluOp::Sra, rd: c_rs1p(h), rs1: c_rs1p(h), imm: c_shamt(h) };
+    CQ | 0x0c00, cq(1, 4) | 0x0800 => |h| Inst::OpImm { op: AluOp::And, rd: c_rs1p(h), rs1: c_rs1p(h), imm: ci_imm(h) };
+    CQ | 0x1c60, cq(1, 4) | 0x0c00 => c_alu!(Sub);
+    CQ | 0x1c60, cq(1, 4) | 0x0c20 => c_alu!(Xor);
+    CQ | 0x1c60, cq(1, 4) | 0x0c40 => c_alu!(Or);
+    CQ | 0x1c60, cq(1, 4) | 0x0c60 => c_alu!(And);
+    CQ, cq(1, 5) => |h| Inst::Jal { rd: 0, offset: cj_off(h) };
+    CQ, cq(1, 6) => |h| Inst::Branch { op: BranchOp::Beq, rs1: c_rs1p(h), rs2: 0, offset: cb_off(h) };
+    CQ, cq(1, 7) => |h| Inst::Branch { op: BranchOp::Bne, rs1: c_rs1p(h), rs2: 0, offset: cb_off(h) };
+};
+
+/// Quadrant 2: c.slli, the stack-pointer-based loads and stores, jr/jalr/mv/add/ebreak.
+static C2: &[CRow] = crows! {
+    CQ | 0x1000, cq(2, 0) => |h| Inst::OpImm { op: AluOp::Sll, rd: c_rd(h), rs1: c_rd(h), imm: c_shamt(h) };
+    CQ | 0x0f80, cq(2, 2) => c_illegal; // c.lwsp with rd = 0
+    CQ, cq(2, 2) => |h| Inst::Load { op: LoadOp::Lw, rd: c_rd(h), rs1: SP, offset: c_lwsp_off(h) };
+    0xffff, 0x8002 => c_illegal; // c.jr with rs1 = 0
+    CQ | 0x107c, cq(2, 4) => |h| Inst::Jalr { rd: 0, rs1: c_rd(h), offset: 0 };
+    CQ | 0x1000, cq(2, 4) => |h| Inst::Op { op: AluOp::Add, rd: c_rd(h), rs1: 0, rs2: c_rs2(h) };
+    0xffff, 0x9002 => |_| Inst::Ebreak;
+    CQ | 0x107c, cq(2, 4) | 0x1000 => |h| Inst::Jalr { rd: 1, rs1: c_rd(h), offset: 0 };
+    CQ | 0x1000, cq(2, 4) | 0x1000 => |h| Inst::Op { op: AluOp::Add, rd: c_rd(h), rs1: c_rd(h), rs2: c_rs2(h) };
+    CQ, cq(2, 6) => |h| Inst::Store { op: StoreOp::Sw, rs1: SP, rs2: c_rs2(h), offset: c_swsp_off(h) };
+};
+
+/// Expands one compressed instruction (a 16-bit parcel whose low bits are not `11`)
+/// into the instruction it stands for. Reserved encodings, and the encodings of
+/// extensions rvdbt does not implement (F, D, RV64), are [`Inst::Illegal`] with the
+/// parcel. Never panics.
+pub fn decode_compressed(half: u16) -> Inst {
+    let rows = match half & 3 {
+        0 => C0,
+        1 => C1,
+        2 => C2,
+        _ => return c_illegal(half),
+    };
+    rows.iter().find(|row| half & row.mask == row.bits).map_or(c_illegal(half), |row| (row.build)(half))
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@
 //! [`disassemble_word`] sees the raw word and follows objdump, [`disassemble`] only
 //! sees the [`Inst`] and prints the canonical instruction.
 
-use crate::guest::decode::{decode, AluOp, BranchOp, CsrOp, Inst, LoadOp, StoreOp};
+use crate::guest::decode::{decode, decode_compressed, AluOp, AmoOp, BranchOp, CsrOp, Inst, LoadOp, StoreOp};
 use std::fmt::Display;
 
 /// ABI register names, indexed by register number.
@@ -307,6 +307,31 @@ fn store_name(op: StoreOp) -> &'static str {
     }
 }
 
+fn amo_name(op: AmoOp) -> &'static str {
+    match op {
+        AmoOp::Swap => "amoswap.w",
+        AmoOp::Add => "amoadd.w",
+        AmoOp::Xor => "amoxor.w",
+        AmoOp::And => "amoand.w",
+        AmoOp::Or => "amoor.w",
+        AmoOp::Min => "amomin.w",
+        AmoOp::Max => "amomax.w",
+        AmoOp::Minu => "amominu.w",
+        AmoOp::Maxu => "amomaxu.w",
+    }
+}
+
+/// An atomic mnemonic with its ordering suffix (`.aq`, `.rl`, `.aqrl`).
+fn ordered(name: &str, aq: bool, rl: bool) -> String {
+    let suffix = match (aq, rl) {
+        (false, false) => "",
+        (true, false) => ".aq",
+        (false, true) => ".rl",
+        (true, true) => ".aqrl",
+    };
+    format!("{name}{suffix}")
+}
+
 /// Which source register a branch pseudo-instruction requires to be `zero`.
 #[derive(Clone, Copy)]
 enum ZeroSrc {
@@ -395,7 +420,61 @@ pub fn disassemble(inst: &Inst, pc: u32) -> String {
         Inst::Mret => "mret".to_string(),
         Inst::Wfi => "wfi".to_string(),
         Inst::Csr { op, rd, src, csr } => disassemble_csr(op, rd, src, csr),
+        Inst::Lr { rd, rs1, aq, rl } => insn(&ordered("lr.w", aq, rl), format_args!("{},({})", r(rd), r(rs1))),
+        Inst::Sc { rd, rs1, rs2, aq, rl } => {
+            insn(&ordered("sc.w", aq, rl), format_args!("{},{},({})", r(rd), r(rs2), r(rs1)))
+        }
+        Inst::Amo { op, rd, rs1, rs2, aq, rl } => {
+            insn(&ordered(amo_name(op), aq, rl), format_args!("{},{},({})", r(rd), r(rs2), r(rs1)))
+        }
+        Inst::Illegal(word) if word <= 0xffff && word & 3 != 3 => raw_half(word as u16),
         Inst::Illegal(word) => raw_word(word),
+    }
+}
+
+/// objdump's text for a 16-bit parcel it cannot disassemble.
+fn raw_half(half: u16) -> String {
+    format!(".2byte\t{half:#x}")
+}
+
+/// Text of the compressed instruction `half` at `pc`, as `objdump -d` prints it for an
+/// rv32imac file. objdump prints most compressed instructions as their expansion with
+/// the same aliases as 32-bit code (`add a0,a0,1` for `c.addi`, `li`, `mv`, `ret`, ...),
+/// except `unimp` for the all-zero parcel, `add rd,rd,0` (not `mv`) for `c.addi` by 0,
+/// `mv` for `c.mv` (whose expansion `add rd,zero,rs2` has no alias), and the `c.`
+/// mnemonics of the HINT encodings that write `zero` (`c.nop 5`, `c.li zero,3`,
+/// `c.lui zero,0x1`, `c.mv zero,a1`, `c.add zero,a1`, `c.slli zero,0x1`) and of the
+/// shifts by 0 (`c.slli64 a0`, `c.srli64 s0`, `c.srai64 s0`).
+pub fn disassemble_compressed(half: u16, pc: u32) -> String {
+    let inst = decode_compressed(half);
+    let r = reg_name;
+    match inst {
+        Inst::Illegal(_) if half == 0 => "unimp".to_string(),
+        Inst::Illegal(_) => raw_half(half),
+        Inst::OpImm { op: AluOp::Add, rd: 0, rs1: 0, imm } if half & 0xe003 == 0x0001 && imm != 0 => insn("c.nop", imm),
+        Inst::OpImm { op: AluOp::Add, rd: 0, rs1: 0, imm } if half & 0xe003 == 0x4001 => {
+            insn("c.li", format_args!("zero,{imm}"))
+        }
+        Inst::OpImm { op: AluOp::Add, rd, rs1, imm: 0 } if rd == rs1 && rd != 0 => {
+            insn("add", format_args!("{},{},0", r(rd), r(rd)))
+        }
+        Inst::Lui { rd: 0, imm } => insn("c.lui", format_args!("zero,{:#x}", imm >> 12)),
+        Inst::OpImm { op, rd, imm: 0, .. } if matches!(op, AluOp::Sll | AluOp::Srl | AluOp::Sra) => {
+            let name = match op {
+                AluOp::Sll => "c.slli64",
+                AluOp::Srl => "c.srli64",
+                _ => "c.srai64",
+            };
+            insn(name, r(rd))
+        }
+        Inst::OpImm { op: AluOp::Sll, rd: 0, imm, .. } => insn("c.slli", format_args!("zero,{imm:#x}")),
+        // c.mv and c.add differ in bit 12 only; with rd = zero both expand to the same.
+        Inst::Op { op: AluOp::Add, rd: 0, rs2, .. } if half & 0x1000 == 0 => {
+            insn("c.mv", format_args!("zero,{}", r(rs2)))
+        }
+        Inst::Op { op: AluOp::Add, rd: 0, rs2, .. } => insn("c.add", format_args!("zero,{}", r(rs2))),
+        Inst::Op { op: AluOp::Add, rd, rs1: 0, rs2 } => insn("mv", format_args!("{},{}", r(rd), r(rs2))),
+        _ => disassemble(&inst, pc),
     }
 }
 
@@ -456,9 +535,15 @@ fn has_reserved_fields(word: u32, inst: &Inst) -> bool {
     }
 }
 
-/// Decodes `word` and disassembles it at `pc`, like [`disassemble`], except that a
-/// `fence`/`fence.i` whose reserved fields are set prints as `.4byte` as in objdump.
+/// Decodes the instruction at `pc` whose bytes start with `word` (little endian) and
+/// disassembles it, like [`disassemble`], except that a compressed instruction (low
+/// bits not `11`: only the low 16 bits count) prints as [`disassemble_compressed`]
+/// does and a `fence`/`fence.i` whose reserved fields are set prints as `.4byte` as
+/// in objdump.
 pub fn disassemble_word(word: u32, pc: u32) -> String {
+    if word & 3 != 3 {
+        return disassemble_compressed(word as u16, pc);
+    }
     let inst = decode(word);
     if has_reserved_fields(word, &inst) {
         return raw_word(word);
@@ -529,18 +614,86 @@ mod tests {
 
     #[test]
     fn illegal_words_print_as_4byte() {
-        // Compressed, 48-bit-or-longer and RV64/privileged encodings objdump would print
-        // differently (`.2byte`, `sret`, `sll a0,a0,0x20`, ...): one uniform text here.
+        // 48-bit-or-longer and RV64/privileged encodings objdump would print differently
+        // (`.8byte`, `sret`, `sll a0,a0,0x20`, ...): one uniform text here.
         for (word, text) in [
-            (0x0000_0000u32, ".4byte\t0x0"),
-            (0xffff_ffff, ".4byte\t0xffffffff"),
-            (0x0000_0001, ".4byte\t0x1"),
+            (0xffff_ffffu32, ".4byte\t0xffffffff"),
             (0x0000_001f, ".4byte\t0x1f"),
             (0x1020_0073, ".4byte\t0x10200073"),
             (0x1200_0073, ".4byte\t0x12000073"),
             (0x0205_1513, ".4byte\t0x2051513"),
         ] {
             assert_eq!(decode(word), Inst::Illegal(word));
+            assert_eq!(disassemble_word(word, 0x1000), text, "{word:#010x}");
+        }
+    }
+
+    #[test]
+    fn compressed_parcels() {
+        // Low bits not 11: the low half is a compressed instruction, as objdump prints it.
+        let cases: &[(u16, u32, &str)] = &[
+            (0x0000, 0x10000, "unimp"),
+            (0x0001, 0x10000, "nop"),
+            (0x0048, 0x10000, "add\ta0,sp,4"),
+            (0x4188, 0x10000, "lw\ta0,0(a1)"),
+            (0xc1c8, 0x10000, "sw\ta0,4(a1)"),
+            (0x0505, 0x10000, "add\ta0,a0,1"),
+            (0x0501, 0x10000, "add\ta0,a0,0"),
+            (0x0015, 0x10000, "c.nop\t5"),
+            (0x2001, 0x10012, "jal\t10012"),
+            (0x557d, 0x10000, "li\ta0,-1"),
+            (0x400d, 0x10000, "c.li\tzero,3"),
+            (0x7101, 0x10000, "add\tsp,sp,-512"),
+            (0x757d, 0x10000, "lui\ta0,0xfffff"),
+            (0x6005, 0x10000, "c.lui\tzero,0x1"),
+            (0x8105, 0x10000, "srl\ta0,a0,0x1"),
+            (0x8001, 0x10000, "c.srli64\ts0"),
+            (0x84fd, 0x10000, "sra\ts1,s1,0x1f"),
+            (0x997d, 0x10000, "and\ta0,a0,-1"),
+            (0x8d0d, 0x10000, "sub\ta0,a0,a1"),
+            (0xa001, 0x10030, "j\t10030"),
+            (0xf101, 0x10034, "bnez\ta0,ff34"),
+            (0x057e, 0x10000, "sll\ta0,a0,0x1f"),
+            (0x0006, 0x10000, "c.slli\tzero,0x1"),
+            (0x0502, 0x10000, "c.slli64\ta0"),
+            (0x557e, 0x10000, "lw\ta0,252(sp)"),
+            (0x8082, 0x10000, "ret"),
+            (0x8502, 0x10000, "jr\ta0"),
+            (0x852e, 0x10000, "mv\ta0,a1"),
+            (0x802e, 0x10000, "c.mv\tzero,a1"),
+            (0x9002, 0x10000, "ebreak"),
+            (0x9502, 0x10000, "jalr\ta0"),
+            (0x952e, 0x10000, "add\ta0,a0,a1"),
+            (0x902e, 0x10000, "c.add\tzero,a1"),
+            (0xdfaa, 0x10000, "sw\ta0,252(sp)"),
+            // Reserved: F loads, c.jr zero, RV64 c.addw, c.lwsp zero, zero immediates.
+            (0x6000, 0x10000, ".2byte\t0x6000"),
+            (0x8002, 0x10000, ".2byte\t0x8002"),
+            (0x9c41, 0x10000, ".2byte\t0x9c41"),
+            (0x4002, 0x10000, ".2byte\t0x4002"),
+            (0x6101, 0x10000, ".2byte\t0x6101"),
+            (0x0004, 0x10000, ".2byte\t0x4"),
+        ];
+        for &(half, pc, text) in cases {
+            // Whatever the upper half holds.
+            for hi in [0u32, 0xffff] {
+                assert_eq!(disassemble_word(u32::from(half) | hi << 16, pc), text, "{half:#06x} at {pc:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn atomics() {
+        for (word, text) in [
+            (0x1005_a52f_u32, "lr.w\ta0,(a1)"),
+            (0x1605_a52f, "lr.w.aqrl\ta0,(a1)"),
+            (0x1ac5_a52f, "sc.w.rl\ta0,a2,(a1)"),
+            (0x08c5_a52f, "amoswap.w\ta0,a2,(a1)"),
+            (0x24c5_a52f, "amoxor.w.aq\ta0,a2,(a1)"),
+            (0xe6c5_a02f, "amomaxu.w.aqrl\tzero,a2,(a1)"),
+            (0x1015_a52f, ".4byte\t0x1015a52f"), // lr.w with rs2 != 0
+            (0x00c5_b52f, ".4byte\t0xc5b52f"),   // amoadd.d (RV64)
+        ] {
             assert_eq!(disassemble_word(word, 0x1000), text, "{word:#010x}");
         }
     }

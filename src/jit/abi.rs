@@ -58,10 +58,16 @@ pub enum Helper {
     /// A device's write function: `(cpu, offset, width index, value) -> u32`, non-zero
     /// when the write has an effect the dispatcher must carry out.
     DeviceWrite(usize),
+    /// An AMO through the generic path: `(cpu, addr, value, op index, rec) -> u64`: the
+    /// old value, or bit 32 set when refused (misaligned, no access, or a device
+    /// effect; memory is then unchanged or the interpreter repeats the AMO exactly).
+    /// Profiles the access when `rec` is not null. Ops by
+    /// [`crate::guest::decode::AmoOp::index`].
+    Amo,
 }
 
 /// Number of helpers.
-pub const HELPERS: usize = 18;
+pub const HELPERS: usize = 19;
 
 impl Helper {
     /// Every helper, in [`Helper::index`] order.
@@ -84,6 +90,7 @@ impl Helper {
         Helper::DeviceWrite(0),
         Helper::DeviceWrite(1),
         Helper::DeviceWrite(2),
+        Helper::Amo,
     ];
 
     /// Position in [`Helper::ALL`].
@@ -95,6 +102,7 @@ impl Helper {
             Helper::ProfileStore(i) => 9 + i,
             Helper::DeviceRead(i) => 12 + i,
             Helper::DeviceWrite(i) => 15 + i,
+            Helper::Amo => 18,
         }
     }
 
@@ -113,13 +121,14 @@ impl Helper {
             Helper::ProfileStore(_) => &[U64, U32, U32, U64],
             Helper::DeviceRead(_) => &[U64, U32, U32],
             Helper::DeviceWrite(_) => &[U64, U32, U32, U32],
+            Helper::Amo => &[U64, U32, U32, U32, U64],
         }
     }
 
     /// Result kind.
     pub fn result(self) -> ArgKind {
         match self {
-            Helper::Load(_) | Helper::ProfileLoad(_) | Helper::DeviceRead(_) => ArgKind::U64,
+            Helper::Load(_) | Helper::ProfileLoad(_) | Helper::DeviceRead(_) | Helper::Amo => ArgKind::U64,
             Helper::Store(_) | Helper::ProfileStore(_) | Helper::DeviceWrite(_) => ArgKind::U32,
         }
     }

@@ -2,12 +2,13 @@
 //!
 //! A block is straight-line code that a backend translates as a whole. It ends after a
 //! branch or jump, or before an instruction that needs the runtime (ecall, ebreak, CSR
-//! accesses, mret, fence.i, illegal words), before an instruction that cannot be
-//! fetched, or at a length cap. Instructions that need the runtime are never
+//! accesses, mret, fence.i, lr/sc, illegal words), before an instruction that cannot
+//! be fetched, or at a length cap. With the C extension instructions are 2 or 4 bytes
+//! long, so the block records where each one is. Instructions that need the runtime are never
 //! translated: the dispatcher executes them with the interpreter, so a fetch fault or
 //! an illegal instruction is raised when execution reaches it, not earlier.
 
-use crate::guest::decode::{decode, Inst};
+use crate::guest::decode::{decode_insn, Inst};
 use crate::memory::Memory;
 
 /// Default cap on guest instructions per block.
@@ -28,15 +29,36 @@ pub enum BlockEnd {
 #[derive(Clone, Debug)]
 pub struct Block {
     pub pc: u32,
-    /// Instructions in order; the i-th is at `pc + 4 * i`.
+    /// Instructions in order (compressed ones expanded); see [`Block::pc_of`] for where
+    /// each one is.
     pub insts: Vec<Inst>,
+    /// Length in bytes (2 or 4) of each instruction.
+    pub lens: Vec<u8>,
     pub end: BlockEnd,
+    /// Instruction alignment of the ISA the block was decoded for: 2 with C, 4 without.
+    /// A jump or branch target that is not a multiple faults (the interpreter raises it).
+    pub ialign: u32,
+    /// Guest pc of each instruction, and the pc after the last one.
+    pcs: Vec<u32>,
 }
 
 impl Block {
+    /// A block of `insts` with their lengths `lens`, starting at `pc`.
+    pub fn new(pc: u32, insts: Vec<Inst>, lens: Vec<u8>, end: BlockEnd, ialign: u32) -> Block {
+        debug_assert_eq!(insts.len(), lens.len());
+        let mut pcs = Vec::with_capacity(lens.len() + 1);
+        let mut at = pc;
+        pcs.push(at);
+        for &len in &lens {
+            at = at.wrapping_add(u32::from(len));
+            pcs.push(at);
+        }
+        Block { pc, insts, lens, end, ialign, pcs }
+    }
+
     /// The pc after the last instruction.
     pub fn next_pc(&self) -> u32 {
-        self.pc.wrapping_add(4 * self.insts.len() as u32)
+        self.pcs[self.insts.len()]
     }
 
     pub fn len(&self) -> usize {
@@ -47,9 +69,20 @@ impl Block {
         self.insts.is_empty()
     }
 
-    /// Guest pc of instruction `i`.
+    /// Guest pc of instruction `i` (`i == len()`: the pc after the block).
     pub fn pc_of(&self, i: usize) -> u32 {
-        self.pc.wrapping_add(4 * i as u32)
+        self.pcs[i]
+    }
+
+    /// Length in bytes of instruction `i`: its successor is at `pc_of(i) + len_of(i)`
+    /// (the fall-through of a branch, the link value of `jal`/`jalr`).
+    pub fn len_of(&self, i: usize) -> u32 {
+        u32::from(self.lens[i])
+    }
+
+    /// Is `target` a legal jump target (aligned as the ISA requires)?
+    pub fn aligned(&self, target: u32) -> bool {
+        target.is_multiple_of(self.ialign)
     }
 
     /// The targets of the block's exits with a known target (each has an exit slot).
@@ -61,7 +94,7 @@ impl Block {
                 Inst::Jal { offset, .. } => out.push(pc.wrapping_add(offset as u32)),
                 Inst::Branch { offset, .. } => {
                     out.push(pc.wrapping_add(offset as u32));
-                    out.push(pc.wrapping_add(4));
+                    out.push(self.pc_of(i + 1));
                 }
                 _ => {}
             }
@@ -69,30 +102,43 @@ impl Block {
         if self.end == BlockEnd::Cap {
             out.push(self.next_pc());
         }
-        out.retain(|t| t & 3 == 0);
+        out.retain(|&t| self.aligned(t));
         out
     }
 
-    /// Guest pcs of the block's loads and stores.
+    /// Guest pcs of the block's memory accesses (loads, stores and AMOs).
     pub fn access_pcs(&self) -> Vec<u32> {
-        (0..self.len())
-            .filter(|&i| matches!(self.insts[i], Inst::Load { .. } | Inst::Store { .. }))
-            .map(|i| self.pc_of(i))
-            .collect()
+        (0..self.len()).filter(|&i| is_access(&self.insts[i])).map(|i| self.pc_of(i)).collect()
     }
 
     /// Index of the instruction at guest `pc`, if it is in the block.
     pub fn index_of(&self, pc: u32) -> Option<usize> {
         let off = pc.wrapping_sub(self.pc);
-        (off.is_multiple_of(4) && ((off / 4) as usize) < self.len()).then_some((off / 4) as usize)
+        let i = self.pcs[..self.insts.len()].binary_search_by_key(&off, |&p| p.wrapping_sub(self.pc)).ok()?;
+        Some(i)
     }
 }
 
-/// Does this instruction need the runtime (executed by the interpreter, never translated)?
+/// Is this a memory access with an access record (a load, a store or an AMO)?
+pub fn is_access(inst: &Inst) -> bool {
+    matches!(inst, Inst::Load { .. } | Inst::Store { .. } | Inst::Amo { .. })
+}
+
+/// Does this instruction need the runtime (executed by the interpreter, never
+/// translated)? `lr.w` and `sc.w` do: the reservation lives in the machine, and while
+/// it is valid the dispatcher interprets (see [`crate::machine::Reservation`]).
 pub fn needs_runtime(inst: &Inst) -> bool {
     matches!(
         inst,
-        Inst::Ecall | Inst::Ebreak | Inst::Mret | Inst::FenceI | Inst::Csr { .. } | Inst::Illegal(_) | Inst::Wfi
+        Inst::Ecall
+            | Inst::Ebreak
+            | Inst::Mret
+            | Inst::FenceI
+            | Inst::Csr { .. }
+            | Inst::Illegal(_)
+            | Inst::Wfi
+            | Inst::Lr { .. }
+            | Inst::Sc { .. }
     )
 }
 
@@ -101,29 +147,31 @@ pub fn ends_block(inst: &Inst) -> bool {
     needs_runtime(inst) || matches!(inst, Inst::Jal { .. } | Inst::Jalr { .. } | Inst::Branch { .. })
 }
 
-/// Decodes the block at `pc`. The result is empty when the instruction at `pc` itself
-/// needs the runtime or cannot be fetched.
+/// Decodes the block at `pc` (for the ISA of `mem`'s instruction fetch). The result is
+/// empty when the instruction at `pc` itself needs the runtime or cannot be fetched.
 pub fn discover(mem: &Memory, pc: u32, max_insns: usize) -> Block {
-    let mut insts = Vec::new();
+    let isa = mem.isa;
+    let (mut insts, mut lens) = (Vec::new(), Vec::new());
     let mut at = pc;
-    if pc & 3 != 0 {
+    if !pc.is_multiple_of(isa.ialign()) {
         // The interpreter raises the misaligned-fetch fault.
-        return Block { pc, insts, end: BlockEnd::Runtime };
+        return Block::new(pc, insts, lens, BlockEnd::Runtime, isa.ialign());
     }
     let end = loop {
         if insts.len() >= max_insns {
             break BlockEnd::Cap;
         }
-        let Ok(word) = mem.fetch(at) else { break BlockEnd::Runtime };
-        let inst = decode(word);
+        let Ok((bits, _)) = mem.fetch_insn(at) else { break BlockEnd::Runtime };
+        let (inst, len) = decode_insn(isa, bits);
         if needs_runtime(&inst) {
             break BlockEnd::Runtime;
         }
         insts.push(inst);
+        lens.push(len as u8);
         if matches!(inst, Inst::Jal { .. } | Inst::Jalr { .. } | Inst::Branch { .. }) {
             break BlockEnd::Jump;
         }
-        at = at.wrapping_add(4);
+        at = at.wrapping_add(len);
     };
-    Block { pc, insts, end }
+    Block::new(pc, insts, lens, end, isa.ialign())
 }

@@ -22,27 +22,29 @@ const SLICE: u64 = 1 << 22;
 
 /// Interprets from `cpu.pc` to the end of the block (a branch or jump, an instruction
 /// that needs the runtime), at most `max` instructions. Returns true when a `fence.i`
-/// ran, after which translations must be dropped.
+/// ran or a syscall changed code (`Machine::code_changed`), after which translations
+/// must be dropped.
 /// Loads and stores interpreted here feed their access records too, so a block that
 /// becomes hot is usually compiled with its accesses already committed.
 fn interpret(m: &mut Machine, cache: &mut CodeCache, max: u64) -> Result<bool, Exit> {
     let mut fence_i = false;
     for _ in 0..max {
         let pc = m.cpu.pc;
-        let inst = interp::fetch(m)?;
+        let (inst, len) = interp::fetch(m)?;
         let addr = match inst {
             Inst::Load { rs1, offset, .. } | Inst::Store { rs1, offset, .. } => {
                 Some(m.cpu.reg(rs1).wrapping_add(offset as u32))
             }
+            Inst::Amo { rs1, .. } => Some(m.cpu.reg(rs1)),
             _ => None,
         };
-        interp::execute(m, inst)?;
+        interp::execute(m, inst, len)?;
         if let Some(addr) = addr {
             if let Some(t) = cache.observe(pc, RegionClass::of(&m.mem, addr)) {
                 m.stats.transitions.add(t);
             }
         }
-        fence_i |= inst == Inst::FenceI;
+        fence_i |= inst == Inst::FenceI || std::mem::take(&mut m.code_changed);
         if ends_block(&inst) {
             break;
         }
@@ -98,8 +100,11 @@ pub fn run(
         if let Some(sig) = interrupted() {
             return Ok(Exit::Interrupted(sig));
         }
-        // How many instructions to interpret (0: none, translated code ran).
-        let interpret_max = match cache.lookup(&m.mem, m.cpu.pc)? {
+        // How many instructions to interpret (0: none, translated code ran). While an
+        // lr.w reservation is valid everything is interpreted, so that every store
+        // is checked against it (translated code never checks).
+        let reserved = m.reservation_valid();
+        let interpret_max = match if reserved { None } else { cache.lookup(&m.mem, m.cpu.pc)? } {
             // A block that would pass --max-insns is finished instruction by instruction.
             Some(block) if m.cpu.retired + u64::from(block.len) <= limit => {
                 m.cpu.budget_end = limit.min(m.cpu.retired.saturating_add(SLICE));

@@ -5,6 +5,8 @@
 //! `*mut Cpu` the block was entered with.
 
 use crate::guest::cpu::Cpu;
+use crate::guest::decode::AmoOp;
+use crate::interp;
 use crate::jit::abi::Helper;
 use crate::jit::access::{AccessRecord, RegionClass};
 use crate::machine::Machine;
@@ -86,6 +88,23 @@ extern "C" fn device_write<const D: usize>(cpu: *mut Cpu, offset: u32, w: u32, v
     store_result(Ok(machine_of(cpu).mem.device_write(Device::ALL[D], offset, width(w as usize), value)))
 }
 
+extern "C" fn amo(cpu: *mut Cpu, addr: u32, value: u32, op: u32, rec: *mut AccessRecord) -> u64 {
+    let m = machine_of(cpu);
+    let Some(&op) = AmoOp::ALL.get(op as usize) else { return LOAD_REFUSED };
+    match interp::amo(&mut m.mem, op, addr, value) {
+        Ok((old, DeviceEffect::None)) => {
+            if !rec.is_null() {
+                observe(m, record_of(rec), addr);
+            }
+            u64::from(old)
+        }
+        // A fault (memory unchanged), or a device effect the dispatcher must see: the
+        // interpreter executes the AMO (again; device reads have no side effects and
+        // the only device effect, the test finisher's, repeats exactly).
+        _ => LOAD_REFUSED,
+    }
+}
+
 /// The code address of a helper: one monomorphized function per helper and width.
 pub(crate) fn address(h: Helper) -> *const u8 {
     match h {
@@ -107,5 +126,6 @@ pub(crate) fn address(h: Helper) -> *const u8 {
         Helper::DeviceWrite(0) => device_write::<0> as *const u8,
         Helper::DeviceWrite(1) => device_write::<1> as *const u8,
         Helper::DeviceWrite(_) => device_write::<2> as *const u8,
+        Helper::Amo => amo as *const u8,
     }
 }

@@ -66,12 +66,12 @@ pub fn successors(block: &Block) -> Vec<u32> {
     let Some(last) = block.insts.last() else { return Vec::new() };
     let pc = block.pc_of(block.len() - 1);
     let mut out = match (*last, block.end) {
-        (Inst::Branch { offset, .. }, _) => vec![pc.wrapping_add(4), pc.wrapping_add(offset as u32)],
+        (Inst::Branch { offset, .. }, _) => vec![block.next_pc(), pc.wrapping_add(offset as u32)],
         (Inst::Jal { offset, .. }, _) => vec![pc.wrapping_add(offset as u32)],
         (_, BlockEnd::Cap) => vec![block.next_pc()],
         _ => Vec::new(),
     };
-    out.retain(|t| t & 3 == 0);
+    out.retain(|&t| block.aligned(t));
     out.dedup();
     out
 }

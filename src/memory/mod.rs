@@ -10,7 +10,11 @@
 //! by the interpreter and by the translated code's helper calls. Guest permission
 //! violations come back as [`MemFault`]s, never as host faults.
 
+use crate::guest::decode::Isa;
 use std::ptr;
+
+mod map;
+pub use map::{MapChange, MapError, Placement, MMAP_MIN_ADDR, MMAP_NAME};
 
 /// Size of the guest address space.
 pub const GUEST_SPACE: u64 = 1 << 32;
@@ -243,6 +247,12 @@ pub struct Memory {
     pub devices_removed: Vec<Device>,
     /// Most bytes of guest RAM (all RAM regions together) the heap may grow to.
     ram_limit: u64,
+    /// What instruction fetch reads: with C, instructions are 2 or 4 bytes long at
+    /// 2-byte aligned addresses (see [`Memory::fetch_insn`]).
+    pub isa: Isa,
+    /// Mappings without an address go to the highest free range below this (see
+    /// `map.rs`); the machine sets it below the stack.
+    pub mmap_top: u32,
 }
 
 impl std::fmt::Debug for Memory {
@@ -288,6 +298,8 @@ impl Memory {
             last_hit: std::cell::Cell::new(0),
             devices_removed: Vec::new(),
             ram_limit: u64::MAX,
+            isa: Isa::default(),
+            mmap_top: 0x7000_0000,
         })
     }
 
@@ -400,7 +412,15 @@ impl Memory {
             return old_brk;
         }
         let new_top = page_up(u64::from(new_brk));
-        if new_top > old_top && self.ram_bytes() + (new_top - old_top) > self.ram_limit {
+        let ram_in_the_way = self.regions.iter().enumerate().any(|(i, r)| {
+            i != self.heap_index
+                && matches!(r.kind, RegionKind::Ram { .. })
+                && u64::from(r.start) < new_top
+                && r.end > old_top
+        });
+        let over_limit = new_top > old_top && self.ram_bytes() + (new_top - old_top) > self.ram_limit;
+        if over_limit || (new_top > old_top && ram_in_the_way) {
+            // Over --max-memory, or a mapping (mmap) is in the way: brk fails, as on Linux.
             return old_brk;
         }
         if new_top > old_top {
@@ -494,6 +514,30 @@ impl Memory {
             return Err(MemFault::Access);
         }
         Ok(self.ram_read(addr, Width::B4))
+    }
+
+    /// Fetches the instruction at `pc` (execute permission): its bits and its length.
+    /// With C, the first 16-bit parcel says the length (2 or 4); the second parcel of a
+    /// 4-byte instruction is fetched on its own, so an instruction may straddle a page
+    /// or a region end, and a fault on its second half reports that half's address,
+    /// as RISC-V reports the address of the portion of an instruction that faulted.
+    /// Without C, a whole aligned word is fetched. `Err` holds the faulting address.
+    pub fn fetch_insn(&self, pc: u32) -> Result<(u32, u32), u32> {
+        if !self.isa.c {
+            return self.fetch(pc).map(|w| (w, 4)).map_err(|_| pc);
+        }
+        if !self.ram_allows(pc, 2, PERM_X) {
+            return Err(pc);
+        }
+        let lo = self.ram_read(pc, Width::B2);
+        if lo & 3 != 3 {
+            return Ok((lo, 2));
+        }
+        let hi_addr = pc.wrapping_add(2);
+        if !self.ram_allows(hi_addr, 2, PERM_X) {
+            return Err(hi_addr);
+        }
+        Ok((lo | (self.ram_read(hi_addr, Width::B2) << 16), 4))
     }
 
     fn ram_read(&self, addr: u32, width: Width) -> u32 {

@@ -13,6 +13,8 @@
 //! raises SIGPIPE as it would natively. Blocking calls (`read`, `write`, `openat`) are
 //! interrupted by a stop signal or `--timeout` (see [`crate::host`]), which ends the run.
 
+pub mod mm;
+
 use crate::host;
 use crate::machine::{Exit, FaultKind, GuestFault, Machine};
 use crate::memory::{MemFault, PERM_R, PERM_W};
@@ -373,6 +375,14 @@ pub fn handle_ecall(m: &mut Machine) -> Result<(), Exit> {
             Ok(brk as i32)
         }
         SYS_GETPID => Ok(std::process::id() as i32),
+        mm::SYS_MMAP => mm::sys_mmap(m, a[0], a[1], a[2], a[3]),
+        mm::SYS_MUNMAP => mm::sys_munmap(m, a[0], a[1]),
+        mm::SYS_MPROTECT => mm::sys_mprotect(m, a[0], a[1], a[2]),
+        mm::SYS_MADVISE => mm::sys_madvise(m, a[0], a[1], a[2]),
+        mm::SYS_RISCV_FLUSH_ICACHE => mm::sys_riscv_flush_icache(m, a[0], a[1], a[2]),
+        mm::SYS_UNAME => mm::sys_uname(m, a[0]),
+        mm::SYS_GETRANDOM => mm::sys_getrandom(m, a[0], a[1], a[2]),
+        mm::SYS_SET_TID_ADDRESS => mm::sys_set_tid_address(m, a[0]),
         // RV32 Linux has only the 64-bit time calls (no clock_gettime 113, gettimeofday 169).
         SYS_CLOCK_GETTIME64 => match guest_clock(a[0]) {
             None => Err(EINVAL),

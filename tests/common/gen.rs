@@ -1,7 +1,9 @@
-//! Random RV32IM programs for the differential tests in `tests/random_diff.rs`.
+//! Random RV32IMAC programs for the differential tests in `tests/random_diff.rs`.
 //!
 //! A [`Program`] is a list of abstract [`Op`]s plus the initial register values and a
-//! seed for the data segment. [`assemble`] turns it into instruction words. Every field
+//! seed for the data segment. [`assemble`] turns it into code, a mix of 2-byte
+//! (compressed) and 4-byte instructions, so 4-byte instructions sit at 2 mod 4 as often
+//! as not and blocks mix both lengths. Every field
 //! of every op is valid whatever its value (registers are mapped onto allowed sets,
 //! offsets clamped into the RAM window, skip counts reduced), so proptest may shrink
 //! any field freely and the result still assembles into a bounded program:
@@ -11,12 +13,16 @@
 //! - The only backward branches are loop back-edges on a counter register that the
 //!   loop body cannot write, so every program terminates.
 //! - Branches and jumps go forward over whole ops (never into the middle of a
-//!   multi-instruction op), at most to the end of the enclosing list.
+//!   multi-instruction op), at most to the end of the enclosing list. The exceptions
+//!   are the jumps of [`Op::Stop`] to misaligned (2 mod 4) targets, which land in
+//!   padding that ends the run, and the retry loop of an lr/sc pair, which succeeds the
+//!   first time (nothing comes between its lr and sc).
 //!
 //! [`gen_program`] builds programs from a u64 seed with a small xorshift generator of its
 //! own, so a seed names a program independently of proptest.
 #![allow(dead_code)]
 
+use crate::common::rvc::*;
 use crate::common::{addi, auipc, b_type, ecall, i_type, j_type, jalr, li, lui, r_type, s_type, DATA_BASE, TEXT_BASE};
 use rvdbt::memory::{CLINT_BASE, TEST_FINISHER_BASE, UART_BASE};
 
@@ -159,6 +165,49 @@ pub enum Op {
         kind: u8,
         raw: u8,
     },
+    /// A compressed instruction (kind % 19), see [`emit_c`].
+    C {
+        kind: u8,
+        rd: u8,
+        rs: u8,
+        imm: i16,
+    },
+    /// A forward c.beqz / c.bnez (f % 2) on x8..x15 over 1 + skip % 4 ops: the branch
+    /// and two c.nop, or (target out of reach) the inverted branch over a `jal`.
+    CBranch {
+        f: u8,
+        rs: u8,
+        skip: u8,
+    },
+    /// A forward jump over 1 + skip % 4 ops: c.j (form even), or c.jr through a
+    /// register computed with auipc (form odd; bit 0 of the target set half the time).
+    CJump {
+        form: u8,
+        skip: u8,
+    },
+    /// A call of the body through c.jal, which returns with c.jr ra.
+    CCall {
+        body: Vec<Op>,
+    },
+    /// An AMO (f % 9) on an aligned word of the data window (base and offset as for
+    /// stores), with ordering bits `ord % 4`.
+    Amo {
+        f: u8,
+        rd: u8,
+        base: u8,
+        rs2: u8,
+        off: i16,
+        ord: u8,
+    },
+    /// lr.w / sc.w on an aligned word of the data window; kind % 8 picks what comes
+    /// between (see [`emit_lrsc`]).
+    LrSc {
+        kind: u8,
+        rd: u8,
+        base: u8,
+        rs2: u8,
+        off: i16,
+    },
 }
 
 /// A whole random program.
@@ -235,6 +284,14 @@ fn csr_insn(f3: u32, rd: u8, src: u8, csr: u32) -> u32 {
     SYSTEM | (u32::from(rd) << 7) | (f3 << 12) | (u32::from(src) << 15) | (csr << 20)
 }
 
+/// Code: 16-bit parcels.
+type Code = Vec<u16>;
+
+/// 32-bit instructions as parcels.
+fn ws(words: &[u32]) -> Code {
+    words.iter().flat_map(|&w| [w as u16, (w >> 16) as u16]).collect()
+}
+
 /// `li` that is one addi when the value fits 12 bits.
 fn li_short(rd: u8, v: u32) -> Vec<u32> {
     if sext12(v as i32) == v as i32 {
@@ -252,13 +309,13 @@ struct Ctx {
 }
 
 /// Assembles a list of ops at `pc`. Skip targets are op boundaries of this list.
-fn emit_list(ops: &[Op], ctx: Ctx, pc: u32) -> Vec<u32> {
+fn emit_list(ops: &[Op], ctx: Ctx, pc: u32) -> Code {
     let sizes: Vec<u32> = ops.iter().map(|op| emit_op(op, ctx, 0, &|_| 0).len() as u32).collect();
     let mut starts = Vec::with_capacity(ops.len() + 1);
     let mut p = pc;
     for s in &sizes {
         starts.push(p);
-        p += 4 * s;
+        p += 2 * s;
     }
     starts.push(p);
     let mut out = Vec::new();
@@ -272,7 +329,175 @@ fn emit_list(ops: &[Op], ctx: Ctx, pc: u32) -> Vec<u32> {
 }
 
 /// Assembles one op at `pc`; `target(skip)` is the pc after skipping 1 + skip % 4 ops.
-fn emit_op(op: &Op, ctx: Ctx, pc: u32, target: &dyn Fn(u8) -> u32) -> Vec<u32> {
+fn emit_op(op: &Op, ctx: Ctx, pc: u32, target: &dyn Fn(u8) -> u32) -> Code {
+    match *op {
+        Op::Loop { count, cond, ref body } => {
+            if ctx.depth >= LOOP_REGS.len() {
+                return emit_list(body, ctx, pc);
+            }
+            let lc = LOOP_REGS[ctx.depth];
+            let mut out = ws(&[addi(lc, 0, 1 + i32::from(count % 24))]);
+            out.extend(emit_list(body, Ctx { depth: ctx.depth + 1, ..ctx }, pc + 4));
+            out.extend(ws(&[addi(lc, lc, -1)]));
+            let here = pc + 2 * out.len() as u32;
+            let back = (pc + 4).wrapping_sub(here) as i32;
+            out.extend(ws(&[match cond % 3 {
+                0 => b_type(1, lc, 0, back),
+                1 => b_type(4, 0, lc, back),
+                _ => b_type(6, 0, lc, back),
+            }]));
+            out
+        }
+        Op::Call { ref body } => {
+            if ctx.in_call {
+                return emit_list(body, ctx, pc);
+            }
+            let inner = emit_list(body, Ctx { in_call: true, ..ctx }, pc + 8);
+            let after = 2 * inner.len() as i32 + 8;
+            let mut out = ws(&[j_type(RA, 8), j_type(0, after)]);
+            out.extend(inner);
+            out.extend(ws(&[jalr(0, RA, 0)]));
+            out
+        }
+        Op::CCall { ref body } => {
+            if ctx.in_call {
+                return emit_list(body, ctx, pc);
+            }
+            // c.jal +6 (ra = pc + 2); jal x0, after; body; c.jr ra.
+            let inner = emit_list(body, Ctx { in_call: true, ..ctx }, pc + 6);
+            let after = 2 * inner.len() as i32 + 2 + 4;
+            let mut out = vec![c_jal(6)];
+            out.extend(ws(&[j_type(0, after)]));
+            out.extend(inner);
+            out.push(c_jr(RA));
+            out
+        }
+        Op::C { kind, rd, rs, imm } => emit_c(kind, rd, rs, imm),
+        Op::CBranch { f, rs, skip } => {
+            let rs = 8 + rs % 8;
+            let off = target(skip).wrapping_sub(pc) as i32;
+            let br = |off| if f % 2 == 0 { c_beqz(rs, off) } else { c_bnez(rs, off) };
+            let inverted = |off| if f % 2 == 0 { c_bnez(rs, off) } else { c_beqz(rs, off) };
+            if (-256..=254).contains(&off) {
+                vec![br(off), c_nop(), c_nop()]
+            } else {
+                let mut out = vec![inverted(6)];
+                out.extend(ws(&[j_type(0, off - 2)]));
+                out
+            }
+        }
+        Op::CJump { form, skip } => {
+            let t = target(skip);
+            if form % 2 == 0 {
+                let off = t.wrapping_sub(pc) as i32;
+                if (-2048..=2046).contains(&off) {
+                    vec![c_j(off), c_nop()]
+                } else {
+                    ws(&[j_type(0, off)])
+                }
+            } else {
+                // auipc JT; addi JT, JT, off (+1 now and then: bit 0 is ignored); c.jr JT.
+                let odd = i32::from((form >> 1) & 1);
+                let mut off = t.wrapping_sub(pc) as i32;
+                if off > 2047 - odd {
+                    off = 10;
+                }
+                let mut out = ws(&[auipc(JT, 0), addi(JT, JT, off + odd)]);
+                out.push(c_jr(JT));
+                out
+            }
+        }
+        Op::Amo { f, rd, base, rs2, off, ord } => {
+            let (reg, lo, hi) = base_window(base, 4);
+            let off = i32::from(off).clamp(lo, hi) & !3;
+            let f5 = AMO_OPS[f as usize % AMO_OPS.len()];
+            ws(&[addi(WT, reg, off), amo_aqrl(f5, dest(rd), WT, src(rs2), ord & 2 != 0, ord & 1 != 0)])
+        }
+        Op::LrSc { kind, rd, base, rs2, off } => emit_lrsc(kind, rd, base, rs2, off),
+        _ => ws(&emit_words(op, ctx, pc, target)),
+    }
+}
+
+/// The AMO operations by funct5.
+const AMO_OPS: [u32; 9] = [AMOSWAP, AMOADD, AMOXOR, AMOAND, AMOOR, AMOMIN, AMOMAX, AMOMINU, AMOMAXU];
+
+/// A 3-bit destination register (x10..x15: x8 and x9 are base registers).
+fn pdest(r: u8) -> u8 {
+    10 + r % 6
+}
+
+/// A 3-bit source register (x8..x15).
+fn psrc(r: u8) -> u8 {
+    8 + r % 8
+}
+
+/// A compressed instruction: kind % 19 = c.addi, c.li, c.lui, c.addi4spn, c.srli,
+/// c.srai, c.andi, c.sub, c.xor, c.or, c.and, c.slli, c.mv, c.add, c.lw, c.sw, c.lwsp,
+/// c.swsp, or c.addi16sp twice (by +n and -n, so sp comes back). Destinations follow
+/// the usual rules (DEST; x10..x15 for the 3-bit fields); x0 destinations are HINTs.
+fn emit_c(kind: u8, rd: u8, rs: u8, imm: i16) -> Code {
+    let imm6 = (i32::from(imm) << 26) >> 26;
+    let sh = i32::from(imm).rem_euclid(32);
+    let nz = |v: i32| if v == 0 { 1 } else { v };
+    match kind % 19 {
+        0 => vec![c_addi(dest(rd), imm6)],
+        1 => vec![c_li(dest(rd), imm6)],
+        2 => vec![c_lui(dest(rd), nz(imm6))],
+        3 => vec![c_addi4spn(pdest(rd), 4 * (1 + i32::from(imm).rem_euclid(255)))],
+        4 => vec![c_srli(pdest(rd), sh)],
+        5 => vec![c_srai(pdest(rd), sh)],
+        6 => vec![c_andi(pdest(rd), imm6)],
+        7 => vec![c_sub(pdest(rd), psrc(rs))],
+        8 => vec![c_xor(pdest(rd), psrc(rs))],
+        9 => vec![c_or(pdest(rd), psrc(rs))],
+        10 => vec![c_and(pdest(rd), psrc(rs))],
+        11 => vec![c_slli(dest(rd), sh)],
+        12 => vec![c_mv(dest(rd), nz(i32::from(src(rs))) as u8)],
+        13 => vec![c_add(dest(rd), nz(i32::from(src(rs))) as u8)],
+        // Loads and stores through the base registers x8/x9 (offsets up to 124 stay in
+        // the window) and sp (offsets up to 60: the top of the stack is mapped).
+        14 => vec![c_lw(pdest(rd), 8 + rs % 2, 4 * i32::from(imm).rem_euclid(32))],
+        15 => vec![c_sw(8 + rd % 2, psrc(rs), 4 * i32::from(imm).rem_euclid(32))],
+        16 => vec![c_lwsp(nz(i32::from(dest(rd))) as u8, 4 * i32::from(imm).rem_euclid(16))],
+        17 => vec![c_swsp(src(rs), 4 * i32::from(imm).rem_euclid(16))],
+        _ => {
+            let n = 16 * (1 + i32::from(imm).rem_euclid(31));
+            vec![c_addi16sp(n), c_addi16sp(-n)]
+        }
+    }
+}
+
+/// An lr.w/sc.w pair on an aligned word of the data window (WT holds the address);
+/// kind % 8: the plain pair; a store to the word between (the sc fails); a store to
+/// the word next to it (it succeeds); a syscall between (it fails); an sc without an
+/// lr (it fails unless an earlier lr is still pending); an lr without an sc (its
+/// reservation stays pending, and the dispatcher interprets until it lapses); an AMO
+/// on the word between (it fails); or a retry loop (lr, addi, sc, bnez back).
+fn emit_lrsc(kind: u8, rd: u8, base: u8, rs2: u8, off: i16) -> Code {
+    let (reg, lo, hi) = base_window(base, 8);
+    let off = i32::from(off).clamp(lo, hi) & !3;
+    let (d1, d2, s) = (dest(rd), dest(rd.wrapping_add(1)), src(rs2));
+    let mut out = vec![addi(WT, reg, off)];
+    let lr = lr_w(d1, WT);
+    let sc = sc_w(d2, WT, s);
+    match kind % 8 {
+        0 => out.extend([lr, sc]),
+        1 => out.extend([lr, store_insn(2, WT, s, 0), sc]),
+        2 => out.extend([lr, store_insn(2, WT, s, 4), sc]),
+        3 => out.extend([lr, addi(A7, 0, 172), ecall(), sc]),
+        4 => out.push(sc),
+        5 => out.push(lr),
+        6 => out.extend([lr, amo(AMOADD, d2, WT, s), sc]),
+        _ => {
+            let t = if d1 == 0 { A2 } else { d1 };
+            out.extend([lr_w(t, WT), addi(t, t, 1), sc_w(t, WT, t), b_type(1, t, 0, -12)]);
+        }
+    }
+    ws(&out)
+}
+
+/// The 32-bit-only ops, as words.
+fn emit_words(op: &Op, ctx: Ctx, pc: u32, target: &dyn Fn(u8) -> u32) -> Vec<u32> {
     match *op {
         Op::Reg { f, rd, rs1, rs2 } => {
             const T: [(u32, u32); 10] =
@@ -391,35 +616,15 @@ fn emit_op(op: &Op, ctx: Ctx, pc: u32, target: &dyn Fn(u8) -> u32) -> Vec<u32> {
                 _ => vec![auipc(JT, 0), jalr(JT, JT, off + odd)],
             }
         }
-        Op::Loop { count, cond, ref body } => {
-            if ctx.depth >= LOOP_REGS.len() {
-                return emit_list(body, ctx, pc);
-            }
-            let lc = LOOP_REGS[ctx.depth];
-            let mut out = vec![addi(lc, 0, 1 + i32::from(count % 24))];
-            out.extend(emit_list(body, Ctx { depth: ctx.depth + 1, ..ctx }, pc + 4));
-            out.push(addi(lc, lc, -1));
-            let here = pc + 4 * out.len() as u32;
-            let back = (pc + 4).wrapping_sub(here) as i32;
-            out.push(match cond % 3 {
-                0 => b_type(1, lc, 0, back),
-                1 => b_type(4, 0, lc, back),
-                _ => b_type(6, 0, lc, back),
-            });
-            out
-        }
-        Op::Call { ref body } => {
-            if ctx.in_call {
-                return emit_list(body, ctx, pc);
-            }
-            let inner = emit_list(body, Ctx { in_call: true, ..ctx }, pc + 8);
-            let after = 4 * (inner.len() as i32 + 3) - 4;
-            let mut out = vec![j_type(RA, 8), j_type(0, after)];
-            out.extend(inner);
-            out.push(jalr(0, RA, 0));
-            out
-        }
         Op::Stop { kind, raw } => emit_stop(kind, raw),
+        Op::Loop { .. }
+        | Op::Call { .. }
+        | Op::CCall { .. }
+        | Op::C { .. }
+        | Op::CBranch { .. }
+        | Op::CJump { .. }
+        | Op::Amo { .. }
+        | Op::LrSc { .. } => unreachable!("emitted as parcels"),
     }
 }
 
@@ -441,12 +646,13 @@ fn emit_csr(f: u8, rd: u8, rs1: u8) -> u32 {
     }
 }
 
-/// A load (f % 8 < 5) or a store of `reg` at 0(WT).
+/// A load (f % 8 < 5) or a store of `reg` at off(WT); or, when f % 16 is 15, an AMO
+/// (f / 16 % 9) with `reg` at 0(WT), which faults where the address is not aligned.
 fn wild_access(f: u8, reg: u8, off: i32) -> u32 {
-    if f % 8 < 5 {
-        load_insn(f % 8, dest(reg), WT, off)
-    } else {
-        store_insn(f % 8 - 5, WT, src(reg), off)
+    match f % 8 {
+        _ if f % 16 == 15 => amo(AMO_OPS[usize::from(f / 16) % AMO_OPS.len()], dest(reg), WT, src(reg)),
+        g @ 0..=4 => load_insn(g, dest(reg), WT, off),
+        g => store_insn(g - 5, WT, src(reg), off),
     }
 }
 
@@ -587,19 +793,23 @@ fn emit_wild(kind: u8, f: u8, reg: u8, raw: u16, ctx: Ctx) -> Vec<u32> {
     out
 }
 
+/// Padding after a jump to a target at 2 mod 4: c.ebreak, then an illegal parcel
+/// (where the jump lands; without C it faults as misaligned before).
+const PAD: u32 = 0x0000_9002;
+
 /// Ops that end the run (or may).
 fn emit_stop(kind: u8, raw: u8) -> Vec<u32> {
     let r = i32::from(raw);
-    match kind % 11 {
+    match kind % 14 {
         0 => vec![0x0010_0073], // ebreak
         1 => vec![0],
         2 => vec![u32::MAX],
-        // jalr to a misaligned target.
-        3 => vec![auipc(JT, 0), jalr(0, JT, 6 + 4 * (r % 4))],
-        // Branch to a misaligned target with x0, x0: taken or not by its kind.
-        4 => vec![b_type(BRANCHES[raw as usize % 6], 0, 0, 6 + 4 * (r % 3))],
-        // jal to a misaligned target.
-        5 => vec![j_type(0, 2 + 4 * (r % 3))],
+        // jalr to a target at 2 mod 4 (into the padding).
+        3 => vec![auipc(JT, 0), jalr(0, JT, 10 + 4 * (r % 3)), PAD, PAD, PAD, PAD],
+        // Branch to 2 mod 4 with x0, x0: taken or not by its kind (not taken: c.ebreak).
+        4 => vec![b_type(BRANCHES[raw as usize % 6], 0, 0, 6 + 4 * (r % 3)), PAD, PAD, PAD],
+        // jal to 2 mod 4.
+        5 => vec![j_type(0, 6 + 4 * (r % 3)), PAD, PAD, PAD],
         // Jump into the data segment (not executable).
         6 => vec![lui(JT, DATA_BASE >> 12), jalr(dest(raw), JT, 4 * (r % 64))],
         // Writing a read-only CSR.
@@ -608,11 +818,21 @@ fn emit_stop(kind: u8, raw: u8) -> Vec<u32> {
         8 => vec![lui(JT, 0x40000), jalr(dest(raw), JT, 0)],
         // exit / exit_group early.
         9 => vec![addi(A0, 0, r), addi(A7, 0, 93), ecall()],
-        _ => vec![addi(A0, 0, r), addi(A7, 0, 94), ecall()],
+        10 => vec![addi(A0, 0, r), addi(A7, 0, 94), ecall()],
+        // c.ebreak (and a c.nop after it).
+        11 => vec![0x0001_0000 | u32::from(c_ebreak())],
+        // A misaligned AMO (store/AMO address misaligned).
+        12 => vec![
+            lui(WT, DATA_BASE >> 12),
+            addi(WT, WT, 1 + r % 3),
+            amo(AMO_OPS[raw as usize % AMO_OPS.len()], dest(raw), WT, src(raw)),
+        ],
+        // A misaligned lr.w (load address misaligned).
+        _ => vec![lui(WT, DATA_BASE >> 12), addi(WT, WT, 1 + r % 3), lr_w(dest(raw), WT)],
     }
 }
 
-/// The program's text words.
+/// The program's text words (2-byte parcels in pairs; an odd count ends with c.nop).
 pub fn assemble(p: &Program) -> Vec<u32> {
     // brk(HEAP_START + 4 KiB): the heap right after the data region is RAM at first.
     let mut text = li(A0, HEAP_START + 0x1000).to_vec();
@@ -624,10 +844,14 @@ pub fn assemble(p: &Program) -> Vec<u32> {
     for (r, v) in BASES {
         text.extend(li(r, v));
     }
-    let pc = TEXT_BASE + 4 * text.len() as u32;
-    text.extend(emit_list(&p.ops, Ctx::default(), pc));
-    text.extend([addi(A0, src(p.exit_reg), 0), addi(A7, 0, 93), ecall()]);
-    text
+    let mut code = ws(&text);
+    let pc = TEXT_BASE + 2 * code.len() as u32;
+    code.extend(emit_list(&p.ops, Ctx::default(), pc));
+    code.extend(ws(&[addi(A0, src(p.exit_reg), 0), addi(A7, 0, 93), ecall()]));
+    if code.len() % 2 == 1 {
+        code.push(c_nop());
+    }
+    code.chunks(2).map(|c| u32::from(c[0]) | (u32::from(c[1]) << 16)).collect()
 }
 
 /// The data segment bytes of a program.
@@ -645,15 +869,25 @@ pub fn elf(p: &Program) -> Vec<u8> {
     crate::common::elf_image(&assemble(p), &data(p), BSS_LEN)
 }
 
-/// A disassembly listing of text words at TEXT_BASE; `marks` adds notes to pcs.
+/// A disassembly listing of text words at TEXT_BASE (2- and 4-byte instructions);
+/// `marks` adds notes to pcs.
 pub fn listing(text: &[u32], marks: &[(u32, String)]) -> String {
+    let halves: Vec<u16> = text.iter().flat_map(|&w| [w as u16, (w >> 16) as u16]).collect();
     let mut s = String::new();
-    for (i, &w) in text.iter().enumerate() {
-        let pc = TEXT_BASE + 4 * i as u32;
-        let dis = rvdbt::guest::disasm::disassemble_word(w, pc).replace('\t', " ");
+    let mut i = 0;
+    while i < halves.len() {
+        let pc = TEXT_BASE + 2 * i as u32;
+        let (bits, hex, len) = if halves[i] & 3 == 3 && i + 1 < halves.len() {
+            let w = u32::from(halves[i]) | (u32::from(halves[i + 1]) << 16);
+            (w, format!("{w:08x}"), 2)
+        } else {
+            (u32::from(halves[i]), format!("{:04x}    ", halves[i]), 1)
+        };
+        let dis = rvdbt::guest::disasm::disassemble_word(bits, pc).replace('\t', " ");
         let note: Vec<&str> = marks.iter().filter(|(p, _)| *p == pc).map(|(_, m)| m.as_str()).collect();
         let note = if note.is_empty() { String::new() } else { format!("   <- {}", note.join(", ")) };
-        s.push_str(&format!("  {pc:08x}: {w:08x}  {dis}{note}\n"));
+        s.push_str(&format!("  {pc:08x}: {hex}  {dis}{note}\n"));
+        i += len;
     }
     s
 }
@@ -722,7 +956,7 @@ impl Rng {
 
 /// A straight-line op (no control flow).
 pub fn gen_simple(r: &mut Rng) -> Op {
-    match r.weighted(&[10, 10, 6, 2, 2, 3, 8, 8, 1, 1, 2, 1]) {
+    match r.weighted(&[10, 10, 6, 2, 2, 3, 8, 8, 1, 1, 2, 1, 12, 3, 2]) {
         0 => Op::Reg { f: r.u8(), rd: r.u8(), rs1: r.u8(), rs2: r.u8() },
         1 => Op::Imm { f: r.u8(), rd: r.u8(), rs1: r.u8(), imm: r.below(4096) as i16 - 2048 },
         2 => Op::Mul { f: r.u8(), rd: r.u8(), rs1: r.u8(), rs2: r.u8(), preset: r.u8() },
@@ -737,7 +971,10 @@ pub fn gen_simple(r: &mut Rng) -> Op {
             let kind = if r.below(3) == 0 { r.u8() } else { BENIGN_WILD[r.below(BENIGN_WILD.len() as u32) as usize] };
             Op::Wild { kind, f: r.u8(), reg: r.u8(), raw: r.u16() }
         }
-        _ => Op::Syscall { kind: r.u8(), base: r.u8(), off: r.off(), len: r.u8() },
+        11 => Op::Syscall { kind: r.u8(), base: r.u8(), off: r.off(), len: r.u8() },
+        12 => Op::C { kind: r.u8(), rd: r.u8(), rs: r.u8(), imm: r.u16() as i16 },
+        13 => Op::Amo { f: r.u8(), rd: r.u8(), base: r.u8(), rs2: r.u8(), off: r.off(), ord: r.u8() },
+        _ => Op::LrSc { kind: r.u8(), rd: r.u8(), base: r.u8(), rs2: r.u8(), off: r.off() },
     }
 }
 
@@ -747,7 +984,7 @@ pub fn gen_op(r: &mut Rng, depth: usize) -> Op {
     let loop_w = if depth < 2 { 4 } else { 0 };
     // In loop bodies, accesses whose region changes with the iteration.
     let switch_w = if depth > 0 { 4 } else { 0 };
-    match r.weighted(&[40, 6, 2, 2, 2, loop_w, 1, 1, switch_w]) {
+    match r.weighted(&[40, 6, 2, 2, 2, loop_w, 1, 1, switch_w, 4, 2, 1]) {
         0 => gen_simple(r),
         1 => Op::Branch { f: r.u8(), rs1: r.u8(), rs2: r.u8(), skip: r.u8() },
         2 => Op::Jal { rd: r.u8(), skip: r.u8() },
@@ -762,6 +999,12 @@ pub fn gen_op(r: &mut Rng, depth: usize) -> Op {
         }
         6 => Op::FenceI,
         8 => Op::Wild { kind: if r.below(4) == 0 { 13 } else { 12 }, f: r.u8(), reg: r.u8(), raw: r.u16() },
+        9 => Op::CBranch { f: r.u8(), rs: r.u8(), skip: r.u8() },
+        10 => Op::CJump { form: r.u8(), skip: r.u8() },
+        11 => {
+            let n = 1 + r.below(6) as usize;
+            Op::CCall { body: (0..n).map(|_| gen_op(r, depth + 1)).collect() }
+        }
         _ => {
             // Stops are rare: most programs should reach the final exit.
             if r.below(4) == 0 {

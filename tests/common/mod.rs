@@ -1,6 +1,8 @@
 //! Test support: a small RV32IM encoder, an in-memory ELF writer and run helpers.
 #![allow(dead_code)]
 
+pub mod rvc;
+
 use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
 use rvdbt::syscall::Io;
@@ -122,9 +124,14 @@ pub fn elf_image(text: &[u32], data: &[u8], bss: u32) -> Vec<u8> {
 
 /// Loads an ELF image into a machine with buffered streams.
 pub fn machine(elf: &[u8], args: &[&str], stdin: &[u8]) -> Machine {
+    machine_with(elf, args, stdin, MachineConfig::default())
+}
+
+/// Loads an ELF image into a machine with buffered streams and `config`.
+pub fn machine_with(elf: &[u8], args: &[&str], stdin: &[u8], config: MachineConfig) -> Machine {
     let mut argv = vec!["prog".to_string()];
     argv.extend(args.iter().map(|s| s.to_string()));
-    Machine::from_elf(elf, &argv, &[], MachineConfig::default(), Io::buffered(stdin.to_vec())).expect("loadable ELF")
+    Machine::from_elf(elf, &argv, &[], config, Io::buffered(stdin.to_vec())).expect("loadable ELF")
 }
 
 /// Runs a machine on a backend.
@@ -140,9 +147,48 @@ pub fn run_on(m: &mut Machine, backend: Backend, max_insns: Option<u64>) -> Exit
 
 /// Runs raw text words (data optional) on a backend and returns the machine.
 pub fn run_words(text: &[u32], data: &[u8], backend: Backend) -> (Machine, Exit) {
-    let mut m = machine(&elf_image(text, data, 0), &[], b"");
+    run_words_isa(text, data, backend, rvdbt::guest::decode::Isa::default())
+}
+
+/// As [`run_words`], for a machine of the given ISA (`--isa`).
+pub fn run_words_isa(text: &[u32], data: &[u8], backend: Backend, isa: rvdbt::guest::decode::Isa) -> (Machine, Exit) {
+    let config = MachineConfig { isa, ..MachineConfig::default() };
+    let mut m = machine_with(&elf_image(text, data, 0), &[], b"", config);
     let exit = run_on(&mut m, backend, Some(1_000_000));
     (m, exit)
+}
+
+/// The memory modes translating backends run in.
+pub const MODES: [rvdbt::jit::access::MemMode; 3] =
+    [rvdbt::jit::access::MemMode::Calls, rvdbt::jit::access::MemMode::Adaptive, rvdbt::jit::access::MemMode::Fastmem];
+
+/// One run: which backend and mode, the machine as it ended, and how.
+pub struct Run {
+    pub what: String,
+    pub m: Machine,
+    pub exit: Exit,
+}
+
+/// Runs `text` on the interpreter (first) and on every translating backend in every
+/// memory mode (blocks translated at once, tiered moving on after two entries).
+pub fn run_everywhere(text: &[u32], data: &[u8], isa: rvdbt::guest::decode::Isa) -> Vec<Run> {
+    let mut runs = Vec::new();
+    for backend in backends() {
+        let modes: &[rvdbt::jit::access::MemMode] =
+            if backend == Backend::Interp { &[rvdbt::jit::access::MemMode::Adaptive] } else { &MODES };
+        for &mode in modes {
+            let config = MachineConfig { isa, ..MachineConfig::default() };
+            let mut m = machine_with(&elf_image(text, data, 0), &[], b"", config);
+            let mut opts = RunOptions { backend, max_insns: Some(1_000_000), ..RunOptions::default() };
+            opts.jit.verify = true;
+            opts.jit.compile_after = 0;
+            opts.jit.tier_up = 2;
+            opts.jit.mem = mode;
+            let exit = runner::run(&mut m, &opts).expect("translator works").exit;
+            runs.push(Run { what: format!("{} --mem {}", backend.name(), mode.name()), m, exit });
+        }
+    }
+    runs
 }
 
 /// All the backends that must agree with the interpreter.

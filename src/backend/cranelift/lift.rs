@@ -28,13 +28,13 @@
 //!   (see [`Site`]), so when the access faults the dispatcher completes the state from
 //!   the fault map alone.
 
-use crate::guest::decode::{AluOp, BranchOp, Inst, LoadOp, StoreOp};
+use crate::guest::decode::{AluOp, AmoOp, BranchOp, Inst, LoadOp, StoreOp};
 use crate::jit::abi::{
     ArgKind, Helper, JumpCacheEntry, EXIT_DISPATCH, EXIT_HOT, EXIT_STEP, HELPERS, JUMP_CACHE_MASK, OFFSET_BUDGET_END,
     OFFSET_PC, OFFSET_REGS, OFFSET_RETIRED,
 };
 use crate::jit::access::{AccessState, RegionClass};
-use crate::jit::block::BlockEnd;
+use crate::jit::block::{is_access, BlockEnd};
 use crate::jit::codegen::AccessPlan;
 use crate::jit::region::Region;
 use crate::memory::Device;
@@ -184,7 +184,7 @@ fn liveness(region: &Region, inline: &dyn Fn(u32) -> bool) -> Vec<Vec<u32>> {
             for (i, inst) in region.blocks[b].insts.iter().enumerate().rev() {
                 // Loads and stores that call a helper can leave (a refused access).
                 let pc = region.blocks[b].pc_of(i);
-                if matches!(inst, Inst::Load { .. } | Inst::Store { .. }) && !inline(pc) {
+                if is_access(inst) && !inline(pc) {
                     live |= ALL_REGS;
                 }
                 live_after[b][i] = live;
@@ -250,6 +250,9 @@ fn writes(inst: &Inst) -> u32 {
         | Inst::Load { rd, .. }
         | Inst::OpImm { rd, .. }
         | Inst::Op { rd, .. }
+        | Inst::Amo { rd, .. }
+        | Inst::Lr { rd, .. }
+        | Inst::Sc { rd, .. }
         | Inst::Csr { rd, .. } => (1u32 << rd) & !1,
         _ => 0,
     }
@@ -260,7 +263,10 @@ fn reads(inst: &Inst) -> u32 {
     let m = |rs: &[u8]| rs.iter().fold(0u32, |acc, &r| acc | (1 << r)) & !1;
     match *inst {
         Inst::Jalr { rs1, .. } | Inst::Load { rs1, .. } | Inst::OpImm { rs1, .. } => m(&[rs1]),
-        Inst::Branch { rs1, rs2, .. } | Inst::Store { rs1, rs2, .. } | Inst::Op { rs1, rs2, .. } => m(&[rs1, rs2]),
+        Inst::Branch { rs1, rs2, .. }
+        | Inst::Store { rs1, rs2, .. }
+        | Inst::Op { rs1, rs2, .. }
+        | Inst::Amo { rs1, rs2, .. } => m(&[rs1, rs2]),
         _ => 0,
     }
 }
@@ -284,7 +290,7 @@ fn dirty_sets(
             let mut d = dirty_in[b];
             for (i, inst) in block.insts.iter().enumerate() {
                 let pc = block.pc_of(i);
-                if matches!(inst, Inst::Load { .. } | Inst::Store { .. }) && inline(pc) {
+                if is_access(inst) && inline(pc) {
                     // What `sync_for_access` stores is clean after the access.
                     d = kept_dirty(d, live_after[b][i], inst, forced.get(&pc).copied().unwrap_or(0));
                 }
@@ -559,6 +565,15 @@ impl Lifter<'_, '_> {
         self.recoveries.push(Recovery { site, regs: keep, labels, consts });
     }
 
+    /// Flags of an inline access at the current instruction: a trap code of its own (see
+    /// [`inline_trap_code`]).
+    fn inline_flags(&mut self) -> MemFlagsData {
+        let site = self.sites.len() as u32 - 1;
+        let code = inline_trap_code(self.access_sites.len() as u32);
+        self.access_sites.push(site);
+        MemFlagsData::new().with_trap_code(Some(code))
+    }
+
     /// The value of `v` if it is a constant.
     fn const_of(&self, v: Value) -> Option<u32> {
         let inst = self.b.func.dfg.value_def(v).inst()?;
@@ -717,9 +732,7 @@ impl Lifter<'_, '_> {
         self.sync_for_access(i, &inst);
         let addr64 = self.b.ins().uextend(I64, addr);
         let host = self.b.ins().iadd_imm_s(addr64, self.env.arena_base as i64);
-        let site = self.sites.len() as u32 - 1;
-        let flags = MemFlagsData::new().with_trap_code(Some(inline_trap_code(self.access_sites.len() as u32)));
-        self.access_sites.push(site);
+        let flags = self.inline_flags();
         let ins = self.b.ins();
         match access {
             Access::Load { width: 0, signed: true, .. } => Some(ins.sload8(I32, flags, host, 0)),
@@ -885,6 +898,8 @@ impl Lifter<'_, '_> {
 
     fn lift(&mut self, i: usize, inst: Inst) {
         let pc = self.block().pc_of(i);
+        // The next instruction's pc: the link value and a branch's fall-through.
+        let next = self.block().pc_of(i + 1);
         match inst {
             Inst::Lui { rd, imm } => {
                 let v = self.iconst(imm);
@@ -937,13 +952,13 @@ impl Lifter<'_, '_> {
             Inst::Fence { .. } => {}
             Inst::Jal { rd, offset } => {
                 let target = pc.wrapping_add(offset as u32);
-                if target & 3 != 0 {
+                if !self.block().aligned(target) {
                     // The interpreter raises the misaligned-target fault.
                     let pcv = self.iconst(pc);
                     self.exit_return(pcv, i, EXIT_STEP);
                     return;
                 }
-                let link = self.iconst(pc.wrapping_add(4));
+                let link = self.iconst(next);
                 self.set_reg(rd, link);
                 self.edge(target, i + 1);
             }
@@ -951,9 +966,12 @@ impl Lifter<'_, '_> {
                 let base = self.reg(rs1);
                 let sum = self.b.ins().iadd_imm_s(base, i64::from(offset));
                 let target = self.b.ins().band_imm_s(sum, -2);
-                let misaligned = self.b.ins().band_imm_s(target, 2);
-                self.step_if(misaligned, i);
-                let link = self.iconst(pc.wrapping_add(4));
+                if self.block().ialign == 4 {
+                    // Without C a target at 2 mod 4 faults (with C every target is legal).
+                    let misaligned = self.b.ins().band_imm_s(target, 2);
+                    self.step_if(misaligned, i);
+                }
+                let link = self.iconst(next);
                 self.set_reg(rd, link);
                 // A return to a call site in the region stays inside it.
                 for t in self.region.indirect_targets(self.cur) {
@@ -980,9 +998,10 @@ impl Lifter<'_, '_> {
                 };
                 let cond = self.b.ins().icmp(cc, a, b);
                 let target = pc.wrapping_add(offset as u32);
-                let fall = pc.wrapping_add(4);
+                let fall = next;
+                let aligned = self.block().aligned(target);
                 let stays = |t: u32| self.region.edge(self.cur, t).inside.is_some();
-                if !stays(fall) && (target & 3 != 0 || !stays(target)) {
+                if !stays(fall) && (!aligned || !stays(target)) {
                     // Both ways leave: store the registers once, here, not in each exit.
                     self.store_dirty();
                     self.dirty &= RETIRED_BIT;
@@ -991,7 +1010,7 @@ impl Lifter<'_, '_> {
                 let not_taken = self.b.create_block();
                 self.b.ins().brif(cond, taken, &[], not_taken, &[]);
                 self.b.switch_to_block(taken);
-                if target & 3 != 0 {
+                if !aligned {
                     let pcv = self.iconst(pc);
                     self.exit_return(pcv, i, EXIT_STEP);
                 } else {
@@ -1000,6 +1019,11 @@ impl Lifter<'_, '_> {
                 self.b.switch_to_block(not_taken);
                 self.edge(fall, i + 1);
             }
+            Inst::Amo { op, rd, rs1, rs2, .. } => {
+                let addr = self.reg(rs1);
+                let src = self.reg(rs2);
+                self.amo(i, op, rd, addr, src);
+            }
             // Instructions that need the runtime never reach the lifter (see block.rs).
             Inst::FenceI
             | Inst::Ecall
@@ -1007,10 +1031,64 @@ impl Lifter<'_, '_> {
             | Inst::Mret
             | Inst::Wfi
             | Inst::Csr { .. }
+            | Inst::Lr { .. }
+            | Inst::Sc { .. }
             | Inst::Illegal(_) => {
                 let pcv = self.iconst(pc);
                 self.exit_return(pcv, i, EXIT_STEP);
             }
         }
+    }
+
+    /// The value an AMO stores.
+    fn amo_value(&mut self, op: AmoOp, old: Value, src: Value) -> Value {
+        let ins = self.b.ins();
+        match op {
+            AmoOp::Swap => src,
+            AmoOp::Add => ins.iadd(old, src),
+            AmoOp::Xor => ins.bxor(old, src),
+            AmoOp::And => ins.band(old, src),
+            AmoOp::Or => ins.bor(old, src),
+            AmoOp::Min => ins.smin(old, src),
+            AmoOp::Max => ins.smax(old, src),
+            AmoOp::Minu => ins.umin(old, src),
+            AmoOp::Maxu => ins.umax(old, src),
+        }
+    }
+
+    /// An AMO at instruction `i`, as its access plan says. COMMITTED(RAM): a misaligned
+    /// address goes to the interpreter (which raises the fault), else one inline load
+    /// and one inline store, both in the fault map (a fault on either leaves memory and
+    /// registers unchanged: rd is written after the store). Any other state: the AMO
+    /// helper (profiling unless VARIABLE); a refusal goes to the interpreter.
+    fn amo(&mut self, i: usize, op: AmoOp, rd: u8, addr: Value, src: Value) {
+        let plan = self.plans[&self.block().pc_of(i)];
+        let old = match plan.state {
+            AccessState::Committed(RegionClass::Ram) => {
+                let misaligned = self.b.ins().band_imm_s(addr, 3);
+                self.step_if(misaligned, i);
+                let inst = self.block().insts[i];
+                self.sync_for_access(i, &inst);
+                let addr64 = self.b.ins().uextend(I64, addr);
+                let host = self.b.ins().iadd_imm_s(addr64, self.env.arena_base as i64);
+                let load_flags = self.inline_flags();
+                let old = self.b.ins().load(I32, load_flags, host, 0);
+                let new = self.amo_value(op, old, src);
+                let store_flags = self.inline_flags();
+                self.b.ins().store(store_flags, new, host, 0);
+                old
+            }
+            state => {
+                let record = if state == AccessState::Variable { 0 } else { plan.record };
+                let cpu = self.cpu;
+                let opv = self.b.ins().iconst(I32, op.index() as i64);
+                let rec = self.b.ins().iconst(I64, record as i64);
+                let result = self.call(Helper::Amo, &[cpu, addr, src, opv, rec]);
+                let refused = self.b.ins().ushr_imm_s(result, 32);
+                self.step_if(refused, i);
+                self.b.ins().ireduce(I32, result)
+            }
+        };
+        self.set_reg(rd, old);
     }
 }

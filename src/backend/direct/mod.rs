@@ -18,7 +18,7 @@
 //! - exits store `pc` and the retired count, then tail-jump through an exit slot or the
 //!   jump cache, or return an exit code. Cold exits are placed after the block's code.
 
-use crate::guest::decode::{AluOp, BranchOp, Inst, LoadOp, StoreOp};
+use crate::guest::decode::{AluOp, AmoOp, BranchOp, Inst, LoadOp, StoreOp};
 use crate::jit::abi::{
     reg_offset, Helper, JumpCacheEntry, EXIT_DISPATCH, EXIT_HOT, EXIT_STEP, JUMP_CACHE_MASK, OFFSET_BUDGET_END,
     OFFSET_PC, OFFSET_RETIRED,
@@ -330,14 +330,20 @@ impl Emitter<'_, '_> {
         Ok(())
     }
 
+    /// Lists the next instruction, an inline access of instruction `i`, in the fault map
+    /// (guest registers are always in `Cpu`: nothing to recover).
+    fn note_inline(&mut self, i: usize) {
+        let host = self.base + self.ops.offset().0 as u64;
+        self.inline.push(InlineAccess { host, pc: self.block.pc_of(i), retired: i as u32, recover: Vec::new() });
+    }
+
     /// One inline access to `arena_base + zext(eax)`, listed for the fault map.
     fn access_inline(&mut self, i: usize, access: Access) {
         dynasm!(self.ops ; .arch x64 ; mov rcx, QWORD self.env.arena_base as i64);
         if let Access::Store { rs2, .. } = access {
             self.load(EDX, rs2);
         }
-        let host = self.base + self.ops.offset().0 as u64;
-        self.inline.push(InlineAccess { host, pc: self.block.pc_of(i), retired: i as u32, recover: Vec::new() });
+        self.note_inline(i);
         match access {
             Access::Load { rd, width, signed } => {
                 match (width, signed) {
@@ -471,8 +477,54 @@ impl Emitter<'_, '_> {
         }
     }
 
+    /// An AMO at instruction `i` with its address in `eax`, as its access plan says
+    /// (see the Cranelift lifter's `amo`): COMMITTED(RAM) is an alignment check, an
+    /// inline load into `r8d`, the new value in `r9d` and an inline store (both in the
+    /// fault map), then rd = the old value; other states call the AMO helper.
+    fn amo(&mut self, i: usize, op: AmoOp, rd: u8, rs2: u8) -> Result<(), JitError> {
+        let plan = (self.env.plan_for)(self.block.pc_of(i));
+        let step = self.step_label(i);
+        if plan.state == AccessState::Committed(RegionClass::Ram) {
+            dynasm!(self.ops ; .arch x64 ; test al, 3 ; jnz =>step ; mov rcx, QWORD self.env.arena_base as i64);
+            self.load(EDX, rs2);
+            self.note_inline(i);
+            dynasm!(self.ops ; .arch x64 ; mov r8d, DWORD [rcx + rax] ; mov r9d, r8d);
+            match op {
+                AmoOp::Swap => dynasm!(self.ops ; .arch x64 ; mov r9d, edx),
+                AmoOp::Add => dynasm!(self.ops ; .arch x64 ; add r9d, edx),
+                AmoOp::Xor => dynasm!(self.ops ; .arch x64 ; xor r9d, edx),
+                AmoOp::And => dynasm!(self.ops ; .arch x64 ; and r9d, edx),
+                AmoOp::Or => dynasm!(self.ops ; .arch x64 ; or r9d, edx),
+                AmoOp::Min => dynasm!(self.ops ; .arch x64 ; cmp r8d, edx ; cmovg r9d, edx),
+                AmoOp::Max => dynasm!(self.ops ; .arch x64 ; cmp r8d, edx ; cmovl r9d, edx),
+                AmoOp::Minu => dynasm!(self.ops ; .arch x64 ; cmp r8d, edx ; cmova r9d, edx),
+                AmoOp::Maxu => dynasm!(self.ops ; .arch x64 ; cmp r8d, edx ; cmovb r9d, edx),
+            }
+            self.note_inline(i);
+            dynasm!(self.ops ; .arch x64 ; mov DWORD [rcx + rax], r9d);
+            if rd != 0 {
+                dynasm!(self.ops ; .arch x64 ; mov DWORD [rbx + reg_offset(rd)], r8d);
+            }
+            return Ok(());
+        }
+        let record = if plan.state == AccessState::Variable { 0 } else { plan.record };
+        dynasm!(self.ops ; .arch x64 ; mov esi, eax ; mov rdi, rbx);
+        self.load(EDX, rs2);
+        dynasm!(self.ops
+            ; .arch x64
+            ; mov ecx, op.index() as i32
+            ; mov r8, QWORD record as i64
+        );
+        self.call(Helper::Amo)?;
+        dynasm!(self.ops ; .arch x64 ; bt rax, 32 ; jc =>step);
+        self.store(rd, EAX);
+        Ok(())
+    }
+
     fn inst(&mut self, i: usize, inst: Inst) -> Result<(), JitError> {
         let pc = self.block.pc_of(i);
+        // The next instruction's pc: the link value and a branch's fall-through.
+        let next = self.block.pc_of(i + 1);
         match inst {
             Inst::Lui { rd, imm } => {
                 if rd != 0 {
@@ -535,24 +587,32 @@ impl Emitter<'_, '_> {
                 self.access(i, Access::Store { width, rs2 })?;
             }
             Inst::Fence { .. } => {}
+            Inst::Amo { op, rd, rs1, rs2, .. } => {
+                self.load(EAX, rs1);
+                self.amo(i, op, rd, rs2)?;
+            }
             Inst::Jal { rd, offset } => {
                 let target = pc.wrapping_add(offset as u32);
-                if target & 3 != 0 {
+                if !self.block.aligned(target) {
                     // The interpreter raises the misaligned-target fault.
                     self.exit_return(pc, i, EXIT_STEP);
                     return Ok(());
                 }
                 if rd != 0 {
-                    dynasm!(self.ops ; .arch x64 ; mov DWORD [rbx + reg_offset(rd)], pc.wrapping_add(4) as i32);
+                    dynasm!(self.ops ; .arch x64 ; mov DWORD [rbx + reg_offset(rd)], next as i32);
                 }
                 self.exit_chain(target, i + 1);
             }
             Inst::Jalr { rd, rs1, offset } => {
                 self.address(rs1, offset);
-                let step = self.step_label(i);
-                dynasm!(self.ops ; .arch x64 ; and eax, -2 ; test al, 2 ; jnz =>step);
+                dynasm!(self.ops ; .arch x64 ; and eax, -2);
+                if self.block.ialign == 4 {
+                    // Without C a target at 2 mod 4 faults (with C every target is legal).
+                    let step = self.step_label(i);
+                    dynasm!(self.ops ; .arch x64 ; test al, 2 ; jnz =>step);
+                }
                 if rd != 0 {
-                    dynasm!(self.ops ; .arch x64 ; mov DWORD [rbx + reg_offset(rd)], pc.wrapping_add(4) as i32);
+                    dynasm!(self.ops ; .arch x64 ; mov DWORD [rbx + reg_offset(rd)], next as i32);
                 }
                 self.exit_indirect(i + 1);
             }
@@ -569,10 +629,10 @@ impl Emitter<'_, '_> {
                     BranchOp::Bltu => dynasm!(self.ops ; .arch x64 ; jb =>taken),
                     BranchOp::Bgeu => dynasm!(self.ops ; .arch x64 ; jae =>taken),
                 }
-                self.exit_chain(pc.wrapping_add(4), i + 1);
+                self.exit_chain(next, i + 1);
                 dynasm!(self.ops ; .arch x64 ; =>taken);
                 let target = pc.wrapping_add(offset as u32);
-                if target & 3 != 0 {
+                if !self.block.aligned(target) {
                     self.exit_return(pc, i, EXIT_STEP);
                 } else {
                     self.exit_chain(target, i + 1);
@@ -585,6 +645,8 @@ impl Emitter<'_, '_> {
             | Inst::Mret
             | Inst::Wfi
             | Inst::Csr { .. }
+            | Inst::Lr { .. }
+            | Inst::Sc { .. }
             | Inst::Illegal(_) => {
                 self.exit_return(pc, i, EXIT_STEP);
             }

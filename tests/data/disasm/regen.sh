@@ -4,6 +4,7 @@
 # The tests (tests/disasm_objdump.rs, tests/disasm_listing.rs) only read the committed files:
 #
 # * all.objdump and all.elf: all.S (every RV32IM/Zicsr/Zifencei form) assembled and linked;
+# * compressed.objdump: compressed.S (rv32imac: the C and A extensions);
 # * hello.objdump, smc.objdump, bad-illegal.objdump: `objdump -d` of bundled guest programs,
 #   run from the repository root (the header names guest-programs/bin/NAME.elf).
 #
@@ -26,3 +27,7 @@ for prog in hello smc bad-illegal; do
     (cd ../../.. && riscv64-unknown-elf-objdump -d "guest-programs/bin/$prog.elf") > "$here/$prog.objdump"
     echo "regenerated $prog.objdump"
 done
+riscv64-unknown-elf-as -march=rv32imac -mabi=ilp32 -o "$tmp/compressed.o" compressed.S
+riscv64-unknown-elf-ld -m elf32lriscv --no-relax -e _start -Ttext=0x10000 -o "$tmp/compressed.elf" "$tmp/compressed.o"
+(cd "$tmp" && riscv64-unknown-elf-objdump -d compressed.elf) > compressed.objdump
+echo "regenerated compressed.objdump ($(grep -c '^ *[0-9a-f]*:	' compressed.objdump) instruction lines)"
