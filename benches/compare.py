@@ -5,11 +5,17 @@ with the host `cc` against the same runtime, with its x86-64 entry and syscalls)
 run so the ratios are comparable.
 
     cargo build --release && python3 benches/compare.py [--repeat N] [--json FILE] [PROGRAMS...]
+    python3 benches/compare.py --isa-builds [--repeat N] [PROGRAMS...]
 
 Each configuration runs N times (default 3); the fastest time counts. Mode-to-mode
 ratios use rvdbt's guest run time (--stats-json wall_ns); the comparison with qemu
 uses whole-process times for both. Prints a table and, with --json FILE, writes every
 measurement.
+
+--isa-builds compares instead the rv32im build of each program (bin/NAME.elf) with its
+rv32imac build (bin/imac/NAME.elf, compressed code) on each translating backend: guest
+run times and their ratio (imac / im; above 1 the compressed build is slower). The
+two builds of a configuration run alternately, so machine noise hits both alike.
 """
 import argparse
 import json
@@ -32,9 +38,9 @@ def guest_args(name):
     return open(path).read().split("\n")[:-1] if os.path.exists(path) else []
 
 
-def run_rvdbt(name, extra, repeat):
+def run_rvdbt(name, extra, repeat, bin_dir="bin"):
     """Best run by guest time; `process_ns` is the best whole-process time."""
-    elf = os.path.join(PROGRAMS, "bin", name + ".elf")
+    elf = os.path.join(PROGRAMS, bin_dir, name + ".elf")
     best, process = None, None
     for _ in range(repeat):
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
@@ -96,14 +102,68 @@ def run_native(exe, name, repeat):
     return best
 
 
+def isa_builds(a):
+    """The rv32im and rv32imac builds of each program side by side, per backend."""
+    configs = [
+        ("cranelift", ["--backend", "cranelift"]),
+        ("direct", ["--backend", "direct"]),
+        ("tiered", ["--backend", "tiered"]),
+    ]
+    results = {}
+    print("guest run times in ms, best of %d; imac/im = rv32imac build over rv32im build" % a.repeat)
+    head = f"{'program':<9} {'Minsns':>7}"
+    for c, _ in configs:
+        head += f" | {c + ' im':>13} {'imac':>8} {'imac/im':>7}"
+    head += f" | {'code im':>7} {'imac':>6}"
+    print(head)
+    ratios = {c: [] for c, _ in configs}
+    for name in a.programs:
+        if not os.path.exists(os.path.join(PROGRAMS, "bin", "imac", name + ".elf")):
+            print(f"{name:<9} (no rv32imac build)")
+            continue
+        row = {}
+        for c, extra in configs:
+            best = {"im": None, "imac": None}
+            for _ in range(a.repeat):
+                for build, bin_dir in (("im", "bin"), ("imac", "bin/imac")):
+                    r = run_rvdbt(name, extra, 1, bin_dir)
+                    if best[build] is None or r["wall_ns"] < best[build]["wall_ns"]:
+                        best[build] = r
+            row[c] = best
+        results[name] = row
+        first = row[configs[0][0]]
+        line = f"{name:<9} {first['im']['guest_instructions'] / 1e6:>7.2f}"
+        for c, _ in configs:
+            im, imac = row[c]["im"]["wall_ns"], row[c]["imac"]["wall_ns"]
+            ratios[c].append(imac / im)
+            line += f" | {im / 1e6:>13.2f} {imac / 1e6:>8.2f} {imac / im:>7.3f}"
+        line += f" | {first['im']['code_bytes']:>7} {first['imac']['code_bytes']:>6}"
+        print(line, flush=True)
+    line = f"{'geomean':<9} {'':>7}"
+    for c, _ in configs:
+        rs = ratios[c]
+        g = 1.0
+        for r in rs:
+            g *= r
+        g = g ** (1 / len(rs)) if rs else float("nan")
+        line += f" | {'':>13} {'':>8} {g:>7.3f}"
+    print(line)
+    print("Minsns: guest instructions (the same for both builds); code: host code bytes compiled (first backend).")
+    if a.json:
+        json.dump(results, open(a.json, "w"), indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", help="write all measurements here")
+    ap.add_argument("--isa-builds", action="store_true", help="compare the rv32im and rv32imac builds")
     ap.add_argument("programs", nargs="*", default=DEFAULT)
     a = ap.parse_args()
     if not os.path.exists(BIN):
         sys.exit("build first: cargo build --release")
+    if a.isa_builds:
+        return isa_builds(a)
     configs = [
         ("interp", ["--backend", "interp"]),
         ("calls", ["--mem", "calls"]),
