@@ -7,11 +7,19 @@ the configurations (round-robin), so machine noise spreads over all of them.
 
     cargo build --release && python3 benches/compare.py [--repeat N] [--json FILE]
         [--svg FILE] [--modes] [--long] [PROGRAMS...]
+    python3 benches/compare.py --isa-builds [--repeat N] [PROGRAMS...]
 
 Times are whole-process wall times, best of N runs (default 5). Prints a table of
 milliseconds and of slowdowns against native, geometric means, and rvdbt's compile
 statistics; --svg draws the slowdown against native per program and backend; --modes
 adds the memory modes of the Cranelift backend (guest run times, from --stats-json).
+
+--isa-builds compares instead the rv32im build of each program (bin/NAME.elf) with its
+rv32imac build (bin/imac/NAME.elf, compressed code) on each translating backend: the
+CPU time (user + system) of the whole rvdbt process, which other load on the machine
+disturbs far less than wall time, and its ratio (imac / im; above 1 the compressed build
+is slower). The two builds of a configuration run alternately, so what noise remains
+hits both alike.
 
 --long runs the long-running benchmark programs (guest-programs/src/bench-*.c) at their
 default size (no argument: 1-3 s each under qemu-riscv32) instead of the short programs,
@@ -171,6 +179,80 @@ def svg_chart(rows, labels, path):
     open(path, "w").write("\n".join(out) + "\n")
 
 
+def run_rvdbt(name, extra, repeat, bin_dir="bin"):
+    """Best run by guest time; `process_ns` is the best whole-process time and `cpu_ns`
+    the least CPU time (user + system) of the process."""
+    elf = os.path.join(PROGRAMS, bin_dir, name + ".elf")
+    best, process, cpu = None, None, None
+    for _ in range(repeat):
+        with tempfile.NamedTemporaryFile(suffix=".json") as f:
+            cmd = [BIN, "run", *extra, "--stats-json", f.name, elf, "--", *guest_args(name)]
+            t0 = time.perf_counter_ns()
+            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            _, _, usage = os.wait4(p.pid, 0)
+            ns = time.perf_counter_ns() - t0
+            stats = json.load(open(f.name))
+        process = ns if process is None else min(process, ns)
+        used = int((usage.ru_utime + usage.ru_stime) * 1e9)
+        cpu = used if cpu is None else min(cpu, used)
+        if best is None or stats["wall_ns"] < best["wall_ns"]:
+            best = stats
+    best["process_ns"] = process
+    best["cpu_ns"] = cpu
+    return best
+
+
+def isa_builds(a):
+    """The rv32im and rv32imac builds of each program side by side, per backend."""
+    configs = [
+        ("cranelift", ["--backend", "cranelift"]),
+        ("direct", ["--backend", "direct"]),
+        ("tiered", ["--backend", "tiered"]),
+    ]
+    results = {}
+    print("process CPU times in ms, best of %d; imac/im = rv32imac build over rv32im build" % a.repeat)
+    head = f"{'program':<9} {'Minsns':>7}"
+    for c, _ in configs:
+        head += f" | {c + ' im':>13} {'imac':>8} {'imac/im':>7}"
+    head += f" | {'code im':>7} {'imac':>6}"
+    print(head)
+    ratios = {c: [] for c, _ in configs}
+    for name in a.programs:
+        if not os.path.exists(os.path.join(PROGRAMS, "bin", "imac", name + ".elf")):
+            print(f"{name:<9} (no rv32imac build)")
+            continue
+        row = {}
+        for c, extra in configs:
+            best = {"im": None, "imac": None}
+            for _ in range(a.repeat):
+                for build, bin_dir in (("im", "bin"), ("imac", "bin/imac")):
+                    r = run_rvdbt(name, extra, 1, bin_dir)
+                    if best[build] is None or r["cpu_ns"] < best[build]["cpu_ns"]:
+                        best[build] = r
+            row[c] = best
+        results[name] = row
+        first = row[configs[0][0]]
+        line = f"{name:<9} {first['im']['guest_instructions'] / 1e6:>7.2f}"
+        for c, _ in configs:
+            im, imac = row[c]["im"]["cpu_ns"], row[c]["imac"]["cpu_ns"]
+            ratios[c].append(imac / im)
+            line += f" | {im / 1e6:>13.2f} {imac / 1e6:>8.2f} {imac / im:>7.3f}"
+        line += f" | {first['im']['code_bytes']:>7} {first['imac']['code_bytes']:>6}"
+        print(line, flush=True)
+    line = f"{'geomean':<9} {'':>7}"
+    for c, _ in configs:
+        rs = ratios[c]
+        g = 1.0
+        for r in rs:
+            g *= r
+        g = g ** (1 / len(rs)) if rs else float("nan")
+        line += f" | {'':>13} {'':>8} {g:>7.3f}"
+    print(line)
+    print("Minsns: guest instructions (the same for both builds); code: host code bytes compiled (first backend).")
+    if a.json:
+        json.dump(results, open(a.json, "w"), indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, help="runs per configuration (default 5; 3 with --long)")
@@ -178,10 +260,15 @@ def main():
     ap.add_argument("--svg", help="write the slowdown chart here")
     ap.add_argument("--modes", action="store_true", help="also the Cranelift memory modes")
     ap.add_argument("--long", action="store_true", help="the bench-* programs at their default size")
+    ap.add_argument("--isa-builds", action="store_true", help="compare the rv32im and rv32imac builds")
     ap.add_argument("programs", nargs="*")
     a = ap.parse_args()
     a.programs = a.programs or (LONG if a.long else DEFAULT)
     a.repeat = a.repeat or (3 if a.long else 5)
+    if not os.path.exists(BIN):
+        sys.exit("build first: cargo build --release")
+    if a.isa_builds:
+        return isa_builds(a)
     if not os.path.exists(BIN):
         sys.exit("build first: cargo build --release")
     native_dir = tempfile.mkdtemp(prefix="rvdbt-native-")

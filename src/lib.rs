@@ -1,4 +1,4 @@
-//! rvdbt: a dynamic binary translator that runs RISC-V RV32IM guest programs (static ELF
+//! rvdbt: a dynamic binary translator that runs RISC-V RV32IMAC guest programs (static ELF
 //! files) on x86-64 Linux.
 //!
 //! The module tree is the pipeline, and dependencies point down this list:

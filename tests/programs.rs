@@ -1,7 +1,9 @@
 //! Every bundled guest program on every backend: exact stdout and exit status against
 //! the committed expectations (qemu-riscv32's output where qemu can run the program),
 //! and on every translating backend exactly the interpreter's final state: retired
-//! instructions, registers, pc and a hash of all RAM.
+//! instructions, registers, pc and a hash of all RAM. The programs include the
+//! picolibc rv32imac ones (`imac-*`); the rv32imac builds of the runtime programs
+//! (`bin/imac/`) must give the same expected output as their rv32im builds.
 
 use rvdbt::jit::access::MemMode;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
@@ -24,6 +26,12 @@ struct Program {
 }
 
 fn programs() -> Vec<Program> {
+    programs_in("bin")
+}
+
+/// The programs whose ELF is in `bin_dir` (relative to guest-programs), with the
+/// expectations of their name.
+fn programs_in(bin_dir: &str) -> Vec<Program> {
     let dir = root().join("expected");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .expect("guest-programs/expected exists")
@@ -36,14 +44,20 @@ fn programs() -> Vec<Program> {
         })
         .collect();
     names.sort();
-    assert!(names.len() >= 20, "expected at least 20 guest programs, found {}", names.len());
+    if bin_dir == "bin" {
+        assert!(names.len() >= 25, "expected at least 25 guest programs, found {}", names.len());
+    } else {
+        names.retain(|name| root().join(bin_dir).join(format!("{name}.elf")).exists());
+        assert!(names.len() >= 20, "expected at least 20 programs in {bin_dir}, found {}", names.len());
+    }
     names
         .into_iter()
         .map(|name| {
             let read = |ext: &str| std::fs::read(dir.join(format!("{name}.{ext}"))).ok();
             let code = String::from_utf8(read("code").unwrap()).unwrap().trim().parse().expect("numeric .code");
             Program {
-                elf: std::fs::read(root().join("bin").join(format!("{name}.elf"))).expect("ELF for every expectation"),
+                elf: std::fs::read(root().join(bin_dir).join(format!("{name}.elf")))
+                    .expect("ELF for every expectation"),
                 args: read("args")
                     .map(|a| String::from_utf8(a).unwrap().lines().map(str::to_string).collect())
                     .unwrap_or_default(),
@@ -112,6 +126,32 @@ fn every_program_gives_its_expected_output_on_every_backend() {
                     assert_eq!(e, exit, "{} ({what}): exit", p.name);
                     assert_same_state(&p.name, &what, &reference, &m);
                 }
+            }
+        }
+    }
+}
+
+#[test]
+fn rv32imac_builds_give_the_expected_output_on_every_backend() {
+    for p in programs_in("bin/imac") {
+        let (reference, exit) = run_program(&p, Backend::Interp, &|_| {});
+        let name = format!("imac/{}", p.name);
+        assert_eq!(exit.status(), p.code, "{name}: exit status ({exit:?})");
+        assert_eq!(
+            String::from_utf8_lossy(reference.io.stdout_bytes()),
+            String::from_utf8_lossy(&p.stdout),
+            "{name}: stdout"
+        );
+        for backend in [Backend::Cranelift, Backend::Direct, Backend::Tiered] {
+            for mode in [MemMode::Calls, MemMode::Adaptive, MemMode::Fastmem] {
+                let (m, e) = run_program(&p, backend, &|o| {
+                    o.jit.mem = mode;
+                    o.jit.compile_after = 0;
+                    o.jit.tier_up = 3;
+                });
+                let what = format!("--backend {} --mem {}", backend.name(), mode.name());
+                assert_eq!(e, exit, "{name} ({what}): exit");
+                assert_same_state(&name, &what, &reference, &m);
             }
         }
     }

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 make -s all
-sha256sum bin/*.elf > "$tmp/before"
+sha256sum bin/*.elf bin/imac/*.elf > "$tmp/before"
 for i in 1 2; do
 	make -s clean
 	make -s all > /dev/null

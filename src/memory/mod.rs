@@ -526,6 +526,11 @@ impl Memory {
         if !self.isa.c {
             return self.fetch(pc).map(|w| (w, 4)).map_err(|_| pc);
         }
+        // Usually all four bytes are fetchable: one check.
+        if self.ram_allows(pc, 4, PERM_X) {
+            let word = self.ram_read(pc, Width::B4);
+            return Ok(if word & 3 == 3 { (word, 4) } else { (word & 0xffff, 2) });
+        }
         if !self.ram_allows(pc, 2, PERM_X) {
             return Err(pc);
         }

@@ -183,5 +183,6 @@ pub(super) fn sys_getrandom(m: &mut Machine, buf: u32, len: u32, flags: u32) -> 
 
 /// set_tid_address: the thread id (the one thread is the process: pid 1).
 pub(super) fn sys_set_tid_address(_m: &mut Machine, _tidptr: u32) -> SysResult {
-    Ok(1)
+    // One thread: its id is the process id, which `getpid` reports.
+    Ok(std::process::id() as i32)
 }
