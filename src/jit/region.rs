@@ -20,9 +20,9 @@ use crate::memory::Memory;
 use std::collections::HashMap;
 
 /// Default cap on the blocks of a region.
-pub const DEFAULT_MAX_REGION_BLOCKS: usize = 32;
+pub const DEFAULT_MAX_REGION_BLOCKS: usize = 16;
 /// Cap on the guest instructions of a region.
-pub const MAX_REGION_INSNS: usize = 1024;
+pub const MAX_REGION_INSNS: usize = 256;
 /// Cap on the loads and stores of a region (a code generator may name each one with a
 /// trap code of its own, and Cranelift has 250).
 pub const MAX_REGION_ACCESSES: usize = 240;

@@ -13,7 +13,9 @@ use crate::jit::codemem::CodePool;
 use crate::jit::region::Region;
 use crate::jit::JitError;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -52,6 +54,8 @@ pub enum Done {
 
 /// The handle of a compile thread.
 pub struct Worker {
+    /// Set when the cache goes away: queued compiles are dropped, not done.
+    abandon: Arc<AtomicBool>,
     jobs: Option<Sender<Job>>,
     done: Receiver<Done>,
     thread: Option<JoinHandle<()>>,
@@ -64,11 +68,13 @@ impl Worker {
     pub fn start(name: &str, make: BackendFactory, pool: CodePool) -> Result<Worker, JitError> {
         let (jobs, job_rx) = channel::<Job>();
         let (done_tx, done) = channel::<Done>();
+        let abandon = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&abandon);
         let thread = std::thread::Builder::new()
             .name(format!("rvdbt-{name}"))
-            .spawn(move || serve(make, pool, job_rx, done_tx))
+            .spawn(move || serve(make, pool, job_rx, done_tx, &stop))
             .map_err(|e| JitError::Setup(format!("cannot start the compile thread: {e}")))?;
-        Ok(Worker { jobs: Some(jobs), done, thread: Some(thread), in_flight: 0 })
+        Ok(Worker { abandon, jobs: Some(jobs), done, thread: Some(thread), in_flight: 0 })
     }
 
     fn send(&self, job: Job) -> Result<(), JitError> {
@@ -115,6 +121,8 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
+        // The run is over: what is queued is not needed (waits for one compile at most).
+        self.abandon.store(true, Ordering::Relaxed);
         self.jobs.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -123,9 +131,12 @@ impl Drop for Worker {
 }
 
 /// The compile thread's loop.
-fn serve(make: BackendFactory, pool: CodePool, jobs: Receiver<Job>, done: Sender<Done>) {
+fn serve(make: BackendFactory, pool: CodePool, jobs: Receiver<Job>, done: Sender<Done>, abandon: &AtomicBool) {
     let mut backend = make();
     for job in jobs {
+        if abandon.load(Ordering::Relaxed) {
+            return;
+        }
         let reply = match (&mut backend, job) {
             (Ok(b), Job::Flush) => Done::Flushed(b.flush()),
             (Err(e), Job::Flush) => Done::Flushed(Err(JitError::Setup(e.to_string()))),

@@ -212,8 +212,10 @@ struct Lifter<'a, 'b> {
     total: Value,
     /// Current value of each guest register the region uses (x0 and unused: None).
     vals: [Option<Value>; 32],
-    /// The registers the region uses, in order (the block parameters after the total).
+    /// The registers the region writes, in order (the block parameters after the total).
     used: Vec<u8>,
+    /// The registers it only reads, with their values from the entry.
+    invariant: Vec<(u8, Value)>,
     /// Registers and sites at inline accesses whose values the fault path recovers
     /// from the machine state (see [`Recovery`]).
     recoveries: Vec<Recovery>,
@@ -370,13 +372,22 @@ pub fn lift_region(
         b.switch_to_block(run);
     }
 
-    // Every register the region reads or writes is loaded once, on entry, and passed to
-    // each of the region's blocks as a parameter (after the running total).
-    let mask = region.blocks.iter().flat_map(|bl| bl.insts.iter()).fold(0u32, |acc, i| acc | reads(i) | writes(i));
-    let used: Vec<u8> = (1..32u8).filter(|r| mask & (1 << r) != 0).collect();
+    // Every register the region reads or writes is loaded once, on entry. Those it
+    // writes are passed to each of the region's blocks as parameters (after the running
+    // total); the others keep their entry value, which dominates the whole region.
+    let insts = || region.blocks.iter().flat_map(|bl| bl.insts.iter());
+    let mask = insts().fold(0u32, |acc, i| acc | reads(i) | writes(i));
+    let written = insts().fold(0u32, |acc, i| acc | writes(i));
     let mut args: Vec<BlockArg> = vec![retired0.into()];
-    for &r in &used {
-        args.push(b.ins().load(I32, trusted(), cpu, OFFSET_REGS + 4 * i32::from(r)).into());
+    let (mut used, mut invariant) = (Vec::new(), Vec::new());
+    for r in (1..32u8).filter(|r| mask & (1 << r) != 0) {
+        let v = b.ins().load(I32, trusted(), cpu, OFFSET_REGS + 4 * i32::from(r));
+        if written & (1 << r) != 0 {
+            used.push(r);
+            args.push(v.into());
+        } else {
+            invariant.push((r, v));
+        }
     }
     let blocks: Vec<ir::Block> = region
         .blocks
@@ -402,6 +413,7 @@ pub fn lift_region(
         total: retired0,
         vals: [None; 32],
         used,
+        invariant,
         recoveries: Vec::new(),
         access_sites: Vec::new(),
         labels: [0; 33],
@@ -456,6 +468,9 @@ impl Lifter<'_, '_> {
         for (k, &r) in self.used.clone().iter().enumerate() {
             self.vals[r as usize] = Some(params[k + 1]);
             self.label(usize::from(r), params[k + 1]);
+        }
+        for &(r, v) in &self.invariant {
+            self.vals[r as usize] = Some(v);
         }
     }
 
