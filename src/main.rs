@@ -94,7 +94,7 @@ struct RunArgs {
     #[arg(last = true)]
     args: Vec<String>,
     /// Execution engine.
-    #[arg(long, value_enum, default_value = "cranelift")]
+    #[arg(long, value_enum, default_value = "tiered")]
     backend: BackendArg,
     /// Cranelift optimization level.
     #[arg(long, value_enum, default_value = "speed")]

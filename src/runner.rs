@@ -76,7 +76,7 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { backend: Backend::Cranelift, max_insns: None, interrupt: None, jit: JitConfig::default() }
+        RunOptions { backend: Backend::Tiered, max_insns: None, interrupt: None, jit: JitConfig::default() }
     }
 }
 

@@ -675,14 +675,27 @@ fn execute_only_segment_runs() {
 
 #[test]
 fn print_code_shows_guest_code_ir_and_host_code() {
-    let o = run_prog(&counted_program(), &[], &["--print-code", "--compile-after", "0"], &[], b"");
+    let args = ["--print-code", "--compile-after", "0", "--backend", "cranelift"];
+    let o = run_prog(&counted_program(), &[], &args, &[], b"");
     assert_status(&o, 7, &[]);
     let err = stderr(&o);
     // The loop body block (at TEXT_BASE + 4): its guest code, its IR and its host code.
-    assert!(err.contains("=== block 0x00010004 (2 guest instructions)"), "{err}");
+    assert!(err.contains("=== block 0x00010004 (2 guest instructions) cranelift"), "{err}");
     assert!(err.contains("00010008  bnez t0,10004"), "{err}");
     assert!(err.contains("--- Cranelift IR") && err.contains("return_call_indirect"), "{err}");
     assert!(err.contains("--- host code") && err.contains("jmp"), "{err}");
+}
+
+#[test]
+fn print_code_shows_direct_code_and_regions() {
+    // The default (tiered) backend: the direct emitter's blocks, then the loop's region.
+    let args = ["--print-code", "--compile-after", "0", "--tier-up", "2", "--no-compile-thread"];
+    let o = run_prog(&counted_program(), &[], &args, &[], b"");
+    assert_status(&o, 7, &[]);
+    let err = stderr(&o);
+    assert!(err.contains("=== block 0x00010004 (2 guest instructions) direct"), "{err}");
+    assert!(err.contains("--- host code (bytes)"), "{err}");
+    assert!(err.contains("(2 guest instructions) cranelift"), "the hot loop moved to Cranelift: {err}");
 }
 
 #[test]

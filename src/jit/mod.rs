@@ -71,7 +71,7 @@ pub struct JitConfig {
 /// Default of [`JitConfig::compile_after`].
 pub const DEFAULT_COMPILE_AFTER: u32 = 16;
 /// Default of [`JitConfig::tier_up`].
-pub const DEFAULT_TIER_UP: u32 = 1000;
+pub const DEFAULT_TIER_UP: u32 = 5000;
 
 impl Default for JitConfig {
     fn default() -> Self {

@@ -121,12 +121,12 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        // The run is over: what is queued is not needed (waits for one compile at most).
+        // The run is over: what is queued is not needed. The thread finishes the compile
+        // it may be in (into the pool it shares, which outlives it) and ends; nothing
+        // waits for it.
         self.abandon.store(true, Ordering::Relaxed);
         self.jobs.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.thread.take();
     }
 }
 
