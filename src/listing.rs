@@ -14,7 +14,7 @@
 //! Symbols come from [`crate::symbols`]; the instruction text from
 //! [`crate::guest::disasm::disassemble_word`].
 
-use crate::guest::decode::{decode, Inst};
+use crate::guest::decode::{decode_insn, Inst, Isa};
 use crate::guest::disasm::disassemble_word;
 use crate::symbols::{is_data_mapping_symbol, is_mapping_symbol, Section, SymSection, Symbols};
 use std::fmt::Write as _;
@@ -245,7 +245,7 @@ impl<'a> Lister<'a> {
                 (len, len, text)
             } else {
                 match insn_length(le(off, 2) as u16) {
-                    2 => (2, 2, format!(".2byte\t0x{:x}", le(off, 2))),
+                    2 => (2, 2, self.instruction(le(off, 2) as u32, addr as u32, sec, sorted)),
                     4 => (4, 4, self.instruction(le(off, 4) as u32, addr as u32, sec, sorted)),
                     n => (n, if n % 4 == 0 { 4 } else { 2 }, format!(".{n}byte\t0x{:x}", le(off, n.min(8)))),
                 }
@@ -275,9 +275,10 @@ impl<'a> Lister<'a> {
         }
     }
 
-    /// One 32-bit instruction with objdump's annotations.
+    /// One instruction (32-bit, or compressed in the low 16 bits of `word`) with
+    /// objdump's annotations.
     fn instruction(&mut self, word: u32, pc: u32, sec: &Section, sorted: &[usize]) -> String {
-        let inst = decode(word);
+        let inst = decode_insn(Isa::RV32IMAC, word).0;
         let mut text = disassemble_word(word, pc);
         if matches!(inst, Inst::Illegal(_)) || text.starts_with(".4byte") {
             return text;
@@ -290,7 +291,14 @@ impl<'a> Lister<'a> {
                 text.push_str(&self.address(t, sec, sorted));
             }
         }
-        if let Some(a) = self.tracker.instruction(&inst, pc) {
+        // Of the compressed instructions objdump follows only `c.addi` and `c.lui` (the
+        // others neither get an annotation nor change what it believes the registers hold).
+        let c_rd = (word >> 7) & 31;
+        let c_addi = word & 0xe003 == 0x0001;
+        let c_lui = word & 0xe003 == 0x6001 && c_rd != 0 && c_rd != 2;
+        let follows = word & 3 == 3 || c_addi || c_lui;
+        let annotation = if follows { self.tracker.instruction(&inst, pc) } else { None };
+        if let Some(a) = annotation {
             text.push_str(" # ");
             text.push_str(&self.address(a, sec, sorted));
         }
@@ -377,6 +385,7 @@ pub fn disassemble_file(path: &str, elf: &[u8], selection: &Selection) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guest::decode::decode;
 
     #[test]
     fn tracker_follows_objdump() {
