@@ -292,9 +292,15 @@ impl Machine {
         self.flush_uart();
     }
 
+    /// The 32-bit word at `pc`, if it can be read (see [`Machine::insn_at`] for the
+    /// instruction there, which may be 2 bytes long).
+    pub fn instruction_at(&self, pc: u32) -> Option<u32> {
+        self.mem.read_bytes(pc, 4).ok().map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
     /// The instruction at `pc` (its bits, and its length: 2 for a compressed one), if
     /// it can be read.
-    pub fn instruction_at(&self, pc: u32) -> Option<(u32, u32)> {
+    pub fn insn_at(&self, pc: u32) -> Option<(u32, u32)> {
         let lo = self.mem.read_bytes(pc, 2).ok()?;
         let lo = u16::from_le_bytes([lo[0], lo[1]]);
         if insn_len(lo) == 2 {
@@ -306,7 +312,7 @@ impl Machine {
 
     /// A one-line description of a fault: kind, pc, address, the faulting instruction.
     pub fn describe_fault(&self, f: &GuestFault) -> String {
-        let insn = match self.instruction_at(f.pc) {
+        let insn = match self.insn_at(f.pc) {
             Some((bits, len)) => {
                 let text = disassemble_word(bits, f.pc).replace('\t', " ");
                 // An instruction of an extension the run leaves out (--isa) says so.

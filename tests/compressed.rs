@@ -673,3 +673,35 @@ fn max_insns_is_exact_in_compressed_code() {
         }
     }
 }
+
+#[test]
+fn jalr_targets_two_bytes_apart_keep_their_jump_cache_entries() {
+    // f1 = c.li a0, 1 falling into f2 = c.jr ra, two bytes on: both called 1000 times
+    // through jalr. Their jump cache entries must not evict each other (every call
+    // would go through the dispatcher).
+    let mut a = Asm::new();
+    a.ws(&li(S0, 0)); // f1, patched below
+    a.w(addi(S1, S0, 2)); // f2
+    a.w(addi(T0, ZERO, 1000));
+    let top = a.pc();
+    a.w(jalr(RA, S0, 0));
+    a.c(c_add(A3, A0));
+    a.w(jalr(RA, S1, 0));
+    a.c(c_add(A4, A0));
+    a.w(addi(T0, T0, -1));
+    let here = a.pc();
+    a.w(b_type(1, T0, ZERO, top.wrapping_sub(here) as i32));
+    a.w(addi(A0, A3, 0));
+    a.ws(&exit_seq());
+    let f1 = a.pc();
+    a.c(c_li(A0, 1));
+    a.c(c_jr(RA));
+    let [hi, lo] = li(S0, f1);
+    a.halves[..4].copy_from_slice(&[hi as u16, (hi >> 16) as u16, lo as u16, (lo >> 16) as u16]);
+    let r = check_regs("jalr to targets 2 bytes apart", &a, &[(A3, 1000), (A4, 1000)]);
+    assert_eq!(r.exit, Exit::Exited(1000));
+    for run in run_everywhere(&a.words(), &[], Isa::default()).iter().skip(1) {
+        let n = run.m.stats.dispatcher_entries;
+        assert!(n < 100, "{}: {n} dispatcher entries", run.what);
+    }
+}

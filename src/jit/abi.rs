@@ -156,12 +156,15 @@ impl JumpCacheEntry {
 
 /// Entries of the jump cache (a power of two).
 pub const JUMP_CACHE_ENTRIES: usize = 4096;
-/// Mask applied to `pc >> 2` to index the jump cache.
+/// Mask applied to `pc >> JUMP_CACHE_SHIFT` to index the jump cache.
 pub const JUMP_CACHE_MASK: u32 = (JUMP_CACHE_ENTRIES - 1) as u32;
+/// The jump cache is indexed by `pc >> 1`: with compressed code, targets 2 bytes apart
+/// (a return address and a function entry, say) must not share an entry.
+pub const JUMP_CACHE_SHIFT: u8 = 1;
 
 /// Jump cache index of a guest pc.
 pub fn jump_cache_index(pc: u32) -> usize {
-    ((pc >> 2) & JUMP_CACHE_MASK) as usize
+    ((pc >> JUMP_CACHE_SHIFT) & JUMP_CACHE_MASK) as usize
 }
 
 /// Offsets of the `Cpu` fields translated code reads and writes.

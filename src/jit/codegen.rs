@@ -22,7 +22,7 @@ pub struct CompileEnv<'a> {
     /// Host address of guest address 0.
     pub arena_base: u64,
     /// Base of the jump cache ([`crate::jit::abi::JumpCacheEntry`] entries, indexed by
-    /// `(pc >> 2) & JUMP_CACHE_MASK`).
+    /// `(pc >> JUMP_CACHE_SHIFT) & JUMP_CACHE_MASK`).
     pub jump_cache: u64,
     /// Is every code chunk within rel32 reach of the helpers?
     pub near: bool,

@@ -103,8 +103,8 @@ pub fn run(
         // How many instructions to interpret (0: none, translated code ran). While an
         // lr.w reservation is valid everything is interpreted, so that every store
         // is checked against it (translated code never checks).
-        let reserved = m.reservation_valid();
-        let interpret_max = match if reserved { None } else { cache.lookup(&m.mem, m.cpu.pc)? } {
+        let block = if m.reservation_valid() { None } else { cache.lookup(&m.mem, m.cpu.pc)? };
+        let interpret_max = match block {
             // A block that would pass --max-insns is finished instruction by instruction.
             Some(block) if m.cpu.retired + u64::from(block.len) <= limit => {
                 m.cpu.budget_end = limit.min(m.cpu.retired.saturating_add(SLICE));

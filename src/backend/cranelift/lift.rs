@@ -30,8 +30,8 @@
 
 use crate::guest::decode::{AluOp, AmoOp, BranchOp, Inst, LoadOp, StoreOp};
 use crate::jit::abi::{
-    ArgKind, Helper, JumpCacheEntry, EXIT_DISPATCH, EXIT_HOT, EXIT_STEP, HELPERS, JUMP_CACHE_MASK, OFFSET_BUDGET_END,
-    OFFSET_PC, OFFSET_REGS, OFFSET_RETIRED,
+    ArgKind, Helper, JumpCacheEntry, EXIT_DISPATCH, EXIT_HOT, EXIT_STEP, HELPERS, JUMP_CACHE_MASK, JUMP_CACHE_SHIFT,
+    OFFSET_BUDGET_END, OFFSET_PC, OFFSET_REGS, OFFSET_RETIRED,
 };
 use crate::jit::access::{AccessState, RegionClass};
 use crate::jit::block::{is_access, BlockEnd};
@@ -680,7 +680,7 @@ impl Lifter<'_, '_> {
     /// Continues at a computed target through the jump cache, or the dispatcher.
     fn exit_indirect(&mut self, target: Value, executed: usize) {
         self.write_back(target, executed);
-        let idx = self.b.ins().ushr_imm_s(target, 2);
+        let idx = self.b.ins().ushr_imm_s(target, i64::from(JUMP_CACHE_SHIFT));
         let idx = self.b.ins().band_imm_s(idx, i64::from(JUMP_CACHE_MASK));
         let idx = self.b.ins().uextend(I64, idx);
         let off = self.b.ins().ishl_imm_s(idx, i64::from(JumpCacheEntry::SIZE_SHIFT));

@@ -20,8 +20,8 @@
 
 use crate::guest::decode::{AluOp, AmoOp, BranchOp, Inst, LoadOp, StoreOp};
 use crate::jit::abi::{
-    reg_offset, Helper, JumpCacheEntry, EXIT_DISPATCH, EXIT_HOT, EXIT_STEP, JUMP_CACHE_MASK, OFFSET_BUDGET_END,
-    OFFSET_PC, OFFSET_RETIRED,
+    reg_offset, Helper, JumpCacheEntry, EXIT_DISPATCH, EXIT_HOT, EXIT_STEP, JUMP_CACHE_MASK, JUMP_CACHE_SHIFT,
+    OFFSET_BUDGET_END, OFFSET_PC, OFFSET_RETIRED,
 };
 use crate::jit::access::{AccessState, RegionClass};
 use crate::jit::block::{Block, BlockEnd};
@@ -236,7 +236,7 @@ impl Emitter<'_, '_> {
         dynasm!(self.ops
             ; .arch x64
             ; mov ecx, eax
-            ; shr ecx, 2
+            ; shr ecx, JUMP_CACHE_SHIFT as i8
             ; and ecx, JUMP_CACHE_MASK as i32
             ; shl rcx, JumpCacheEntry::SIZE_SHIFT as i8
             ; mov rdx, QWORD self.env.jump_cache as i64
