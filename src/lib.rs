@@ -15,6 +15,7 @@
 //! - [`loader`]: ELF files into guest memory;
 //! - [`memory`]: the 4 GiB arena, the memory map, the devices;
 //! - [`guest`]: the ISA: decoding, disassembly, the CPU state;
+//! - [`streams`]: the guest's standard streams and files;
 //! - [`stats`]: the counters a run reports.
 
 pub mod backend;
@@ -29,6 +30,7 @@ pub mod machine;
 pub mod memory;
 pub mod runner;
 pub mod stats;
+pub mod streams;
 pub mod symbols;
 pub mod syscall;
 pub mod trace;

@@ -10,7 +10,7 @@ use crate::guest::disasm::disassemble_word;
 use crate::loader::{self, LoadError, DEFAULT_STACK_SIZE, STACK_GUARD, STACK_TOP};
 use crate::memory::{Memory, RegionKind, PAGE, PERM_R, PERM_W};
 use crate::stats::Stats;
-use crate::syscall::Io;
+use crate::streams::Io;
 use std::fmt;
 
 /// Why the guest stopped with a fault. Each kind maps to the signal a native RISC-V

@@ -169,17 +169,10 @@ impl Drop for Tracer {
 
 /// The `EFFECT` column of an `insns` line (empty when the instruction writes nothing).
 pub fn effect(inst: &Inst, cpu: &Cpu) -> String {
-    let written = match *inst {
-        Inst::Lui { rd, .. }
-        | Inst::Auipc { rd, .. }
-        | Inst::Jal { rd, .. }
-        | Inst::Jalr { rd, .. }
-        | Inst::Load { rd, .. }
-        | Inst::OpImm { rd, .. }
-        | Inst::Op { rd, .. }
-        | Inst::Csr { rd, .. } => rd,
-        Inst::Ecall => 10,
-        Inst::Store { op, rs1, rs2, offset } => {
+    let written = match (*inst, inst.dest()) {
+        (_, Some(rd)) => rd,
+        (Inst::Ecall, _) => 10,
+        (Inst::Store { op, rs1, rs2, offset }, _) => {
             let addr = cpu.reg(rs1).wrapping_add(offset as u32);
             let value = cpu.reg(rs2);
             return match op {

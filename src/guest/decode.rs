@@ -221,6 +221,24 @@ pub enum Inst {
 }
 
 impl Inst {
+    /// The register the instruction writes (its `rd`, possibly x0), if it writes one.
+    pub fn dest(&self) -> Option<u8> {
+        match *self {
+            Inst::Lui { rd, .. }
+            | Inst::Auipc { rd, .. }
+            | Inst::Jal { rd, .. }
+            | Inst::Jalr { rd, .. }
+            | Inst::Load { rd, .. }
+            | Inst::OpImm { rd, .. }
+            | Inst::Op { rd, .. }
+            | Inst::Amo { rd, .. }
+            | Inst::Lr { rd, .. }
+            | Inst::Sc { rd, .. }
+            | Inst::Csr { rd, .. } => Some(rd),
+            _ => None,
+        }
+    }
+
     /// Is this an A-extension instruction?
     pub fn is_atomic(&self) -> bool {
         matches!(self, Inst::Lr { .. } | Inst::Sc { .. } | Inst::Amo { .. })

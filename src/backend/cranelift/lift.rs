@@ -244,20 +244,7 @@ struct Lifter<'a, 'b> {
 
 /// Registers an instruction writes, as a mask.
 fn writes(inst: &Inst) -> u32 {
-    match *inst {
-        Inst::Lui { rd, .. }
-        | Inst::Auipc { rd, .. }
-        | Inst::Jal { rd, .. }
-        | Inst::Jalr { rd, .. }
-        | Inst::Load { rd, .. }
-        | Inst::OpImm { rd, .. }
-        | Inst::Op { rd, .. }
-        | Inst::Amo { rd, .. }
-        | Inst::Lr { rd, .. }
-        | Inst::Sc { rd, .. }
-        | Inst::Csr { rd, .. } => (1u32 << rd) & !1,
-        _ => 0,
-    }
+    inst.dest().map_or(0, |rd| (1u32 << rd) & !1)
 }
 
 /// Registers an instruction reads, as a mask.
