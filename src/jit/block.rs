@@ -32,8 +32,6 @@ pub struct Block {
     /// Instructions in order (compressed ones expanded); see [`Block::pc_of`] for where
     /// each one is.
     pub insts: Vec<Inst>,
-    /// Length in bytes (2 or 4) of each instruction.
-    pub lens: Vec<u8>,
     pub end: BlockEnd,
     /// Instruction alignment of the ISA the block was decoded for: 2 with C, 4 without.
     /// A jump or branch target that is not a multiple faults (the interpreter raises it).
@@ -53,7 +51,7 @@ impl Block {
             at = at.wrapping_add(u32::from(len));
             pcs.push(at);
         }
-        Block { pc, insts, lens, end, ialign, pcs }
+        Block { pc, insts, end, ialign, pcs }
     }
 
     /// The pc after the last instruction.
@@ -72,12 +70,6 @@ impl Block {
     /// Guest pc of instruction `i` (`i == len()`: the pc after the block).
     pub fn pc_of(&self, i: usize) -> u32 {
         self.pcs[i]
-    }
-
-    /// Length in bytes of instruction `i`: its successor is at `pc_of(i) + len_of(i)`
-    /// (the fall-through of a branch, the link value of `jal`/`jalr`).
-    pub fn len_of(&self, i: usize) -> u32 {
-        u32::from(self.lens[i])
     }
 
     /// Is `target` a legal jump target (aligned as the ISA requires)?
@@ -109,13 +101,6 @@ impl Block {
     /// Guest pcs of the block's memory accesses (loads, stores and AMOs).
     pub fn access_pcs(&self) -> Vec<u32> {
         (0..self.len()).filter(|&i| is_access(&self.insts[i])).map(|i| self.pc_of(i)).collect()
-    }
-
-    /// Index of the instruction at guest `pc`, if it is in the block.
-    pub fn index_of(&self, pc: u32) -> Option<usize> {
-        let off = pc.wrapping_sub(self.pc);
-        let i = self.pcs[..self.insts.len()].binary_search_by_key(&off, |&p| p.wrapping_sub(self.pc)).ok()?;
-        Some(i)
     }
 }
 

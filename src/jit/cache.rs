@@ -577,11 +577,6 @@ impl CodeCache {
     pub fn access_record(&self, pc: u32) -> Option<&AccessRecord> {
         self.records.get(&pc).map(|r| &**r)
     }
-
-    /// The translation of the block at `pc`, if there is one (no compiling).
-    pub fn compiled(&self, pc: u32) -> Option<Compiled> {
-        self.blocks.get(&pc).copied()
-    }
 }
 
 /// The plan for the access at `pc` in the block at `block_pc`: its record's state
