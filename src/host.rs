@@ -3,7 +3,7 @@
 //! descriptors.
 //!
 //! - rvdbt's own messages (fault diagnostics, warnings, statistics, `--print-code`) go
-//!   through [`eprint`]: to a private duplicate of the stderr rvdbt started with (so a guest
+//!   through [`eprint()`]: to a private duplicate of the stderr rvdbt started with (so a guest
 //!   that closes or reuses its fd 2 does not receive them), never buffered, never a panic
 //!   and never SIGPIPE when stderr is closed or broken. A lost message never changes the
 //!   exit status.
@@ -89,7 +89,7 @@ pub fn eprint(text: &str) {
     }
 }
 
-/// Formats and writes one of rvdbt's own messages (see [`eprint`]).
+/// Formats and writes one of rvdbt's own messages (see [`eprint()`]).
 #[macro_export]
 macro_rules! diag {
     ($($arg:tt)*) => {

@@ -3,7 +3,7 @@
 //! This module owns the listing: which sections and bytes are shown, the `<symbol>:`
 //! label lines, the address and raw-bytes columns, objdump's `...` for runs of zero
 //! bytes, `.word` for data marked by `$d` mapping symbols, and the two annotations
-//! [`crate::disasm`] leaves out because they need context: ` <symbol+0x..>` after branch
+//! [`crate::guest::disasm`] leaves out because they need context: ` <symbol+0x..>` after branch
 //! and jump targets, and the ` # <address> <symbol>` comment objdump adds when it can
 //! compute an address from a preceding `lui`/`auipc` (or from `gp`, `tp` or `zero`).
 //! That comment follows binutils 2.40 (`opcodes/riscv-dis.c`): the `lui`/`auipc`

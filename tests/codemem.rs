@@ -53,7 +53,7 @@ fn code_lands_near_the_executable_and_calls_helpers_with_rel32() {
     for backend in [Backend::Cranelift, Backend::Direct] {
         let (code, base, near) = compiled_bytes(backend, true);
         assert!(near, "the pool placed code near the executable");
-        let helper = Helper::Load(2).address() as usize;
+        let helper = rvdbt::jit::helpers::address(Helper::Load(2)) as usize;
         assert!(base.abs_diff(helper) < 1 << 31, "code at {base:#x} is within ±2 GiB of the helper at {helper:#x}");
         let calls = rel32_call_targets(&code, base);
         assert!(calls.contains(&helper), "{backend:?}: a rel32 call to load_u32 ({helper:#x}) in {code:02x?}");
@@ -66,7 +66,7 @@ fn fallback_code_is_far_and_calls_helpers_through_an_absolute_address() {
     for backend in [Backend::Cranelift, Backend::Direct] {
         let (code, base, near) = compiled_bytes(backend, false);
         assert!(!near);
-        let helper = Helper::Load(2).address() as usize;
+        let helper = rvdbt::jit::helpers::address(Helper::Load(2)) as usize;
         assert!(contains_imm64(&code, helper), "{backend:?}: movabs of the helper address in far code at {base:#x}");
         assert!(!rel32_call_targets(&code, base).contains(&helper), "{backend:?}");
     }

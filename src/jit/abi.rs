@@ -132,11 +132,6 @@ impl Helper {
             Helper::Store(_) | Helper::ProfileStore(_) | Helper::DeviceWrite(_) => ArgKind::U32,
         }
     }
-
-    /// Host address of the helper's code.
-    pub fn address(self) -> *const u8 {
-        crate::jit::helpers::address(self)
-    }
 }
 
 /// One entry of the `jalr` jump cache: a guest pc and its translated code.

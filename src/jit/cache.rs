@@ -124,7 +124,7 @@ pub struct Compiled {
     pub len: u32,
     /// Host code bytes.
     pub size: u32,
-    /// Index of the code generator (in [`JitConfig::tiers`]) that compiled it.
+    /// Index of the code generator (its tier) that compiled it.
     pub tier: u8,
 }
 

@@ -106,7 +106,10 @@ extern "C" fn amo(cpu: *mut Cpu, addr: u32, value: u32, op: u32, rec: *mut Acces
 }
 
 /// The code address of a helper: one monomorphized function per helper and width.
-pub(crate) fn address(h: Helper) -> *const u8 {
+// Never inlined into another crate: there the generic helpers would be instantiated
+// again, at other addresses than the ones translated code calls.
+#[inline(never)]
+pub fn address(h: Helper) -> *const u8 {
     match h {
         Helper::Load(0) => load::<0> as *const u8,
         Helper::Load(1) => load::<1> as *const u8,

@@ -8,6 +8,7 @@ pub mod lift;
 use crate::jit::abi::{Helper, HELPERS};
 use crate::jit::codegen::{Backend, CompileEnv, InlineAccess, Translation, ValueLoc, RECOVER_RETIRED};
 use crate::jit::codemem::CodePool;
+use crate::jit::helpers;
 use crate::jit::region::Region;
 use crate::jit::JitError;
 use cranelift_codegen::ir::ValueLabel;
@@ -78,7 +79,7 @@ impl CraneliftBackend {
         let host_cc = isa.default_call_conv();
         let mut jb = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
         for h in Helper::ALL {
-            jb.symbol(h.name(), h.address());
+            jb.symbol(h.name(), helpers::address(h));
         }
         jb.memory_provider(self.pool.provider());
         let mut module = JITModule::new(jb);

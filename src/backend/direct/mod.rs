@@ -26,6 +26,7 @@ use crate::jit::abi::{
 use crate::jit::access::{AccessState, RegionClass};
 use crate::jit::block::{Block, BlockEnd};
 use crate::jit::codegen::{Backend, CompileEnv, InlineAccess, Translation};
+use crate::jit::helpers;
 use crate::jit::region::Region;
 use crate::jit::JitError;
 use crate::memory::Device;
@@ -263,7 +264,7 @@ impl Emitter<'_, '_> {
     /// Calls a helper (arguments already in `rdi`, `esi`, `edx`, `rcx`/`ecx`). The stack
     /// is 16-byte aligned here (the entry pushed `rbx` onto an 8-mod-16 stack).
     fn call(&mut self, helper: Helper) -> Result<(), JitError> {
-        let addr = helper.address() as i64;
+        let addr = helpers::address(helper) as i64;
         if self.env.near {
             let rel = addr - (self.base as i64 + self.ops.offset().0 as i64 + 5);
             if i32::try_from(rel).is_err() {
