@@ -165,12 +165,10 @@ fn rvdbt(args: &[&str]) -> Output {
 
 #[test]
 fn cli_writes_the_trace_to_a_file_or_stderr() {
-    let dir = std::env::temp_dir().join(format!("rvdbt-trace-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let prog = dir.join("loop.elf");
-    std::fs::write(&prog, elf_image(&loop_program(), &[0; 16], 0)).unwrap();
+    let dir = TempDir::new();
+    let prog = dir.file("loop.elf", &elf_image(&loop_program(), &[0; 16], 0));
     let prog = prog.to_str().unwrap();
-    let file = dir.join("trace.txt");
+    let file = dir.path("trace.txt");
     let file_arg = file.to_str().unwrap();
 
     let o = rvdbt(&["run", "--backend", "interp", "--trace", "blocks", "--trace-file", file_arg, prog]);
@@ -186,7 +184,7 @@ fn cli_writes_the_trace_to_a_file_or_stderr() {
     assert!(err.starts_with(&traced(&loop_program(), TraceKind::Insns, Some(3))), "{err}");
 
     // The translating backend refuses (exit 2), before creating the file.
-    let refused = dir.join("refused.txt");
+    let refused = dir.path("refused.txt");
     let o = rvdbt(&["run", "--trace", "blocks", "--trace-file", refused.to_str().unwrap(), prog]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--backend interp"));
@@ -195,5 +193,4 @@ fn cli_writes_the_trace_to_a_file_or_stderr() {
     // --trace-file needs --trace.
     let o = rvdbt(&["run", "--backend", "interp", "--trace-file", file_arg, prog]);
     assert_eq!(o.status.code(), Some(2));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,6 +6,8 @@ pub mod rvc;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
 use rvdbt::syscall::Io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const TEXT_BASE: u32 = 0x1_0000;
 pub const DATA_BASE: u32 = 0x2_0000;
@@ -194,4 +196,40 @@ pub fn run_everywhere(text: &[u32], data: &[u8], isa: rvdbt::guest::decode::Isa)
 /// All the backends that must agree with the interpreter.
 pub fn backends() -> Vec<Backend> {
     Backend::ALL.to_vec()
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let exe = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()));
+        let name = format!("rvdbt-{}-{}-{n}", exe.unwrap_or_default(), std::process::id());
+        let dir = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn file(&self, name: &str, contents: &[u8]) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write temp file");
+        path
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    pub fn str(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
