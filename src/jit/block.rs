@@ -77,24 +77,20 @@ impl Block {
         target.is_multiple_of(self.ialign)
     }
 
-    /// The targets of the block's exits with a known target (each has an exit slot).
+    /// The targets of the block's exits with a known target (each has an exit slot):
+    /// the fall-through and target of a final branch, the target of a final `jal`, the
+    /// continuation of a capped block; legal (aligned) targets only, each once.
     pub fn exit_targets(&self) -> Vec<u32> {
-        let mut out = Vec::new();
-        for (i, inst) in self.insts.iter().enumerate() {
-            let pc = self.pc_of(i);
-            match *inst {
-                Inst::Jal { offset, .. } => out.push(pc.wrapping_add(offset as u32)),
-                Inst::Branch { offset, .. } => {
-                    out.push(pc.wrapping_add(offset as u32));
-                    out.push(self.pc_of(i + 1));
-                }
-                _ => {}
-            }
-        }
-        if self.end == BlockEnd::Cap {
-            out.push(self.next_pc());
-        }
+        let Some(&last) = self.insts.last() else { return Vec::new() };
+        let pc = self.pc_of(self.len() - 1);
+        let mut out = match (last, self.end) {
+            (Inst::Branch { offset, .. }, _) => vec![self.next_pc(), pc.wrapping_add(offset as u32)],
+            (Inst::Jal { offset, .. }, _) => vec![pc.wrapping_add(offset as u32)],
+            (_, BlockEnd::Cap) => vec![self.next_pc()],
+            _ => Vec::new(),
+        };
         out.retain(|&t| self.aligned(t));
+        out.dedup();
         out
     }
 

@@ -15,9 +15,9 @@
 //!   depth-first path, which cuts every cycle) for the stretch from its target.
 
 use crate::guest::decode::Inst;
-use crate::jit::block::{discover, Block, BlockEnd};
+use crate::jit::block::{discover, Block};
 use crate::memory::Memory;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Default cap on the blocks of a region.
 pub const DEFAULT_MAX_REGION_BLOCKS: usize = 16;
@@ -58,24 +58,6 @@ pub struct Region {
     index: HashMap<u32, usize>,
 }
 
-/// The static successors of a block that a region may follow: branch targets and
-/// fall-throughs, jump and call targets (`jal`), and the continuation of a capped block.
-/// Indirect jumps (`jalr`) are followed only to the return points of calls in the
-/// region (see [`Region::indirect_targets`]).
-pub fn successors(block: &Block) -> Vec<u32> {
-    let Some(last) = block.insts.last() else { return Vec::new() };
-    let pc = block.pc_of(block.len() - 1);
-    let mut out = match (*last, block.end) {
-        (Inst::Branch { offset, .. }, _) => vec![block.next_pc(), pc.wrapping_add(offset as u32)],
-        (Inst::Jal { offset, .. }, _) => vec![pc.wrapping_add(offset as u32)],
-        (_, BlockEnd::Cap) => vec![block.next_pc()],
-        _ => Vec::new(),
-    };
-    out.retain(|&t| block.aligned(t));
-    out.dedup();
-    out
-}
-
 /// Where a call's callee returns to: the instruction after a `jal` that links.
 fn return_point(block: &Block) -> Option<u32> {
     match block.insts.last() {
@@ -90,8 +72,11 @@ impl Region {
         Region::analyse(vec![block])
     }
 
-    /// Grows a region from the block at `head` along successors for which `taken` says
-    /// the program has run them, breadth first, up to `max_blocks` blocks and
+    /// Grows a region from the block at `head`, breadth first, along the successors
+    /// `taken` says the program has run: each block's exit targets (branch targets and
+    /// fall-throughs, jump and call targets, the continuation of a capped block) and the
+    /// return points of its calls. Indirect jumps are followed only to those return
+    /// points (see [`Region::indirect_targets`]). At most `max_blocks` blocks and
     /// [`MAX_REGION_INSNS`] instructions. `None` when the head cannot be translated.
     pub fn form(
         mem: &Memory,
@@ -108,15 +93,15 @@ impl Region {
         let mut insns = first.len();
         let mut n_accesses = accesses(&first);
         let mut blocks = vec![first];
-        let mut seen: HashMap<u32, ()> = HashMap::from([(head, ())]);
+        let mut seen = HashSet::from([head]);
         let mut next = 0;
         while next < blocks.len() && blocks.len() < max_blocks {
-            let candidates = successors(&blocks[next]).into_iter().chain(return_point(&blocks[next]));
+            let candidates = blocks[next].exit_targets().into_iter().chain(return_point(&blocks[next]));
             for target in candidates {
-                if blocks.len() >= max_blocks || seen.contains_key(&target) || !taken(target) {
+                if blocks.len() >= max_blocks || seen.contains(&target) || !taken(target) {
                     continue;
                 }
-                seen.insert(target, ());
+                seen.insert(target);
                 let b = discover(mem, target, max_block_insns);
                 if b.is_empty() || insns + b.len() > MAX_REGION_INSNS || n_accesses + accesses(&b) > MAX_REGION_ACCESSES
                 {
@@ -140,7 +125,7 @@ impl Region {
         let succ: Vec<Vec<usize>> = blocks
             .iter()
             .map(|b| {
-                let mut s: Vec<usize> = successors(b).iter().filter_map(|t| index.get(t).copied()).collect();
+                let mut s: Vec<usize> = b.exit_targets().iter().filter_map(|t| index.get(t).copied()).collect();
                 if matches!(b.insts.last(), Some(Inst::Jalr { .. })) {
                     for &r in &returns {
                         if !s.contains(&r) {
