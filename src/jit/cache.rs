@@ -459,16 +459,16 @@ impl CodeCache {
         if block.is_empty() {
             return Ok(None);
         }
-        if self.pool.used_bytes() > self.config.code_cache_bytes {
-            // Over budget: drop everything before adding more (nothing translated runs
-            // while the dispatcher looks a block up).
-            self.flush()?;
-        }
         self.translate_region(Region::single(block), tier).map(Some)
     }
 
     /// Compiles `region` with the inline code generator of `tier` and links it in.
     fn translate_region(&mut self, region: Region, tier: u8) -> Result<Compiled, JitError> {
+        if self.pool.used_bytes() > self.config.code_cache_bytes {
+            // Over budget: drop everything before adding more (nothing translated runs
+            // while the dispatcher compiles).
+            self.flush()?;
+        }
         let near_before = self.pool.near();
         let result = self.compile(&region, tier);
         let (t, compile_ns) = match result {
