@@ -128,6 +128,7 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
     let insns = m.cpu.retired;
     let mips = if report.wall_ns > 0 { insns as f64 * 1e3 / report.wall_ns as f64 } else { 0.0 };
     let s = &m.stats;
+    let total = s.cache.total();
     vec![
         ("backend", format!("\"{}\"", report.backend.name())),
         ("guest_instructions", insns.to_string()),
@@ -137,12 +138,12 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
         ("syscalls", s.syscalls.to_string()),
         ("unknown_syscalls", s.unknown_syscalls.to_string()),
         ("warnings", s.warnings.to_string()),
-        ("blocks_compiled", s.cache.blocks_compiled.to_string()),
-        ("guest_insns_compiled", s.cache.guest_insns_compiled.to_string()),
-        ("compile_ns", s.cache.compile_ns.to_string()),
+        ("blocks_compiled", total.blocks.to_string()),
+        ("guest_insns_compiled", total.guest_insns.to_string()),
+        ("compile_ns", total.compile_ns.to_string()),
         ("chained_exits", s.cache.chained_exits.to_string()),
         ("dispatcher_entries", s.dispatcher_entries.to_string()),
-        ("code_bytes", s.cache.code_bytes.to_string()),
+        ("code_bytes", total.code_bytes.to_string()),
         ("cache_flushes", s.cache.cache_flushes.to_string()),
         ("near_code", s.near_code.to_string()),
         ("mem_mode", format!("\"{}\"", report.mem.map_or("none", MemMode::name))),

@@ -22,11 +22,8 @@ impl BackendStats {
 /// Counters the translation cache keeps.
 #[derive(Clone, Debug, Default)]
 pub struct CacheStats {
-    pub blocks_compiled: u64,
-    pub guest_insns_compiled: u64,
-    pub compile_ns: u64,
-    pub code_bytes: u64,
-    /// The same four counters per code generator, by backend name, in tier order.
+    /// Translations, their guest instructions, compile time and code bytes per code
+    /// generator, by backend name, in tier order ([`CacheStats::total`] sums them).
     pub by_backend: Vec<(&'static str, BackendStats)>,
     pub cache_flushes: u64,
     /// Exit slots pointed at translated code (chaining links made).
@@ -46,12 +43,17 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
+    /// The counters of every code generator together.
+    pub fn total(&self) -> BackendStats {
+        let mut t = BackendStats::default();
+        for (_, b) in &self.by_backend {
+            t.add(b);
+        }
+        t
+    }
+
     /// Counts one translation by `backend`.
     pub fn record(&mut self, backend: &'static str, one: BackendStats) {
-        self.blocks_compiled += one.blocks;
-        self.guest_insns_compiled += one.guest_insns;
-        self.compile_ns += one.compile_ns;
-        self.code_bytes += one.code_bytes;
         match self.by_backend.iter_mut().find(|(name, _)| *name == backend) {
             Some((_, s)) => s.add(&one),
             None => self.by_backend.push((backend, one)),
