@@ -83,6 +83,11 @@ void *memmove(void *dst, const void *src, size_t n);
 void *memset(void *dst, int c, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
+
+/* The count argument of a benchmark program: argv[1] as a decimal number in [min, max],
+ * or def without an argument; anything else prints the usage line of program `name`
+ * and exits with status 2. */
+uint32_t parse_count(int argc, char **argv, const char *name, uint32_t def, uint32_t min, uint32_t max);
 int strcmp(const char *a, const char *b);
 int strncmp(const char *a, const char *b, size_t n);
 char *strchr(const char *s, int c);

@@ -151,3 +151,26 @@ char *strcpy(char *dst, const char *src)
 		;
 	return dst;
 }
+
+uint32_t parse_count(int argc, char **argv, const char *name, uint32_t def, uint32_t min, uint32_t max)
+{
+	uint32_t v = 0;
+	const char *s;
+	if (argc < 2)
+		return def;
+	for (s = argv[1]; *s; s++) {
+		if (*s < '0' || *s > '9' || v > 100000000u)
+			break;
+		v = v * 10u + (uint32_t)(*s - '0');
+	}
+	if (*s || v < min || v > max) {
+		if (max == UINT32_MAX)
+			printf("usage: %s [N] (N > 0, default %u)\n", name, def);
+		else if (min == 1)
+			printf("usage: %s [N] (0 < N <= %u, default %u)\n", name, max, def);
+		else
+			printf("usage: %s [N] (%u <= N <= %u, default %u)\n", name, min, max, def);
+		exit(2);
+	}
+	return v;
+}

@@ -13,24 +13,6 @@
 #define DEFAULT_N 12000u
 #define BUF_BYTES (4u * 1024u)
 
-static uint32_t parse_n(int argc, char **argv, uint32_t def)
-{
-	uint32_t v = 0;
-	const char *s;
-	if (argc < 2)
-		return def;
-	for (s = argv[1]; *s; s++) {
-		if (*s < '0' || *s > '9' || v > 100000000u)
-			break;
-		v = v * 10u + (uint32_t)(*s - '0');
-	}
-	if (*s || v == 0) {
-		printf("usage: bench-aes [N] (N > 0, default %u)\n", def);
-		exit(2);
-	}
-	return v;
-}
-
 static uint8_t sbox[256], inv_sbox[256];
 static uint32_t Te0[256], Te1[256], Te2[256], Te3[256];
 static uint32_t Td0[256], Td1[256], Td2[256], Td3[256];
@@ -252,7 +234,7 @@ static uint32_t bufs[3][BUF_BYTES / 4]; /* words, so the buffers are aligned for
 
 int main(int argc, char **argv)
 {
-	uint32_t n = parse_n(argc, argv, DEFAULT_N), pass, i, x = 0x13572468u, chain = 0;
+	uint32_t n = parse_count(argc, argv, "bench-aes", DEFAULT_N, 1, UINT32_MAX), pass, i, x = 0x13572468u, chain = 0;
 	uint8_t *plain = (uint8_t *)bufs[0], *cipher = (uint8_t *)bufs[1], *check = (uint8_t *)bufs[2], *t;
 	uint8_t key_bytes[16], iv[16];
 	struct key key;

@@ -21,24 +21,6 @@
 #define SM_BYTES 700u
 #define NOINLINE __attribute__((noinline))
 
-static uint32_t parse_n(int argc, char **argv, uint32_t def)
-{
-	uint32_t v = 0;
-	const char *s;
-	if (argc < 2)
-		return def;
-	for (s = argv[1]; *s; s++) {
-		if (*s < '0' || *s > '9' || v > 100000000u)
-			break;
-		v = v * 10u + (uint32_t)(*s - '0');
-	}
-	if (*s || v == 0) {
-		printf("usage: bench-coremark [N] (N > 0, default %u)\n", def);
-		exit(2);
-	}
-	return v;
-}
-
 static int failures;
 
 static void check(int ok, const char *what)
@@ -540,7 +522,7 @@ static uint16_t crc16_table(const uint8_t *b, uint32_t n, uint16_t crc)
 
 int main(int argc, char **argv)
 {
-	uint32_t n = parse_n(argc, argv, DEFAULT_N), it, i;
+	uint32_t n = parse_count(argc, argv, "bench-coremark", DEFAULT_N, 1, UINT32_MAX), it, i;
 	uint16_t crc = 0, crc_list = 0, crc_mat = 0, crc_state = 0, sm_crc0;
 	int16_t a_copy[MAT_N * MAT_N];
 	int in_order = 1;

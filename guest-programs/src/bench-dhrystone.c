@@ -11,24 +11,6 @@
 #define DEFAULT_N 3500000u
 #define NOINLINE __attribute__((noipa))
 
-static uint32_t parse_n(int argc, char **argv, uint32_t def)
-{
-	uint32_t v = 0;
-	const char *s;
-	if (argc < 2)
-		return def;
-	for (s = argv[1]; *s; s++) {
-		if (*s < '0' || *s > '9' || v > 100000000u)
-			break;
-		v = v * 10u + (uint32_t)(*s - '0');
-	}
-	if (*s || v == 0) {
-		printf("usage: bench-dhrystone [N] (N > 0, default %u)\n", def);
-		exit(2);
-	}
-	return v;
-}
-
 typedef enum { K_IDLE, K_QUEUED, K_ACTIVE, K_BLOCKED, K_DONE } kind;
 
 struct rec {
@@ -163,7 +145,7 @@ NOINLINE static void settle(int32_t *p)
 
 int main(int argc, char **argv)
 {
-	uint32_t n = parse_n(argc, argv, DEFAULT_N), r, i;
+	uint32_t n = parse_count(argc, argv, "bench-dhrystone", DEFAULT_N, 1, UINT32_MAX), r, i;
 	uint32_t sum = 0, cells[50] = {0}, failures = 0, want_after;
 	char buf[31];
 	struct rec *p;

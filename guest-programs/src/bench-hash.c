@@ -15,24 +15,6 @@
 #define DEFAULT_N 1200u
 #define ARENA_CHUNK (64u * 1024u)
 
-static uint32_t parse_n(int argc, char **argv, uint32_t def)
-{
-	uint32_t v = 0;
-	const char *s;
-	if (argc < 2)
-		return def;
-	for (s = argv[1]; *s; s++) {
-		if (*s < '0' || *s > '9' || v > 100000000u)
-			break;
-		v = v * 10u + (uint32_t)(*s - '0');
-	}
-	if (*s || v == 0 || v > 40000u) {
-		printf("usage: bench-hash [N] (0 < N <= 40000, default %u)\n", def);
-		exit(2);
-	}
-	return v;
-}
-
 struct entry {
 	struct entry *next;
 	uint32_t hash;
@@ -192,7 +174,7 @@ static uint32_t verify(const uint32_t *counts, uint32_t vocab, uint32_t min_coun
 
 int main(int argc, char **argv)
 {
-	uint32_t n = parse_n(argc, argv, DEFAULT_N), vocab = n * 250u, stream = 16u * vocab;
+	uint32_t n = parse_count(argc, argv, "bench-hash", DEFAULT_N, 1, 40000u), vocab = n * 250u, stream = 16u * vocab;
 	uint32_t hot = vocab / 10u, x = 0x2545f491u, i, failures = 0, distinct = 0, removed;
 	uint32_t total = 0, longest_chain = 0, used = 0, top_count = 0, sum = 0;
 	const char *top_word = "";

@@ -10,24 +10,6 @@
 
 #define DEFAULT_N 960u
 
-static uint32_t parse_n(int argc, char **argv, uint32_t def)
-{
-	uint32_t v = 0;
-	const char *s;
-	if (argc < 2)
-		return def;
-	for (s = argv[1]; *s; s++) {
-		if (*s < '0' || *s > '9' || v > 100000000u)
-			break;
-		v = v * 10u + (uint32_t)(*s - '0');
-	}
-	if (*s || v < 2 || v > 2048u) {
-		printf("usage: bench-matmul [N] (2 <= N <= 2048, default %u)\n", def);
-		exit(2);
-	}
-	return v;
-}
-
 static uint32_t lcg_state;
 
 static int32_t next_entry(void)
@@ -65,7 +47,7 @@ static void mat_vec(uint32_t *y, const int32_t *m, const uint32_t *x, uint32_t n
 
 int main(int argc, char **argv)
 {
-	uint32_t n = parse_n(argc, argv, DEFAULT_N), i, j, k, t, failures = 0, sum = 0;
+	uint32_t n = parse_count(argc, argv, "bench-matmul", DEFAULT_N, 2, 2048u), i, j, k, t, failures = 0, sum = 0;
 	int32_t *a, *b, *bt, *c;
 	uint32_t *r, *br, *abr, *cr;
 	int64_t trace = 0;

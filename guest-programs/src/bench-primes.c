@@ -9,24 +9,6 @@
 
 #define DEFAULT_N 12000u
 
-static uint32_t parse_n(int argc, char **argv, uint32_t def)
-{
-	uint32_t v = 0;
-	const char *s;
-	if (argc < 2)
-		return def;
-	for (s = argv[1]; *s; s++) {
-		if (*s < '0' || *s > '9' || v > 100000000u)
-			break;
-		v = v * 10u + (uint32_t)(*s - '0');
-	}
-	if (*s || v == 0 || v > 1000000u) {
-		printf("usage: bench-primes [N] (0 < N <= 1000000, default %u)\n", def);
-		exit(2);
-	}
-	return v;
-}
-
 static int is_prime(uint32_t x)
 {
 	uint32_t d;
@@ -64,7 +46,7 @@ static void add_prime(struct tally *t, uint32_t p)
 int main(int argc, char **argv)
 {
 	static const uint32_t pi_pow10[10] = {0, 4, 25, 168, 1229, 9592, 78498, 664579, 5761455, 50847534};
-	uint32_t n = parse_n(argc, argv, DEFAULT_N), limit = n * 1000u, x, i, k, pow10, failures = 0;
+	uint32_t n = parse_count(argc, argv, "bench-primes", DEFAULT_N, 1, 1000000u), limit = n * 1000u, x, i, k, pow10, failures = 0;
 	struct tally td = {0}, sv = {0};
 	uint8_t *composite;
 

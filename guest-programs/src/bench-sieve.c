@@ -10,24 +10,6 @@
 
 #define DEFAULT_N 350000u
 
-static uint32_t parse_n(int argc, char **argv, uint32_t def)
-{
-	uint32_t v = 0;
-	const char *s;
-	if (argc < 2)
-		return def;
-	for (s = argv[1]; *s; s++) {
-		if (*s < '0' || *s > '9' || v > 100000000u)
-			break;
-		v = v * 10u + (uint32_t)(*s - '0');
-	}
-	if (*s || v == 0 || v > 4000000u) {
-		printf("usage: bench-sieve [N] (0 < N <= 4000000, default %u)\n", def);
-		exit(2);
-	}
-	return v;
-}
-
 /* bit i of the array stands for the odd number 2i + 1; a set bit means composite */
 static uint32_t *bits;
 static uint32_t limit, nbits;
@@ -80,7 +62,7 @@ static uint32_t count_below(uint32_t x)
 int main(int argc, char **argv)
 {
 	static const uint32_t pi_pow10[10] = {0, 4, 25, 168, 1229, 9592, 78498, 664579, 5761455, 50847534};
-	uint32_t n = parse_n(argc, argv, DEFAULT_N);
+	uint32_t n = parse_count(argc, argv, "bench-sieve", DEFAULT_N, 1, 4000000u);
 	uint32_t words, i, p, count, failures = 0, checked = 0, top[6], ntop = 0, pow10, k;
 	uint64_t sum = 0;
 

@@ -12,24 +12,6 @@
 #define ROUNDS 12u
 #define SMALL 16
 
-static uint32_t parse_n(int argc, char **argv, uint32_t def)
-{
-	uint32_t v = 0;
-	const char *s;
-	if (argc < 2)
-		return def;
-	for (s = argv[1]; *s; s++) {
-		if (*s < '0' || *s > '9' || v > 100000000u)
-			break;
-		v = v * 10u + (uint32_t)(*s - '0');
-	}
-	if (*s || v == 0 || v > 200000u) {
-		printf("usage: bench-sort [N] (0 < N <= 200000, default %u)\n", def);
-		exit(2);
-	}
-	return v;
-}
-
 static void insertion_sort(int32_t *a, int32_t lo, int32_t hi)
 {
 	int32_t i, j;
@@ -167,7 +149,7 @@ static struct sums sums_of(const int32_t *a, uint32_t n)
 int main(int argc, char **argv)
 {
 	static const char *const kinds[4] = {"random", "few distinct", "nearly sorted", "descending"};
-	uint32_t n = parse_n(argc, argv, DEFAULT_N) * 100u, round, i, failures = 0, check = 0;
+	uint32_t n = parse_count(argc, argv, "bench-sort", DEFAULT_N, 1, 200000u) * 100u, round, i, failures = 0, check = 0;
 	int32_t *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b), *tmp = malloc(n * sizeof *tmp);
 
 	if (!a || !b || !tmp) {
