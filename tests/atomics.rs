@@ -38,19 +38,6 @@ fn word(r: &Run, addr: u32) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
-fn sw(rs1: u8, rs2: u8, off: i32) -> u32 {
-    s_type(0x23, 2, rs1, rs2, off)
-}
-fn sb(rs1: u8, rs2: u8, off: i32) -> u32 {
-    s_type(0x23, 0, rs1, rs2, off)
-}
-fn lw(rd: u8, rs1: u8, off: i32) -> u32 {
-    i_type(0x03, 2, rd, rs1, off)
-}
-fn bne(rs1: u8, rs2: u8, off: i32) -> u32 {
-    b_type(1, rs1, rs2, off)
-}
-
 /// The AMO result, from the ISA manual's definitions.
 fn amo_result(funct5: u32, old: u32, src: u32) -> u32 {
     match funct5 {

@@ -11,27 +11,6 @@ use std::process::{Command, Output, Stdio};
 const S0: u8 = 8;
 const A3: u8 = 13;
 
-fn lw(rd: u8, rs1: u8, imm: i32) -> u32 {
-    i_type(0x03, 2, rd, rs1, imm)
-}
-fn lbu(rd: u8, rs1: u8, imm: i32) -> u32 {
-    i_type(0x03, 4, rd, rs1, imm)
-}
-fn sw(rs1: u8, rs2: u8, imm: i32) -> u32 {
-    s_type(0x23, 2, rs1, rs2, imm)
-}
-fn sb(rs1: u8, rs2: u8, imm: i32) -> u32 {
-    s_type(0x23, 0, rs1, rs2, imm)
-}
-fn sub(rd: u8, rs1: u8, rs2: u8) -> u32 {
-    r_type(0x33, 0, 0x20, rd, rs1, rs2)
-}
-fn beq(rs1: u8, rs2: u8, off: i32) -> u32 {
-    b_type(0, rs1, rs2, off)
-}
-fn bne(rs1: u8, rs2: u8, off: i32) -> u32 {
-    b_type(1, rs1, rs2, off)
-}
 const EBREAK: u32 = 0x0010_0073;
 
 /// Runs `rvdbt` with `args` (no host environment) and `stdin`.

@@ -116,12 +116,6 @@ fn opi(f3: u32, rd: u8, rs1: u8, imm: i32) -> u32 {
 fn op(f3: u32, f7: u32, rd: u8, rs1: u8, rs2: u8) -> u32 {
     r_type(OP, f3, f7, rd, rs1, rs2)
 }
-fn lw(rd: u8, rs1: u8, off: i32) -> u32 {
-    i_type(0x03, 2, rd, rs1, off)
-}
-fn sw(rs1: u8, rs2: u8, off: i32) -> u32 {
-    s_type(0x23, 2, rs1, rs2, off)
-}
 
 #[test]
 fn the_encoders_agree_with_the_assembler() {

@@ -26,13 +26,6 @@ fn say(text: &str) {
     let _ = writeln!(std::io::stderr(), "{text}");
 }
 
-fn sw(rs1: u8, rs2: u8, imm: i32) -> u32 {
-    s_type(0x23, 2, rs1, rs2, imm)
-}
-fn lw(rd: u8, rs1: u8, imm: i32) -> u32 {
-    i_type(0x03, 2, rd, rs1, imm)
-}
-
 /// exit(a0) after a few steps with a store and a load (no symbols).
 fn program() -> Vec<u32> {
     vec![

@@ -34,21 +34,6 @@ const AT_FDCWD: u32 = -100i32 as u32;
 // ---------------------------------------------------------------------------------------
 // A tiny assembler for guest programs.
 
-fn lw(rd: u8, rs1: u8, imm: i32) -> u32 {
-    i_type(0x03, 2, rd, rs1, imm)
-}
-fn sw(rs1: u8, rs2: u8, imm: i32) -> u32 {
-    s_type(0x23, 2, rs1, rs2, imm)
-}
-fn add(rd: u8, a: u8, b: u8) -> u32 {
-    r_type(0x33, 0, 0, rd, a, b)
-}
-fn sub(rd: u8, a: u8, b: u8) -> u32 {
-    r_type(0x33, 0, 0x20, rd, a, b)
-}
-fn slli(rd: u8, rs1: u8, sh: i32) -> u32 {
-    i_type(0x13, 1, rd, rs1, sh)
-}
 const BEQ: u32 = 0;
 const BNE: u32 = 1;
 const BLT: u32 = 4;

@@ -18,28 +18,6 @@ const S4: u8 = 20;
 const S5: u8 = 21;
 const S6: u8 = 22;
 
-fn lbu(rd: u8, rs1: u8, imm: i32) -> u32 {
-    i_type(0x03, 4, rd, rs1, imm)
-}
-fn sb(rs1: u8, rs2: u8, imm: i32) -> u32 {
-    s_type(0x23, 0, rs1, rs2, imm)
-}
-fn add(rd: u8, rs1: u8, rs2: u8) -> u32 {
-    r_type(0x33, 0, 0, rd, rs1, rs2)
-}
-fn xor(rd: u8, rs1: u8, rs2: u8) -> u32 {
-    r_type(0x33, 4, 0, rd, rs1, rs2)
-}
-fn slli(rd: u8, rs1: u8, sh: i32) -> u32 {
-    i_type(0x13, 1, rd, rs1, sh)
-}
-fn bne(rs1: u8, rs2: u8, off: i32) -> u32 {
-    b_type(1, rs1, rs2, off)
-}
-fn blt(rs1: u8, rs2: u8, off: i32) -> u32 {
-    b_type(4, rs1, rs2, off)
-}
-
 /// A loop of `n` iterations that reads a byte through pointer s0 (then stores it back
 /// one byte further on), with pure arithmetic around the accesses whose values live
 /// across them; after iteration `k` the pointer jumps to `target`. Exits with the sum.

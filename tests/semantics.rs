@@ -10,9 +10,6 @@ use rvdbt::runner::Backend;
 const OP: u32 = 0x33;
 const OPI: u32 = 0x13;
 
-fn add(rd: u8, a: u8, b: u8) -> u32 {
-    r_type(OP, 0, 0, rd, a, b)
-}
 fn op(f3: u32, f7: u32, rd: u8, a: u8, b: u8) -> u32 {
     r_type(OP, f3, f7, rd, a, b)
 }

@@ -64,15 +64,6 @@ fn mmap(t: &mut Vec<u32>, addr: Arg, len: u32, prot: u32, flags: u32) {
     sys(t, MMAP, &[addr, I(len), I(prot), I(flags), I(u32::MAX), I(0)]);
 }
 
-fn sw(rs1: u8, rs2: u8, off: i32) -> u32 {
-    s_type(0x23, 2, rs1, rs2, off)
-}
-fn lw(rd: u8, rs1: u8, off: i32) -> u32 {
-    i_type(0x03, 2, rd, rs1, off)
-}
-fn mv(rd: u8, rs: u8) -> u32 {
-    addi(rd, rs, 0)
-}
 fn exit_with(t: &mut Vec<u32>, reg: u8) {
     t.push(mv(A0, reg));
     t.extend(exit_seq());

@@ -26,19 +26,6 @@ impl Write for Shared {
     }
 }
 
-fn bne(rs1: u8, rs2: u8, off: i32) -> u32 {
-    b_type(1, rs1, rs2, off)
-}
-fn sw(rs1: u8, rs2: u8, imm: i32) -> u32 {
-    s_type(0x23, 2, rs1, rs2, imm)
-}
-fn sb(rs1: u8, rs2: u8, imm: i32) -> u32 {
-    s_type(0x23, 0, rs1, rs2, imm)
-}
-fn lw(rd: u8, rs1: u8, imm: i32) -> u32 {
-    i_type(0x03, 2, rd, rs1, imm)
-}
-
 /// A loop, a store, a call over one instruction and exit(0).
 fn loop_program() -> Vec<u32> {
     vec![

@@ -68,6 +68,43 @@ pub fn ecall() -> u32 {
     0x73
 }
 
+pub fn lw(rd: u8, rs1: u8, off: i32) -> u32 {
+    i_type(0x03, 2, rd, rs1, off)
+}
+pub fn lbu(rd: u8, rs1: u8, off: i32) -> u32 {
+    i_type(0x03, 4, rd, rs1, off)
+}
+pub fn sw(rs1: u8, rs2: u8, off: i32) -> u32 {
+    s_type(0x23, 2, rs1, rs2, off)
+}
+pub fn sb(rs1: u8, rs2: u8, off: i32) -> u32 {
+    s_type(0x23, 0, rs1, rs2, off)
+}
+pub fn add(rd: u8, rs1: u8, rs2: u8) -> u32 {
+    r_type(0x33, 0, 0, rd, rs1, rs2)
+}
+pub fn sub(rd: u8, rs1: u8, rs2: u8) -> u32 {
+    r_type(0x33, 0, 0x20, rd, rs1, rs2)
+}
+pub fn xor(rd: u8, rs1: u8, rs2: u8) -> u32 {
+    r_type(0x33, 4, 0, rd, rs1, rs2)
+}
+pub fn slli(rd: u8, rs1: u8, sh: i32) -> u32 {
+    i_type(0x13, 1, rd, rs1, sh)
+}
+pub fn mv(rd: u8, rs: u8) -> u32 {
+    addi(rd, rs, 0)
+}
+pub fn beq(rs1: u8, rs2: u8, off: i32) -> u32 {
+    b_type(0, rs1, rs2, off)
+}
+pub fn bne(rs1: u8, rs2: u8, off: i32) -> u32 {
+    b_type(1, rs1, rs2, off)
+}
+pub fn blt(rs1: u8, rs2: u8, off: i32) -> u32 {
+    b_type(4, rs1, rs2, off)
+}
+
 /// `li rd, value` as lui + addi (always two instructions).
 pub fn li(rd: u8, value: u32) -> [u32; 2] {
     let lo = ((value & 0xfff) as i32) << 20 >> 20;
