@@ -168,8 +168,6 @@ pub struct CodeCache {
     tiers: Vec<Tier>,
     /// Flushes so far (requests to a compile thread made before a flush are void).
     epoch: u64,
-    /// Compiles queued on compile threads.
-    in_flight: usize,
     blocks: HashMap<u32, Compiled>,
     slots: Slots,
     counters: Cells<u32>,
@@ -217,7 +215,6 @@ impl CodeCache {
             pool,
             tiers,
             epoch: 0,
-            in_flight: 0,
             blocks: HashMap::new(),
             slots: Slots { cells: Cells::new(), by_target: HashMap::new(), stub: 0 },
             counters: Cells::new(),
@@ -262,7 +259,6 @@ impl CodeCache {
                 Tier::Background { worker, .. } => drop(worker.flush()?),
             }
         }
-        self.in_flight = 0;
         self.epoch += 1;
         self.pool.reset();
         self.blocks.clear();
@@ -355,14 +351,13 @@ impl CodeCache {
         let Some(Tier::Background { worker, .. }) = self.tiers.get_mut(usize::from(tier)) else {
             return Err(JitError::Internal(format!("tier {tier} has no compile thread")));
         };
-        worker.request(request)?;
-        self.in_flight += 1;
-        Ok(())
+        worker.request(request)
     }
 
     /// Links in what compile threads have finished. Cheap when nothing is queued.
     pub fn poll(&mut self) -> Result<(), JitError> {
-        if self.in_flight == 0 {
+        let queued = |t: &Tier| matches!(t, Tier::Background { worker, .. } if worker.in_flight > 0);
+        if !self.tiers.iter().any(queued) {
             return Ok(());
         }
         for t in 0..self.tiers.len() {
@@ -371,7 +366,6 @@ impl CodeCache {
                 Tier::Inline(_) => None,
             } {
                 if let Done::Compiled { request, result, compile_ns } = done {
-                    self.in_flight -= 1;
                     self.install(t as u8, *request, result, compile_ns)?;
                 }
             }
