@@ -12,13 +12,18 @@
 //!
 //! Execution is delegated to an [`Engine`]: "resume until the pc is one of these
 //! breakpoints, or N instructions retired, and say why you stopped". [`Interp`] is the
-//! interpreter engine. Every backend runs on it under `--gdb` for now; a translating
-//! engine plugs in by implementing [`Engine`] (see its documentation).
+//! interpreter engine; [`Translated`] runs the translating backends through their
+//! dispatcher, a breakpoint ending a block and single steps on the interpreter.
 
 use crate::interp;
 use crate::machine::{Exit, FaultKind, GuestFault, Machine};
-use crate::runner::{Backend, RunOptions, RunReport};
-use crate::trace::{self, Tracer};
+use crate::runner::{RunOptions, RunReport};
+use crate::interp::Observer;
+use crate::jit::cache::CodeCache;
+use crate::jit::dispatch::{self, End, Watch};
+use crate::jit::JitError;
+use crate::runner;
+use crate::trace::{TraceKind, Tracer};
 use gdbstub::common::Signal;
 use gdbstub::conn::ConnectionExt;
 use gdbstub::stub::run_blocking::{self, BlockingEventLoop};
@@ -40,7 +45,6 @@ use std::collections::BTreeSet;
 use std::io;
 use std::marker::PhantomData;
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Why a resumption stopped.
@@ -122,13 +126,89 @@ impl Engine for Interp<'_> {
                 }
             }
             let result = match self.tracer.as_deref_mut() {
-                Some(t) => trace::step(m, t),
+                Some(t) => interp::step_observed(m, t),
                 None => interp::step(m),
             };
             if let Err(exit) = result {
                 return Stop::Ended(exit);
             }
             steps += 1;
+        }
+    }
+
+    fn pc_written(&mut self) {
+        if let Some(t) = self.tracer.as_deref_mut() {
+            t.redirected();
+        }
+    }
+}
+
+/// A translating backend as an [`Engine`]: its dispatcher runs translated code, one
+/// block an entry, with blocks cut before breakpoints, and stops before a breakpoint.
+/// A single step, and a block that would pass the step budget, run on the interpreter
+/// (see [`dispatch::run_watched`]).
+pub struct Translated<'a> {
+    pub cache: CodeCache,
+    /// `--max-insns`: the run ends when the retired count reaches it.
+    pub max_insns: Option<u64>,
+    /// SIGINT/SIGTERM to rvdbt: the signal number.
+    pub interrupted: &'a dyn Fn() -> Option<i32>,
+    pub tracer: Option<&'a mut Tracer>,
+    /// The translator's first host-side error: the session ends and the run fails
+    /// with it.
+    pub error: Option<JitError>,
+}
+
+/// How a session ends when the translator fails (the error is reported afterwards).
+const TRANSLATOR_FAILED: Stop = Stop::Ended(Exit::Interrupted(libc::SIGABRT));
+
+impl Translated<'_> {
+    /// Runs `m` to its end without breakpoints (after gdb detached).
+    pub fn run_to_end(&mut self, m: &mut Machine) -> Result<Exit, JitError> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.cache.set_breakpoints(&BTreeSet::new())?;
+        let observer = self.tracer.as_deref_mut().map(|t| t as &mut dyn Observer);
+        let watch = Watch { observer, ..Watch::default() };
+        match dispatch::run_watched(m, &mut self.cache, self.max_insns, self.interrupted, watch)? {
+            End::Exit(exit) => Ok(exit),
+            other => Err(JitError::Internal(format!("a run without breakpoints paused ({other:?})"))),
+        }
+    }
+
+    fn try_resume(&mut self, m: &mut Machine, req: Resume<'_>) -> Result<Stop, JitError> {
+        self.cache.set_breakpoints(req.breakpoints)?;
+        let step_limit = req.max_steps.map(|n| m.cpu.retired.saturating_add(n));
+        let limit = match (step_limit, self.max_insns) {
+            (Some(s), Some(l)) => Some(s.min(l)),
+            (s, l) => s.or(l),
+        };
+        let observer = self.tracer.as_deref_mut().map(|t| t as &mut dyn Observer);
+        let watch = Watch { observer, verifier: None, breakpoints: Some(req.breakpoints), poll: Some(req.poll) };
+        Ok(match dispatch::run_watched(m, &mut self.cache, limit, self.interrupted, watch)? {
+            End::Exit(Exit::InsnLimit(n)) if step_limit == Some(n) => Stop::Stepped,
+            End::Exit(exit) => Stop::Ended(exit),
+            End::Breakpoint => Stop::Breakpoint,
+            End::Polled => Stop::Polled,
+        })
+    }
+}
+
+impl Engine for Translated<'_> {
+    fn resume(&mut self, m: &mut Machine, req: Resume<'_>) -> Stop {
+        if self.error.is_some() {
+            return TRANSLATOR_FAILED;
+        }
+        self.try_resume(m, req).unwrap_or_else(|e| {
+            self.error = Some(e);
+            TRANSLATOR_FAILED
+        })
+    }
+
+    fn memory_written(&mut self, _m: &mut Machine, _addr: u32, _len: u32) {
+        if let Err(e) = self.cache.flush("the debugger wrote guest memory") {
+            self.error.get_or_insert(e);
         }
     }
 
@@ -457,6 +537,8 @@ pub enum StubError {
     Interrupted(i32),
     #[error("gdb connection: {0}")]
     Connection(io::Error),
+    #[error(transparent)]
+    Translator(#[from] JitError),
 }
 
 /// Waits for one connection on `listener`, giving up when `interrupted` reports a signal.
@@ -507,13 +589,19 @@ pub fn serve<E: Engine>(m: &mut Machine, engine: &mut E, stream: TcpStream) -> O
 }
 
 /// `rvdbt run --gdb PORT`: waits for gdb on 127.0.0.1:PORT (0: any free port; the port is
-/// printed on stderr), serves it on the interpreter whatever the backend, and runs the
-/// guest to its end if gdb detaches.
+/// printed on stderr), serves it on the chosen backend, and runs the guest to its end if
+/// gdb detaches.
 pub fn run(m: &mut Machine, opts: &RunOptions, port: u16, tracer: Option<&mut Tracer>) -> Result<RunReport, StubError> {
-    let interrupt = opts.interrupt.clone();
-    let interrupted = move || {
-        let sig = interrupt.as_ref()?.load(Ordering::Relaxed);
-        (sig != 0).then_some(sig as i32)
+    crate::jit::fault::install();
+    m.io.interrupt = opts.interrupt.clone();
+    let interrupted = opts.interrupted();
+    // Set up before waiting, so that a translator that cannot start is reported at once.
+    let cache = match opts.backend.translates() {
+        true => {
+            let every_insn = tracer.as_ref().is_some_and(|t| t.kind() == TraceKind::Insns);
+            Some(runner::new_cache(opts.backend, runner::watched_config(&opts.jit, every_insn), m)?)
+        }
+        false => None,
     };
     let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| StubError::Listen(port, e))?;
     let port = listener.local_addr().map_err(StubError::Connection)?.port();
@@ -521,14 +609,29 @@ pub fn run(m: &mut Machine, opts: &RunOptions, port: u16, tracer: Option<&mut Tr
     let stream = accept(&listener, &interrupted)?;
     drop(listener);
     let start = Instant::now();
-    let mut engine = Interp { max_insns: opts.max_insns, interrupted: &interrupted, tracer };
-    let exit = match serve(m, &mut engine, stream) {
-        Some(exit) => exit,
-        None => match engine.tracer {
-            Some(t) => trace::run_interp(m, opts.max_insns, &interrupted, t),
-            None => interp::run(m, opts.max_insns, &interrupted),
-        },
+    let exit = match cache {
+        None => {
+            let mut engine = Interp { max_insns: opts.max_insns, interrupted: &interrupted, tracer };
+            match serve(m, &mut engine, stream) {
+                Some(exit) => exit,
+                None => match engine.tracer {
+                    Some(t) => interp::run_observed(m, opts.max_insns, &interrupted, t),
+                    None => interp::run(m, opts.max_insns, &interrupted),
+                },
+            }
+        }
+        Some(cache) => {
+            let max_insns = opts.max_insns;
+            let mut engine = Translated { cache, max_insns, interrupted: &interrupted, tracer, error: None };
+            let exit = match serve(m, &mut engine, stream) {
+                Some(exit) => engine.error.take().map_or(Ok(exit), Err),
+                None => engine.run_to_end(m),
+            };
+            runner::record_cache_stats(m, &engine.cache);
+            exit?
+        }
     };
     m.finish();
-    Ok(RunReport { exit, backend: Backend::Interp, mem: None, wall_ns: start.elapsed().as_nanos() as u64 })
+    let mem = opts.backend.translates().then_some(opts.jit.mem);
+    Ok(RunReport { exit, backend: opts.backend, mem, wall_ns: start.elapsed().as_nanos() as u64 })
 }

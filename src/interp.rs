@@ -284,3 +284,57 @@ pub fn run(m: &mut Machine, max_insns: Option<u64>, interrupted: &dyn Fn() -> Op
         }
     }
 }
+
+/// Receives what a watched run executes (`--trace`, implemented by
+/// [`crate::trace::Tracer`]): the interpreter reports every instruction, the
+/// translating dispatcher every entry into translated code.
+pub trait Observer {
+    /// Guest code at `pc` is about to run, `retired` instructions retired so far.
+    fn enter(&mut self, pc: u32, retired: u64);
+    /// The instruction `inst` at `pc` retired; `cpu` is the state after it.
+    fn retired(&mut self, pc: u32, inst: &Inst, cpu: &crate::guest::cpu::Cpu);
+    /// Translated code ran one or more instructions; `ends_block`: the last one ends a
+    /// dynamic block (a branch or jump).
+    fn ran(&mut self, ends_block: bool);
+    /// Does it need every instruction reported ([`Observer::retired`]), also from
+    /// translated code (which must then be compiled one instruction a block)?
+    fn wants_instructions(&self) -> bool;
+}
+
+/// [`step`], reported to `observer`.
+pub fn step_observed(m: &mut Machine, observer: &mut dyn Observer) -> Result<(), Exit> {
+    let pc = m.cpu.pc;
+    observer.enter(pc, m.cpu.retired);
+    let (inst, len) = fetch(m)?;
+    let before = m.cpu.retired;
+    let result = execute(m, inst, len);
+    if m.cpu.retired != before {
+        observer.retired(pc, &inst, &m.cpu);
+    }
+    result
+}
+
+/// [`run`] with every instruction reported to `observer`.
+pub fn run_observed(
+    m: &mut Machine,
+    max_insns: Option<u64>,
+    interrupted: &dyn Fn() -> Option<i32>,
+    observer: &mut dyn Observer,
+) -> Exit {
+    let limit = max_insns.unwrap_or(u64::MAX);
+    let mut next_check = m.cpu.retired.saturating_add(INTERRUPT_CHECK_INTERVAL);
+    loop {
+        if m.cpu.retired >= limit {
+            return Exit::InsnLimit(m.cpu.retired);
+        }
+        if m.cpu.retired >= next_check {
+            next_check = m.cpu.retired.saturating_add(INTERRUPT_CHECK_INTERVAL);
+            if let Some(sig) = interrupted() {
+                return Exit::Interrupted(sig);
+            }
+        }
+        if let Err(exit) = step_observed(m, observer) {
+            return exit;
+        }
+    }
+}

@@ -161,9 +161,9 @@ pub struct Machine {
     /// Warnings about the guest's behaviour (also printed at once unless `io.quiet`), the
     /// first [`MAX_WARNINGS`] of them.
     pub warnings: Vec<String>,
-    /// Guest pcs of accesses whose state a helper changed; the dispatcher recompiles
-    /// the blocks that hold them.
-    pub access_events: Vec<u32>,
+    /// Guest pcs of accesses whose state a helper changed, with the change; the
+    /// dispatcher recompiles the blocks that hold them.
+    pub access_events: Vec<(u32, crate::jit::access::Transition)>,
     /// The `lr.w` reservation, if any (see [`Reservation`]).
     pub reservation: Option<Reservation>,
     /// Set when guest code may have changed under its translations (`munmap`,

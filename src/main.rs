@@ -6,13 +6,15 @@ use rvdbt::gdb;
 use rvdbt::guest::decode::Isa;
 use rvdbt::jit::access::MemMode;
 use rvdbt::jit::fault;
-use rvdbt::jit::JitConfig;
+use rvdbt::interp::Observer;
+use rvdbt::jit::dump::DumpSet;
+use rvdbt::jit::{JitConfig, JitError};
 use rvdbt::listing::Selection;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
 use rvdbt::symbols::Symbols;
 use rvdbt::syscall::Io;
-use rvdbt::trace::{self, TraceKind, Tracer};
+use rvdbt::trace::{TraceKind, Tracer};
 use rvdbt::{diag, host};
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -23,6 +25,9 @@ use std::time::Duration;
 
 /// Exit status for a bad command line or a file that cannot be loaded.
 const EXIT_USAGE: u8 = 2;
+/// Exit status when `--verify` finds translated code disagreeing with the interpreter
+/// (`EX_SOFTWARE`).
+const EXIT_VERIFY: u8 = 70;
 
 #[derive(Parser)]
 #[command(name = "rvdbt", version, about = "Run RISC-V RV32IM Linux programs on x86-64")]
@@ -123,12 +128,28 @@ struct RunArgs {
     /// Hot code is compiled as regions (loops, paths) by the optimizing tier.
     #[arg(long, value_enum, default_value = "on")]
     regions: OnOff,
-    /// Print every translated block on stderr: guest code, Cranelift IR and host code.
+    /// Print every translation: the same as --dump guest,clif,host.
     #[arg(long)]
     print_code: bool,
-    /// Run Cranelift's IR verifier on every block (default: on in debug builds).
-    #[arg(long)]
+    /// Dump, for every translation, its guest code, Cranelift IR (clif) and host code,
+    /// and the events that recompile or drop translations with their reasons
+    /// (comma-separated: guest, clif, host, events, or all).
+    #[arg(long, value_name = "WHAT", value_parser = DumpSet::parse)]
+    dump: Option<DumpSet>,
+    /// Write the dump to this file instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    dump_file: Option<PathBuf>,
+    /// Check every entry into translated code against the interpreter, in lockstep;
+    /// stop at the first difference with both states and the code (exit status 70).
+    #[arg(long, conflicts_with = "gdb")]
     verify: bool,
+    /// Run Cranelift's IR verifier on every function (default: on in debug builds).
+    #[arg(long)]
+    verify_ir: bool,
+    /// Translate every register-register add as a sub: a broken lifting, for testing
+    /// --verify.
+    #[arg(long, hide = true)]
+    plant_bug: bool,
     /// Stop after this many guest instructions (exit status 124).
     #[arg(long, value_name = "N")]
     max_insns: Option<u64>,
@@ -166,15 +187,16 @@ struct RunArgs {
     /// Write statistics as JSON to this file.
     #[arg(long, value_name = "FILE")]
     stats_json: Option<PathBuf>,
-    /// Trace execution: a line per dynamic basic block, or per retired instruction.
-    /// Implemented on the interpreter (--backend interp) for now.
+    /// Trace execution: a line per dynamic basic block, or per retired instruction (the
+    /// same on every backend; translated code then runs a block, or an instruction, an
+    /// entry).
     #[arg(long, value_enum)]
     trace: Option<TraceArg>,
     /// Write the trace to this file instead of stderr.
     #[arg(long, value_name = "FILE", requires = "trace")]
     trace_file: Option<PathBuf>,
-    /// Wait for gdb on 127.0.0.1:PORT (0: any free port, printed on stderr) and serve it.
-    /// The guest runs on the interpreter then, whatever --backend says.
+    /// Wait for gdb on 127.0.0.1:PORT (0: any free port, printed on stderr) and serve it
+    /// (breakpoints end translated blocks; single steps run on the interpreter).
     #[arg(long, value_name = "PORT")]
     gdb: Option<u16>,
 }
@@ -341,7 +363,7 @@ fn run(args: RunArgs, mut io: Io) -> anyhow::Result<ExitCode> {
     };
     let jit = JitConfig {
         optimize: matches!(args.opt, OptArg::Speed),
-        verify: args.verify || cfg!(debug_assertions),
+        verify: args.verify_ir || cfg!(debug_assertions),
         max_block_insns: args.max_block_insns,
         code_cache_bytes: args.code_cache as usize * 1024 * 1024,
         near_code: true,
@@ -351,14 +373,27 @@ fn run(args: RunArgs, mut io: Io) -> anyhow::Result<ExitCode> {
             MemArg::Fastmem => MemMode::Fastmem,
         },
         commit_after: args.commit_after,
-        print_code: args.print_code,
+        dump: match (args.dump, args.print_code) {
+            (Some(d), true) => d.with(DumpSet::CODE),
+            (Some(d), false) => d,
+            (None, true) => DumpSet::CODE,
+            (None, false) => DumpSet::default(),
+        },
+        dump_file: args.dump_file.clone(),
         compile_after: args.compile_after,
         tier_up: args.tier_up,
         compile_thread: !args.no_compile_thread,
         regions: matches!(args.regions, OnOff::On),
         max_region_blocks: rvdbt::jit::region::DEFAULT_MAX_REGION_BLOCKS,
+        planted_bug: args.plant_bug,
     };
-    let opts = RunOptions { backend, max_insns: args.max_insns, interrupt: Some(interrupt), jit };
+    if args.dump_file.is_some() && !jit.dump.any() {
+        anyhow::bail!("--dump-file needs --dump or --print-code");
+    }
+    if jit.dump.any() && !backend.translates() {
+        anyhow::bail!("--dump shows translations: use a translating backend (tiered, cranelift or direct)");
+    }
+    let opts = RunOptions { backend, max_insns: args.max_insns, interrupt: Some(interrupt), jit, verify: args.verify };
     let mut tracer = match args.trace {
         None => None,
         Some(kind) => {
@@ -366,19 +401,25 @@ fn run(args: RunArgs, mut io: Io) -> anyhow::Result<ExitCode> {
                 TraceArg::Blocks => TraceKind::Blocks,
                 TraceArg::Insns => TraceKind::Insns,
             };
-            if args.gdb.is_none() {
-                trace::supported(opts.backend)?;
-            }
             let file = args.trace_file.as_deref();
             let tracer = Tracer::create(kind, file, Symbols::from_elf(&elf).ok())
                 .with_context(|| format!("cannot create {}", file.unwrap_or("".as_ref()).display()))?;
             Some(tracer)
         }
     };
-    let report = match (args.gdb, tracer.as_mut()) {
-        (Some(port), tracer) => gdb::run(&mut machine, &opts, port, tracer)?,
-        (None, Some(tracer)) => trace::run(&mut machine, &opts, tracer)?,
-        (None, None) => runner::run(&mut machine, &opts)?,
+    let result = match (args.gdb, tracer.as_mut()) {
+        (Some(port), tracer) => gdb::run(&mut machine, &opts, port, tracer).map_err(anyhow::Error::from),
+        (None, tracer) => {
+            let observer = tracer.map(|t| t as &mut dyn Observer);
+            runner::run_observed(&mut machine, &opts, observer).map_err(anyhow::Error::from)
+        }
+    };
+    let report = match result {
+        Err(e) if matches!(e.downcast_ref(), Some(JitError::Mismatch(_))) => {
+            diag!("rvdbt: {e}\n");
+            return Ok(ExitCode::from(EXIT_VERIFY));
+        }
+        r => r?,
     };
     if let Some(Err(e)) = tracer.map(|mut t| t.finish(&report.exit, machine.cpu.retired)) {
         eprintln!("rvdbt: warning: the trace is incomplete: {e}");

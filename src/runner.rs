@@ -5,7 +5,10 @@ use crate::jit::access::MemMode;
 use crate::jit::cache::CodeCache;
 use crate::jit::codemem::CodePool;
 use crate::jit::fault;
-use crate::jit::{dispatch, BackendKind, JitConfig, JitError};
+use crate::interp::Observer;
+use crate::jit::dispatch::{self, End, Watch};
+use crate::jit::verify::Verifier;
+use crate::jit::{BackendKind, JitConfig, JitError};
 use crate::machine::{Exit, Machine};
 use crate::{backend, host, interp};
 use std::fmt::Write as _;
@@ -70,14 +73,47 @@ pub struct RunOptions {
     /// [`host::TIMEOUT_STOP`] by `--timeout`; the run stops when non-zero (at the next
     /// block boundary, syscall, or blocking call in progress, see [`crate::host`]).
     pub interrupt: Option<Arc<AtomicUsize>>,
-    /// Settings of the Cranelift backend.
+    /// Settings of the translating backends.
     pub jit: JitConfig,
+    /// `--verify`: check every entry into translated code against the interpreter.
+    pub verify: bool,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { backend: Backend::Tiered, max_insns: None, interrupt: None, jit: JitConfig::default() }
+        RunOptions { backend: Backend::Tiered, max_insns: None, interrupt: None, jit: JitConfig::default(), verify: false }
     }
+}
+
+impl RunOptions {
+    /// Has the stop flag ([`RunOptions::interrupt`]) been set? The signal number.
+    pub fn interrupted(&self) -> impl Fn() -> Option<i32> {
+        let interrupt = self.interrupt.clone();
+        move || {
+            let sig = interrupt.as_ref()?.load(Ordering::Relaxed);
+            (sig != 0).then_some(sig as i32)
+        }
+    }
+}
+
+/// The settings of a translated run whose every block start must pass the dispatcher
+/// (a trace, a debugger): no regions, and one instruction a block when every instruction
+/// is reported (`every_insn`).
+pub fn watched_config(jit: &JitConfig, every_insn: bool) -> JitConfig {
+    let mut jit = jit.clone();
+    jit.regions = false;
+    if every_insn {
+        jit.max_block_insns = 1;
+    }
+    jit
+}
+
+/// Moves the translation cache's counters into the machine's statistics.
+pub fn record_cache_stats(m: &mut Machine, cache: &CodeCache) {
+    let s = &mut m.stats;
+    s.cache = cache.stats.clone();
+    s.near_code = cache.near();
+    s.accesses = cache.access_states();
 }
 
 /// The outcome of a run with its measurements.
@@ -90,28 +126,46 @@ pub struct RunReport {
     pub wall_ns: u64,
 }
 
-/// Runs `m` until it stops. Errors are host-side failures of the translator.
+/// Runs `m` until it stops. Errors are host-side failures of the translator, and
+/// [`JitError::Mismatch`] when `--verify` found a difference.
 pub fn run(m: &mut Machine, opts: &RunOptions) -> Result<RunReport, JitError> {
+    run_observed(m, opts, None)
+}
+
+/// [`run`], with every executed instruction (interpreter) or entry into translated code
+/// reported to `observer` (`--trace`).
+pub fn run_observed(
+    m: &mut Machine,
+    opts: &RunOptions,
+    observer: Option<&mut dyn Observer>,
+) -> Result<RunReport, JitError> {
     // Also for the interpreter: a SIGSEGV/SIGBUS sent to the process must kill it, not
     // reach the Rust runtime's stack overflow handler (which would let the run go on).
     fault::install();
     m.io.interrupt = opts.interrupt.clone();
-    let interrupt = opts.interrupt.clone();
-    let interrupted = move || {
-        let sig = interrupt.as_ref()?.load(Ordering::Relaxed);
-        (sig != 0).then_some(sig as i32)
-    };
+    let interrupted = opts.interrupted();
     let start = Instant::now();
-    let exit = match opts.backend {
-        Backend::Interp => interp::run(m, opts.max_insns, &interrupted),
-        backend => {
-            let mut cache = new_cache(backend, opts.jit.clone(), m)?;
-            let exit = dispatch::run(m, &mut cache, opts.max_insns, &interrupted);
-            let s = &mut m.stats;
-            s.cache = cache.stats.clone();
-            s.near_code = cache.near();
-            s.accesses = cache.access_states();
-            exit?
+    let exit = match (opts.backend, observer) {
+        (Backend::Interp, None) => interp::run(m, opts.max_insns, &interrupted),
+        (Backend::Interp, Some(o)) => interp::run_observed(m, opts.max_insns, &interrupted, o),
+        (backend, observer) => {
+            let config = match &observer {
+                Some(o) => watched_config(&opts.jit, o.wants_instructions()),
+                None => opts.jit.clone(),
+            };
+            let mut cache = new_cache(backend, config, m)?;
+            let mut verifier = opts.verify.then(Verifier::default);
+            let observer = observer.map(|o| &mut *o as &mut dyn Observer);
+            let watch = Watch { observer, verifier: verifier.as_mut(), ..Watch::default() };
+            let end = dispatch::run_watched(m, &mut cache, opts.max_insns, &interrupted, watch);
+            record_cache_stats(m, &cache);
+            if let Some(v) = verifier {
+                m.stats.verify = v.stats;
+            }
+            match end? {
+                End::Exit(exit) => exit,
+                other => return Err(JitError::Internal(format!("a run without breakpoints paused ({other:?})"))),
+            }
         }
     };
     m.finish();
@@ -184,6 +238,13 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
         ),
         ("faults_handled", s.faults_handled.to_string()),
         ("registers_recovered", s.registers_recovered.to_string()),
+        (
+            "verify",
+            format!(
+                "{{\"entries\": {}, \"insns\": {}, \"skipped\": {}}}",
+                s.verify.entries, s.verify.insns, s.verify.skipped
+            ),
+        ),
     ]
 }
 
@@ -216,6 +277,7 @@ const STATS_GROUPS: &[(&str, &[&str])] = &[
     ),
     ("memory accesses", &["mem_mode", "accesses", "transitions"]),
     ("faults", &["faults_handled", "registers_recovered"]),
+    ("verification", &["verify"]),
 ];
 
 /// The table rows of one statistic: itself, or one row per member of an object value,

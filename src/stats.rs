@@ -78,6 +78,18 @@ pub struct StateCounts {
     pub variable: u64,
 }
 
+/// Counts of a `--verify` run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VerifyStats {
+    /// Entries into translated code checked against the interpreter.
+    pub entries: u64,
+    /// Guest instructions translated code ran in them.
+    pub insns: u64,
+    /// Entries not made because the interpreter could not run ahead over the first
+    /// block (a device access, a fault): those blocks were interpreted.
+    pub skipped: u64,
+}
+
 /// Everything `--stats` reports besides the run's outcome.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
@@ -98,4 +110,6 @@ pub struct Stats {
     /// Guest registers (and retired totals) the fault path took from the faulting code's
     /// host registers and frame.
     pub registers_recovered: u64,
+    /// `--verify`: what was checked.
+    pub verify: VerifyStats,
 }

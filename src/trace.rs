@@ -18,10 +18,10 @@
 //!   faults still gets its line. Length caps of translated blocks play no part.
 //! * Both end with `end  RETIRED  HOW` (how the run ended).
 //!
-//! The interpreter calls the tracer itself ([`run_interp`], [`step`]). A translating
-//! dispatcher calls [`Tracer::enter`] before it runs code at a pc, [`Tracer::retired`]
-//! after each instruction it interprets, and [`Tracer::ran`] after a translated block
-//! returns; see their documentation.
+//! The tracer is an [`Observer`]: the interpreter reports every instruction to it, and
+//! the translating dispatcher every entry into translated code (which then runs one
+//! block an entry, and for `insns` one instruction a block), so that traces of the
+//! interpreter and of every translating configuration are the same.
 //!
 //! Output is buffered and flushed by [`Tracer::finish`], and on drop (every other exit
 //! path, including errors and panics).
@@ -29,16 +29,13 @@
 use crate::guest::cpu::Cpu;
 use crate::guest::decode::{Inst, StoreOp};
 use crate::guest::disasm::{disassemble, reg_name};
-use crate::interp;
+use crate::interp::Observer;
 use crate::jit::block::ends_block;
-use crate::machine::{Exit, Machine};
-use crate::runner::{Backend, RunOptions, RunReport};
+use crate::machine::Exit;
 use crate::symbols::Symbols;
 use std::fmt::Write as _;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 /// What a trace records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,49 +98,6 @@ impl Tracer {
         self.line.clear();
     }
 
-    /// Call before executing guest code at `pc`, with `retired` instructions retired so
-    /// far (`cpu.retired`): before each interpreted instruction, and before entering
-    /// translated code (whose chaining must then be off, so that every block entry
-    /// passes here). Writes a block line if `pc` starts a dynamic block.
-    pub fn enter(&mut self, pc: u32, retired: u64) {
-        if !self.block_start {
-            return;
-        }
-        self.block_start = false;
-        if self.kind != TraceKind::Blocks {
-            return;
-        }
-        let _ = write!(self.line, "{pc:08x}  {retired}");
-        if let Some(name) = self.symbols.as_ref().and_then(|s| s.describe(pc)) {
-            let _ = write!(self.line, "  <{name}>");
-        }
-        self.emit();
-    }
-
-    /// Call after the instruction `inst` at `pc` retired (the retired count grew), with
-    /// `cpu` the state after it. Writes the `insns` line.
-    pub fn retired(&mut self, pc: u32, inst: &Inst, cpu: &Cpu) {
-        self.ran(inst);
-        if self.kind != TraceKind::Insns {
-            return;
-        }
-        let text = disassemble(inst, pc).replace('\t', " ");
-        let _ = write!(self.line, "{pc:08x}  {text}");
-        let effect = effect(inst, cpu);
-        if !effect.is_empty() {
-            let pad = DISASM_COLUMN.saturating_sub(text.len()).max(2);
-            let _ = write!(self.line, "{:pad$}{effect}", "");
-        }
-        self.emit();
-    }
-
-    /// Call after translated code returned, with `last` the last instruction it retired
-    /// (if it retired any): the next entry starts a block if `last` ends one. A block
-    /// that ended at a length cap, or bailed out before an access, does not.
-    pub fn ran(&mut self, last: &Inst) {
-        self.block_start = ends_block(last);
-    }
-
     /// Call when the pc was changed from outside the program (by a debugger): the next
     /// instruction starts a block.
     pub fn redirected(&mut self) {
@@ -158,6 +112,50 @@ impl Tracer {
             return Err(e);
         }
         self.out.flush()
+    }
+}
+
+impl Observer for Tracer {
+    /// Writes a block line if `pc` starts a dynamic block.
+    fn enter(&mut self, pc: u32, retired: u64) {
+        if !self.block_start {
+            return;
+        }
+        self.block_start = false;
+        if self.kind != TraceKind::Blocks {
+            return;
+        }
+        let _ = write!(self.line, "{pc:08x}  {retired}");
+        if let Some(name) = self.symbols.as_ref().and_then(|s| s.describe(pc)) {
+            let _ = write!(self.line, "  <{name}>");
+        }
+        self.emit();
+    }
+
+    /// Writes the `insns` line.
+    fn retired(&mut self, pc: u32, inst: &Inst, cpu: &Cpu) {
+        self.block_start = ends_block(inst);
+        if self.kind != TraceKind::Insns {
+            return;
+        }
+        let text = disassemble(inst, pc).replace('\t', " ");
+        let _ = write!(self.line, "{pc:08x}  {text}");
+        let effect = effect(inst, cpu);
+        if !effect.is_empty() {
+            let pad = DISASM_COLUMN.saturating_sub(text.len()).max(2);
+            let _ = write!(self.line, "{:pad$}{effect}", "");
+        }
+        self.emit();
+    }
+
+    /// A block that ended at a length cap, or bailed out before an access, does not
+    /// end a dynamic block.
+    fn ran(&mut self, ends_block: bool) {
+        self.block_start = ends_block;
+    }
+
+    fn wants_instructions(&self) -> bool {
+        self.kind == TraceKind::Insns
     }
 }
 
@@ -187,76 +185,4 @@ pub fn effect(inst: &Inst, cpu: &Cpu) -> String {
         return String::new();
     }
     format!("{}=0x{:08x}", reg_name(written), cpu.reg(written))
-}
-
-/// Executes one instruction on the interpreter and reports it to `tracer`.
-pub fn step(m: &mut Machine, tracer: &mut Tracer) -> Result<(), Exit> {
-    let pc = m.cpu.pc;
-    tracer.enter(pc, m.cpu.retired);
-    let (inst, len) = interp::fetch(m)?;
-    let before = m.cpu.retired;
-    let result = interp::execute(m, inst, len);
-    if m.cpu.retired != before {
-        tracer.retired(pc, &inst, &m.cpu);
-    }
-    result
-}
-
-/// How often the traced loop looks at the interrupt flag.
-const INTERRUPT_CHECK_INTERVAL: u64 = 1 << 16;
-
-/// [`interp::run`] with every instruction reported to `tracer`.
-pub fn run_interp(
-    m: &mut Machine,
-    max_insns: Option<u64>,
-    interrupted: &dyn Fn() -> Option<i32>,
-    tracer: &mut Tracer,
-) -> Exit {
-    let limit = max_insns.unwrap_or(u64::MAX);
-    let mut next_check = m.cpu.retired.saturating_add(INTERRUPT_CHECK_INTERVAL);
-    loop {
-        if m.cpu.retired >= limit {
-            return Exit::InsnLimit(m.cpu.retired);
-        }
-        if m.cpu.retired >= next_check {
-            next_check = m.cpu.retired.saturating_add(INTERRUPT_CHECK_INTERVAL);
-            if let Some(sig) = interrupted() {
-                return Exit::Interrupted(sig);
-            }
-        }
-        if let Err(exit) = step(m, tracer) {
-            return exit;
-        }
-    }
-}
-
-/// Why a traced run cannot start.
-#[derive(Debug, thiserror::Error)]
-pub enum TraceError {
-    #[error("--trace is implemented on the interpreter only for now (use --backend interp)")]
-    Unsupported,
-}
-
-/// Can `backend` be traced?
-pub fn supported(backend: Backend) -> Result<(), TraceError> {
-    match backend {
-        Backend::Interp => Ok(()),
-        Backend::Cranelift | Backend::Direct | Backend::Tiered => Err(TraceError::Unsupported),
-    }
-}
-
-/// Runs `m` to its end as [`crate::runner::run`] does, tracing every step. Only the
-/// interpreter backend traces for now; the dispatcher of the translating backends
-/// joins in through [`Tracer::enter`], [`Tracer::retired`] and [`Tracer::ran`].
-pub fn run(m: &mut Machine, opts: &RunOptions, tracer: &mut Tracer) -> Result<RunReport, TraceError> {
-    supported(opts.backend)?;
-    let interrupt = opts.interrupt.clone();
-    let interrupted = move || {
-        let sig = interrupt.as_ref()?.load(Ordering::Relaxed);
-        (sig != 0).then_some(sig as i32)
-    };
-    let start = Instant::now();
-    let exit = run_interp(m, opts.max_insns, &interrupted, tracer);
-    m.finish();
-    Ok(RunReport { exit, backend: opts.backend, mem: None, wall_ns: start.elapsed().as_nanos() as u64 })
 }

@@ -72,6 +72,16 @@ impl Block {
         self.pcs[i]
     }
 
+    /// Cuts the block before instruction `n` (which becomes the continuation, as at a
+    /// length cap).
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.len() {
+            self.insts.truncate(n);
+            self.pcs.truncate(n + 1);
+            self.end = BlockEnd::Cap;
+        }
+    }
+
     /// Is `target` a legal jump target (aligned as the ISA requires)?
     pub fn aligned(&self, target: u32) -> bool {
         target.is_multiple_of(self.ialign)

@@ -23,18 +23,19 @@
 //! code and the code memory is reused (the QEMU "tb_flush" way). Access records survive
 //! flushes: what was learned about an access stays true.
 
-use crate::guest::disasm::disassemble;
+use crate::guest::decode::{AluOp, Inst};
 use crate::jit::abi::{jump_cache_index, JumpCacheEntry, JUMP_CACHE_ENTRIES};
 use crate::jit::access::{count_states, AccessRecord, AccessState, RegionClass, Transition};
-use crate::jit::block::discover;
+use crate::jit::block::{self, Block, BlockEnd};
 use crate::jit::codegen::{AccessPlan, Backend, CompileEnv, Translation, ValueLoc};
 use crate::jit::codemem::CodePool;
+use crate::jit::dump::{self, state_name, Dump};
 use crate::jit::region::Region;
 use crate::jit::worker::{BackendFactory, Done, Request, Worker};
 use crate::jit::{JitConfig, JitError};
 use crate::memory::{Device, Memory};
 use crate::stats::{BackendStats, CacheStats, StateCounts};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 /// Cells per slab; slabs never move, so cell addresses stay valid until a flush.
@@ -126,6 +127,9 @@ pub struct Compiled {
     pub size: u32,
     /// Index of the code generator (its tier) that compiled it.
     pub tier: u8,
+    /// Does it end with a branch or jump (so that the pc it leaves for starts a dynamic
+    /// block, see [`crate::jit::block::ends_block`])? Meaningful for single blocks.
+    pub ends_with_jump: bool,
 }
 
 /// A code generator of one tier, as the cache is given it.
@@ -178,6 +182,10 @@ pub struct CodeCache {
     invalidated: HashSet<u32>,
     /// Executions of not yet compiled blocks, by start pc.
     hotness: HashMap<u32, u32>,
+    /// `--dump`: translations and events, as text.
+    dump: Option<Dump>,
+    /// Debugger breakpoints: blocks end before them (never run past one).
+    breakpoints: BTreeSet<u32>,
     pub stats: CacheStats,
 }
 
@@ -209,6 +217,13 @@ impl CodeCache {
             by_backend: tiers.iter().map(|t| (t.name(), BackendStats::default())).collect(),
             ..CacheStats::default()
         };
+        let dump = match config.dump.any() {
+            false => None,
+            true => Some(Dump::create(config.dump, config.dump_file.as_deref()).map_err(|e| {
+                let file = config.dump_file.as_deref().unwrap_or("stderr".as_ref()).display();
+                JitError::Setup(format!("cannot create the dump file {file}: {e}"))
+            })?),
+        };
         let mut cache = CodeCache {
             config,
             arena_base,
@@ -223,6 +238,8 @@ impl CodeCache {
             fault_map: BTreeMap::new(),
             invalidated: HashSet::new(),
             hotness: HashMap::new(),
+            dump,
+            breakpoints: BTreeSet::new(),
             stats,
         };
         cache.emit_stub()?;
@@ -239,6 +256,52 @@ impl CodeCache {
         Ok(())
     }
 
+    /// Flushes so far: code memory holds the same code while this stays the same.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The translation `block` entered at `pc` when the cache was at `epoch`, as
+    /// `--verify` prints it: the guest code from `pc` and the host code.
+    pub fn describe(&self, mem: &Memory, pc: u32, block: &Compiled, epoch: u64) -> String {
+        let name = self.tiers.get(usize::from(block.tier)).map_or("?", Tier::name);
+        let mut out = format!("the translation entered ({name}, host {:#x}, {} bytes):\n", block.code, block.size);
+        let guest = self.discover(mem, pc);
+        for (i, inst) in guest.insts.iter().enumerate() {
+            let at = guest.pc_of(i);
+            out += &format!("  {at:08x}  {}\n", crate::guest::disasm::disassemble(inst, at).replace('\t', " "));
+        }
+        if epoch != self.epoch {
+            out += "  (its host code is gone: the cache was flushed since it ran)\n";
+            return out;
+        }
+        let accesses: Vec<(u64, u32)> =
+            self.fault_map.range(block.code..block.code + u64::from(block.size)).map(|(&h, s)| (h, s.pc)).collect();
+        // SAFETY: no flush since the block ran (checked above): its code is still mapped
+        // and unchanged (dropped translations stay in memory until a flush).
+        let bytes = unsafe { std::slice::from_raw_parts(block.code as *const u8, block.size as usize) };
+        out + &dump::host_listing(bytes, block.code, &accesses)
+    }
+
+    /// The block at `pc`, cut before the first breakpoint after its start.
+    fn discover(&self, mem: &Memory, pc: u32) -> Block {
+        let mut b = block::discover(mem, pc, self.config.max_block_insns);
+        if let Some(cut) = (1..b.len()).find(|&i| self.breakpoints.contains(&b.pc_of(i))) {
+            b.truncate(cut);
+        }
+        b
+    }
+
+    /// Sets the debugger's breakpoints: from now on no translation runs past one (the
+    /// translations made before are dropped when the set changes).
+    pub fn set_breakpoints(&mut self, breakpoints: &BTreeSet<u32>) -> Result<(), JitError> {
+        if *breakpoints != self.breakpoints {
+            self.breakpoints = breakpoints.clone();
+            self.flush("the debugger changed breakpoints")?;
+        }
+        Ok(())
+    }
+
     /// Cap on guest instructions per block.
     pub fn max_block_insns(&self) -> usize {
         self.config.max_block_insns
@@ -249,9 +312,11 @@ impl CodeCache {
         self.pool.near()
     }
 
-    /// Drops every translation and resets the code memory. Only call from the
-    /// dispatcher, when no translated code is running.
-    pub fn flush(&mut self) -> Result<(), JitError> {
+    /// Drops every translation and resets the code memory, for `reason` (which the
+    /// dump's events show). Only call from the dispatcher, when no translated code is
+    /// running.
+    pub fn flush(&mut self, reason: &str) -> Result<(), JitError> {
+        self.event(format_args!("flush  {reason}"));
         for t in &mut self.tiers {
             match t {
                 Tier::Inline(b) => b.flush()?,
@@ -303,15 +368,23 @@ impl CodeCache {
         let next = c.tier + 1;
         let Some(tier) = self.tiers.get(usize::from(next)) else { return Ok(()) };
         let background = matches!(tier, Tier::Background { .. });
-        let region = if self.config.regions && tier.regions() {
+        let region = if self.config.regions && tier.regions() && self.breakpoints.is_empty() {
             let blocks = &self.blocks;
             Region::form(mem, pc, self.config.max_block_insns, self.config.max_region_blocks, &|t| {
                 blocks.contains_key(&t)
             })
         } else {
-            Some(discover(mem, pc, self.config.max_block_insns)).filter(|b| !b.is_empty()).map(Region::single)
+            Some(self.discover(mem, pc)).filter(|b| !b.is_empty()).map(Region::single)
         };
         let Some(region) = region else { return Ok(()) };
+        if self.dumps_events() {
+            let (from, to) = (self.tiers[usize::from(c.tier)].name(), self.tiers[usize::from(next)].name());
+            let (n, insns) = (region.blocks.len(), region.insns());
+            let on = if background { "queued for the compile thread" } else { "compiled now" };
+            self.event(format_args!(
+                "tier-up  block {pc:#010x} {from} -> {to}: {n} blocks, {insns} guest instructions, {on}"
+            ));
+        }
         if background {
             self.request(region, next, c.code)
         } else {
@@ -323,10 +396,13 @@ impl CodeCache {
 
     /// Queues `region` for the compile thread of `tier`; `replaces` is the current code
     /// of its head.
-    fn request(&mut self, region: Region, tier: u8, replaces: u64) -> Result<(), JitError> {
+    fn request(&mut self, mut region: Region, tier: u8, replaces: u64) -> Result<(), JitError> {
+        if self.config.planted_bug {
+            plant_bug(&mut region);
+        }
         if self.pool.used_bytes() > self.config.code_cache_bytes {
             // Over budget: start over (the block is compiled again from the first tier).
-            return self.flush();
+            return self.flush(&self.budget_reason());
         }
         let hot_counter = self.hot_counter(tier);
         let mut slots = HashMap::new();
@@ -344,7 +420,7 @@ impl CodeCache {
             jump_cache: self.jump_cache.as_ptr() as u64,
             near: self.pool.near(),
             hot_counter,
-            listing: self.config.print_code,
+            ir: self.config.dump.clif,
             slots,
             plans,
         };
@@ -386,12 +462,16 @@ impl CodeCache {
         let t = match result {
             Ok(t) => t,
             // Near code memory ran out on the compile thread: start over with far code.
-            Err(_) if request.near && !self.pool.near() => return self.flush(),
+            Err(_) if request.near && !self.pool.near() => {
+                return self.flush("code memory near the executable is used up; far code from now on")
+            }
             Err(e) => return Err(e),
         };
         self.count(self.tiers[usize::from(tier)].name(), region, &t, compile_ns);
         let current = self.blocks.get(&region.head().pc).map(|c| c.code);
         if request.epoch != self.epoch || current != Some(request.replaces) {
+            let head = region.head().pc;
+            self.event(format_args!("dropped  tier-up of block {head:#010x}: the block changed while it compiled"));
             return Ok(());
         }
         // The code was written by another thread: serialize this one before running it
@@ -434,10 +514,11 @@ impl CodeCache {
             let site = FaultSite { pc: a.pc, block: pc, retired: a.retired, recover: a.recover.clone().into() };
             self.fault_map.insert(a.host, site);
         }
-        if let Some(listing) = &t.listing {
-            print_region(region, self.tiers[usize::from(tier)].name(), listing, t.code);
+        if let Some(dump) = &mut self.dump {
+            dump.translation(region, self.tiers[usize::from(tier)].name(), &t);
         }
-        let compiled = Compiled { code: t.code, len: region.stretch[0], size: t.size, tier };
+        let ends_with_jump = region.head().end == BlockEnd::Jump;
+        let compiled = Compiled { code: t.code, len: region.stretch[0], size: t.size, tier, ends_with_jump };
         self.blocks.insert(pc, compiled);
         if self.slots.by_target.contains_key(&pc) {
             self.slots.set(pc, compiled.code);
@@ -449,7 +530,7 @@ impl CodeCache {
 
     /// Compiles the block at `pc` with tier `tier` and links it in.
     fn translate(&mut self, mem: &Memory, pc: u32, tier: u8) -> Result<Option<Compiled>, JitError> {
-        let block = discover(mem, pc, self.config.max_block_insns);
+        let block = self.discover(mem, pc);
         if block.is_empty() {
             return Ok(None);
         }
@@ -457,11 +538,14 @@ impl CodeCache {
     }
 
     /// Compiles `region` with the inline code generator of `tier` and links it in.
-    fn translate_region(&mut self, region: Region, tier: u8) -> Result<Compiled, JitError> {
+    fn translate_region(&mut self, mut region: Region, tier: u8) -> Result<Compiled, JitError> {
+        if self.config.planted_bug {
+            plant_bug(&mut region);
+        }
         if self.pool.used_bytes() > self.config.code_cache_bytes {
             // Over budget: drop everything before adding more (nothing translated runs
             // while the dispatcher compiles).
-            self.flush()?;
+            self.flush(&self.budget_reason())?;
         }
         let near_before = self.pool.near();
         let result = self.compile(&region, tier);
@@ -470,7 +554,7 @@ impl CodeCache {
             Err(_) if near_before && !self.pool.near() => {
                 // Code memory near the executable ran out during this compile: start
                 // over with far code (absolute helper calls). Any other error stands.
-                self.flush()?;
+                self.flush("code memory near the executable is used up; far code from now on")?;
                 self.compile(&region, tier)?
             }
             Err(e) => return Err(e),
@@ -496,7 +580,7 @@ impl CodeCache {
             near: self.pool.near(),
             pool: &self.pool,
             hot_counter,
-            listing: self.config.print_code,
+            ir: self.config.dump.clif,
             slot_for: &mut slot_for,
             plan_for: &mut plan_for,
         };
@@ -520,9 +604,25 @@ impl CodeCache {
         }
     }
 
-    /// An access record changed state (in a helper): recompile every block holding it.
-    pub fn access_changed(&mut self, access_pc: u32) {
+    /// The access record at `access_pc` made transition `t` in a helper (profiling in
+    /// translated code): recompile every block holding it.
+    pub fn access_changed(&mut self, access_pc: u32, t: Transition) {
+        self.recompile_access(access_pc, t, "translated code");
+    }
+
+    /// Drops every block holding the access at `access_pc`, which made transition `t`
+    /// (seen by `who`).
+    fn recompile_access(&mut self, access_pc: u32, t: Transition, who: &str) {
         let blocks = self.records.get(&access_pc).map(|r| r.blocks.clone()).unwrap_or_default();
+        if self.dumps_events() {
+            let to = self.records.get(&access_pc).map_or("?".into(), |r| state_name(r.state));
+            let from = transition_source(t);
+            let recompile = match blocks.is_empty() {
+                true => String::new(),
+                false => format!("; recompile blocks {}", dump::pcs(&blocks)),
+            };
+            self.event(format_args!("access  {access_pc:#010x} {from} -> {to}, seen by {who}{recompile}"));
+        }
         for b in blocks {
             self.invalidate(b);
         }
@@ -534,19 +634,47 @@ impl CodeCache {
         let (mode, commit_after) = (self.config.mem, self.config.commit_after);
         let rec = self.records.entry(pc).or_insert_with(|| Box::new(AccessRecord::new(pc, mode, commit_after)));
         let t = rec.observe(class)?;
-        self.access_changed(pc);
+        self.recompile_access(pc, t, "the interpreter");
         Some(t)
     }
 
-    /// An inline access at host address `rip` faulted: the access becomes VARIABLE and
-    /// its blocks are recompiled. Returns where the access is, or None if `rip` is not an
-    /// inline access (a translator bug).
-    pub fn inline_fault(&mut self, rip: u64) -> Option<(FaultSite, Option<Transition>)> {
+    /// An inline access at host address `rip` faulted on host address `addr`: the access
+    /// becomes VARIABLE and its blocks are recompiled. Returns where the access is, or
+    /// None if `rip` is not an inline access (a translator bug).
+    pub fn inline_fault(&mut self, rip: u64, addr: u64) -> Option<(FaultSite, Option<Transition>)> {
         let site = self.fault_map.get(&rip)?.clone();
         let transition = self.records.get_mut(&site.pc).and_then(|r| r.make_variable());
-        self.access_changed(site.pc);
+        let guest = addr.wrapping_sub(self.arena_base);
+        self.event(format_args!(
+            "fault  host code {rip:#x} on guest address {guest:#010x}: inline access {:#010x} in block {:#010x}",
+            site.pc, site.block
+        ));
+        if let Some(t) = transition {
+            self.recompile_access(site.pc, t, "the fault handler");
+        }
         self.invalidate(site.block);
         Some((site, transition))
+    }
+
+    /// Are events dumped?
+    fn dumps_events(&self) -> bool {
+        self.dump.as_ref().is_some_and(|d| d.what().events)
+    }
+
+    /// Writes a `--dump events` line.
+    pub fn event(&mut self, text: std::fmt::Arguments<'_>) {
+        if let Some(dump) = &mut self.dump {
+            dump.event(text);
+        }
+    }
+
+    /// Why the cache is flushed when its budget is used up.
+    fn budget_reason(&self) -> String {
+        format!(
+            "the code cache is full ({} bytes used, budget {})",
+            self.pool.used_bytes(),
+            self.config.code_cache_bytes
+        )
     }
 
     /// A device was unmapped: accesses committed to it become VARIABLE and every
@@ -558,7 +686,7 @@ impl CodeCache {
                 transitions.extend(r.make_variable());
             }
         }
-        self.flush()?;
+        self.flush(&format!("device {} unmapped (the heap grew over it)", dev.name()))?;
         Ok(transitions)
     }
 
@@ -573,6 +701,24 @@ impl CodeCache {
     }
 }
 
+/// [`JitConfig::planted_bug`]: every register-register `add` of `region` is translated
+/// as a `sub`.
+fn plant_bug(region: &mut Region) {
+    for inst in region.blocks.iter_mut().flat_map(|b| b.insts.iter_mut()) {
+        if let Inst::Op { op: op @ AluOp::Add, .. } = inst {
+            *op = AluOp::Sub;
+        }
+    }
+}
+
+/// The state an access left in transition `t`, as the dump writes it.
+fn transition_source(t: Transition) -> &'static str {
+    match t {
+        Transition::NaiveToCommitted | Transition::NaiveToVariable => "NAIVE",
+        Transition::CommittedToVariable => "COMMITTED",
+    }
+}
+
 /// The plan for the access at `pc` in the block at `block_pc`: its record's state
 /// (the record is created on first use and remembers the block).
 fn plan_of(records: &mut HashMap<u32, Box<AccessRecord>>, config: &JitConfig, pc: u32, block_pc: u32) -> AccessPlan {
@@ -581,28 +727,4 @@ fn plan_of(records: &mut HashMap<u32, Box<AccessRecord>>, config: &JitConfig, pc
         rec.blocks.push(block_pc);
     }
     AccessPlan { state: rec.state, record: &mut **rec as *mut AccessRecord as u64 }
-}
-
-/// `--print-code`: one compiled block or region on stderr.
-fn print_region(region: &Region, backend: &str, listing: &str, code: u64) {
-    let head = region.head();
-    let mut out = match region.blocks.len() {
-        1 => format!("=== block {:#010x} ({} guest instructions) {backend} at host {code:#x}\n", head.pc, head.len()),
-        n => format!(
-            "=== region {:#010x} ({n} blocks, {} guest instructions) {backend} at host {code:#x}\n",
-            head.pc,
-            region.insns()
-        ),
-    };
-    for block in &region.blocks {
-        if region.blocks.len() > 1 {
-            out += &format!(" block {:#010x}:\n", block.pc);
-        }
-        for (i, inst) in block.insts.iter().enumerate() {
-            let pc = block.pc_of(i);
-            out += &format!("  {pc:08x}  {}\n", disassemble(inst, pc).replace('\t', " "));
-        }
-    }
-    out += listing;
-    crate::diag!("{out}\n");
 }

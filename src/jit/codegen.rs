@@ -32,8 +32,8 @@ pub struct CompileEnv<'a> {
     /// when it reaches zero the block exits with [`crate::jit::abi::EXIT_HOT`] before
     /// executing anything (so a higher tier can take over).
     pub hot_counter: Option<u64>,
-    /// Produce a listing (IR, host code) for `--print-code`.
-    pub listing: bool,
+    /// Keep the intermediate form as text ([`Translation::ir`]) for `--dump clif`.
+    pub ir: bool,
     /// The exit slot (an 8-byte cell holding code to continue at) for a jump to `target`.
     pub slot_for: &'a mut dyn FnMut(u32) -> u64,
     /// How to perform the access at guest `pc`.
@@ -49,8 +49,8 @@ pub struct Translation {
     pub size: u32,
     /// Every inline guest access (the fault map).
     pub inline_accesses: Vec<InlineAccess>,
-    /// The listing, when asked for: the backend's intermediate form and host code.
-    pub listing: Option<String>,
+    /// The backend's intermediate form as text (Cranelift IR), when asked for.
+    pub ir: Option<String>,
     /// The code stores every changed guest register before every inline access,
     /// because the fault path could not have recovered some of them.
     pub full_sync: bool,

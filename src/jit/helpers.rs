@@ -49,7 +49,7 @@ fn store_result(r: Result<DeviceEffect, MemFault>) -> u32 {
 fn observe(m: &mut Machine, rec: &mut AccessRecord, addr: u32) {
     if let Some(t) = rec.observe(RegionClass::of(&m.mem, addr)) {
         m.stats.transitions.add(t);
-        m.access_events.push(rec.pc);
+        m.access_events.push((rec.pc, t));
         m.cpu.budget_end = 0;
     }
 }

@@ -12,9 +12,11 @@ pub mod cache;
 pub mod codegen;
 pub mod codemem;
 pub mod dispatch;
+pub mod dump;
 pub mod fault;
 pub mod helpers;
 pub mod region;
+pub mod verify;
 pub mod worker;
 
 use access::MemMode;
@@ -56,8 +58,10 @@ pub struct JitConfig {
     pub mem: MemMode,
     /// N of the state machine: observations of one region that commit an access.
     pub commit_after: u32,
-    /// Print every compiled block on stderr: guest code, IR, host code.
-    pub print_code: bool,
+    /// What `--dump` shows of each translation and of the events that change them.
+    pub dump: dump::DumpSet,
+    /// Where the dump goes (rvdbt's stderr when `None`).
+    pub dump_file: Option<std::path::PathBuf>,
     /// Interpret a block this many times before compiling it (0: compile at once).
     pub compile_after: u32,
     /// Compile tiers above the first on their own thread.
@@ -66,6 +70,9 @@ pub struct JitConfig {
     pub regions: bool,
     /// Cap on the blocks of a region.
     pub max_region_blocks: usize,
+    /// A deliberately broken lifting, to show that `--verify` catches one: every
+    /// register-register `add` is translated as a `sub`. Never set outside tests.
+    pub planted_bug: bool,
 }
 
 /// Default of [`JitConfig::compile_after`].
@@ -84,11 +91,13 @@ impl Default for JitConfig {
             near_code: true,
             mem: MemMode::Adaptive,
             commit_after: 3,
-            print_code: false,
+            dump: dump::DumpSet::default(),
+            dump_file: None,
             compile_after: DEFAULT_COMPILE_AFTER,
             compile_thread: true,
             regions: true,
             max_region_blocks: region::DEFAULT_MAX_REGION_BLOCKS,
+            planted_bug: false,
         }
     }
 }
@@ -102,4 +111,7 @@ pub enum JitError {
     Compile { pc: u32, msg: String },
     #[error("internal error: {0}")]
     Internal(String),
+    /// `--verify` found translated code disagreeing with the interpreter.
+    #[error("--verify: {0}")]
+    Mismatch(String),
 }

@@ -126,8 +126,7 @@ impl CraneliftBackend {
             env.plan_for,
             forced,
         );
-        let clif = env.listing.then(|| self.ctx.func.display().to_string());
-        self.ctx.set_disasm(env.listing);
+        let ir = env.ir.then(|| self.ctx.func.display().to_string());
         let id: FuncId = module.declare_anonymous_function(&lift::block_signature()).map_err(|e| err(&e))?;
         module.define_function(id, &mut self.ctx).map_err(|e| err(&e))?;
         module.finalize_definitions().map_err(|e| err(&e))?;
@@ -189,13 +188,11 @@ impl CraneliftBackend {
                 recover,
             });
         }
-        let listing = clif
-            .map(|clif| format!("--- Cranelift IR\n{clif}--- host code\n{}", compiled.vcode.as_deref().unwrap_or("")));
         if !missing.is_empty() {
             return Ok(Err(missing));
         }
         let full_sync = false;
-        Ok(Ok(Translation { code, size: compiled.code_info().total_size, inline_accesses, listing, full_sync }))
+        Ok(Ok(Translation { code, size: compiled.code_info().total_size, inline_accesses, ir, full_sync }))
     }
 }
 

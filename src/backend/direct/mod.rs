@@ -80,26 +80,12 @@ impl Backend for DirectBackend {
             Ok::<_, JitError>(code)
         });
         let code = placed.map_err(|e| err(format!("code memory: {e}")))??;
-        let listing = env.listing.then(|| host_listing(code, size));
-        Ok(Translation { code, size: size as u32, inline_accesses, listing, full_sync: false })
+        Ok(Translation { code, size: size as u32, inline_accesses, ir: None, full_sync: false })
     }
 
     fn flush(&mut self) -> Result<(), JitError> {
         Ok(())
     }
-}
-
-/// `--print-code`: the emitted bytes (the direct backend has no IR).
-fn host_listing(code: u64, size: usize) -> String {
-    // SAFETY: `code..code + size` was just written to this pool's code memory and stays
-    // mapped until the next flush, which cannot happen during this call.
-    let bytes = unsafe { std::slice::from_raw_parts(code as *const u8, size) };
-    let mut out = String::from("--- host code (bytes)\n");
-    for (i, chunk) in bytes.chunks(16).enumerate() {
-        let hex: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
-        out += &format!("  {:#x}: {}\n", code + 16 * i as u64, hex.join(" "));
-    }
-    out
 }
 
 /// Scratch registers by x86 encoding.
