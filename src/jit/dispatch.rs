@@ -21,13 +21,10 @@ use crate::memory::{ARENA_GUARD, GUEST_SPACE};
 const SLICE: u64 = 1 << 22;
 
 /// Interprets from `cpu.pc` to the end of the block (a branch or jump, an instruction
-/// that needs the runtime), at most `max` instructions. Returns true when a `fence.i`
-/// ran or a syscall changed code (`Machine::code_changed`), after which translations
-/// must be dropped.
+/// that needs the runtime), at most `max` instructions.
 /// Loads and stores interpreted here feed their access records too, so a block that
 /// becomes hot is usually compiled with its accesses already committed.
-fn interpret(m: &mut Machine, cache: &mut CodeCache, max: u64) -> Result<bool, Exit> {
-    let mut fence_i = false;
+fn interpret(m: &mut Machine, cache: &mut CodeCache, max: u64) -> Result<(), Exit> {
     for _ in 0..max {
         let pc = m.cpu.pc;
         let (inst, len) = interp::fetch(m)?;
@@ -44,12 +41,11 @@ fn interpret(m: &mut Machine, cache: &mut CodeCache, max: u64) -> Result<bool, E
                 m.stats.transitions.add(t);
             }
         }
-        fence_i |= inst == Inst::FenceI || std::mem::take(&mut m.code_changed);
         if ends_block(&inst) {
             break;
         }
     }
-    Ok(fence_i)
+    Ok(())
 }
 
 /// Completes `Cpu` after an inline access faulted: the guest registers (and running
@@ -93,6 +89,11 @@ pub fn run(
         for pc in m.access_events.drain(..) {
             cache.access_changed(pc);
         }
+        // Code was written (by a store, a syscall, a change of the map): what was
+        // translated from those pages is stale. `fence.i` needs nothing more.
+        for page in m.mem.code_written.drain(..) {
+            cache.code_written(page);
+        }
         cache.poll()?;
         if m.cpu.retired >= limit {
             return Ok(Exit::InsnLimit(m.cpu.retired));
@@ -103,7 +104,7 @@ pub fn run(
         // How many instructions to interpret (0: none, translated code ran). While an
         // lr.w reservation is valid everything is interpreted, so that every store
         // is checked against it (translated code never checks).
-        let block = if m.reservation_valid() { None } else { cache.lookup(&m.mem, m.cpu.pc)? };
+        let block = if m.reservation_valid() { None } else { cache.lookup(&mut m.mem, m.cpu.pc)? };
         let interpret_max = match block {
             // A block that would pass --max-insns is finished instruction by instruction.
             Some(block) if m.cpu.retired + u64::from(block.len) <= limit => {
@@ -121,10 +122,29 @@ pub fn run(
                     // A refused access: the interpreter executes that one instruction.
                     EntryResult::Exit(EXIT_STEP) => 1,
                     EntryResult::Exit(EXIT_HOT) => {
-                        cache.tier_up(&m.mem, m.cpu.pc)?;
+                        cache.tier_up(&mut m.mem, m.cpu.pc)?;
                         0
                     }
                     EntryResult::Exit(_) => 0,
+                    // An inline store into a page that holds translated code: nothing
+                    // about the access changes. The interpreter repeats the store, which
+                    // unmarks the page and lists it, so its translations go next.
+                    EntryResult::Fault { rip, addr }
+                        if u32::try_from(addr.wrapping_sub(arena.0)).is_ok_and(|a| m.mem.is_code_write_fault(a)) =>
+                    {
+                        let Some(site) = cache.fault_site(rip as u64) else {
+                            return Err(JitError::Internal(format!(
+                                "host fault at {rip:#x} (address {addr:#x}) is not an inline guest access"
+                            )));
+                        };
+                        recover(m, &site.recover)?;
+                        m.stats.registers_recovered += site.recover.len() as u64;
+                        m.cpu.pc = site.pc;
+                        m.cpu.retired += u64::from(site.retired);
+                        m.stats.faults_handled += 1;
+                        m.stats.code_write_faults += 1;
+                        1
+                    }
                     EntryResult::Fault { rip, addr } => {
                         let Some((site, transition)) = cache.inline_fault(rip as u64) else {
                             return Err(JitError::Internal(format!(
@@ -149,10 +169,8 @@ pub fn run(
             _ => (limit - m.cpu.retired).min(max_block),
         };
         if interpret_max > 0 {
-            match interpret(m, cache, interpret_max) {
-                Ok(true) => cache.flush()?,
-                Ok(false) => {}
-                Err(exit) => return Ok(exit),
+            if let Err(exit) = interpret(m, cache, interpret_max) {
+                return Ok(exit);
             }
             for dev in std::mem::take(&mut m.mem.devices_removed) {
                 for t in cache.device_removed(dev)? {

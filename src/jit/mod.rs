@@ -3,7 +3,8 @@
 //! [`helpers`]), code memory ([`codemem`]), the entry trampoline and fault handler
 //! ([`fault`]), the seam to the code generators ([`codegen`]), the translation cache
 //! with its exit slots, jump cache, fault map and tiers ([`cache`]), and the dispatcher
-//! ([`dispatch`]), the only loop of a translated run.
+//! ([`dispatch`]), the only loop of a translated run; memory shared with translated code
+//! ([`shared`]).
 
 pub mod abi;
 pub mod access;
@@ -15,6 +16,7 @@ pub mod dispatch;
 pub mod fault;
 pub mod helpers;
 pub mod region;
+pub mod shared;
 pub mod worker;
 
 use access::MemMode;
