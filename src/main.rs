@@ -356,7 +356,7 @@ fn run(args: RunArgs, mut io: Io) -> anyhow::Result<ExitCode> {
         tier_up: args.tier_up,
         compile_thread: !args.no_compile_thread,
         regions: matches!(args.regions, OnOff::On),
-        max_region_blocks: rvdbt::jit::region::DEFAULT_MAX_REGION_BLOCKS,
+        ..JitConfig::default()
     };
     let opts = RunOptions { backend, max_insns: args.max_insns, interrupt: Some(interrupt), jit };
     let mut tracer = match args.trace {

@@ -168,6 +168,7 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
         ("region_compile_ns", s.cache.region_compile_ns.to_string()),
         ("full_sync_translations", s.cache.full_sync_translations.to_string()),
         ("code_pages_invalidated", s.cache.code_pages_invalidated.to_string()),
+        ("blocks_split", s.cache.blocks_split.to_string()),
         (
             "by_backend",
             format!(
@@ -214,6 +215,7 @@ const STATS_GROUPS: &[(&str, &[&str])] = &[
             "region_compile_ns",
             "full_sync_translations",
             "code_pages_invalidated",
+            "blocks_split",
             "by_backend",
         ],
     ),

@@ -32,6 +32,7 @@ const KEYS: &[&str] = &[
     "region_compile_ns",
     "full_sync_translations",
     "code_pages_invalidated",
+    "blocks_split",
     "by_backend",
     "faults_handled",
     "registers_recovered",

@@ -35,7 +35,7 @@ use crate::jit::abi::{jump_cache_index, JumpCacheEntry, JUMP_CACHE_ENTRIES};
 use crate::jit::access::{count_states, AccessRecord, AccessState, RegionClass, Transition};
 use crate::jit::block::discover;
 use crate::jit::codegen::{AccessPlan, Backend, CompileEnv, Translation, ValueLoc};
-use crate::jit::codemem::CodePool;
+use crate::jit::codemem::{CodeMemoryShortage, CodePool};
 use crate::jit::region::Region;
 use crate::jit::shared::{SharedBox, SharedCells};
 use crate::jit::worker::{BackendFactory, Done, Request, Worker};
@@ -384,9 +384,15 @@ impl CodeCache {
         if background {
             self.request(mem, region, next, c.code)
         } else {
-            self.translate_region(mem, region, next)?;
-            self.stats.tier_ups += 1;
-            Ok(())
+            match self.translate_region(mem, region, next) {
+                // Too large for one translation: the blocks keep their code.
+                Err(JitError::CodeMemory(CodeMemoryShortage::TooLarge)) => Ok(()),
+                r => {
+                    r?;
+                    self.stats.tier_ups += 1;
+                    Ok(())
+                }
+            }
         }
     }
 
@@ -455,10 +461,12 @@ impl CodeCache {
         compile_ns: u64,
     ) -> Result<(), JitError> {
         let region = &request.region;
-        let t = match result {
+        let t = match self.within_cap(result) {
             Ok(t) => t,
             // Near code memory ran out on the compile thread: start over with far code.
-            Err(_) if request.near && !self.pool.near() => return self.flush(),
+            Err(JitError::CodeMemory(CodeMemoryShortage::NearExhausted)) => return self.flush(),
+            // Too large for one translation: the region's blocks keep their code.
+            Err(JitError::CodeMemory(CodeMemoryShortage::TooLarge)) => return Ok(()),
             Err(e) => return Err(e),
         };
         self.count(self.tiers[usize::from(tier)].name(), region, &t, compile_ns);
@@ -524,12 +532,25 @@ impl CodeCache {
     }
 
     /// Compiles the block at `pc` with tier `tier` and links it in.
+    /// A block whose code is too large for one translation is split: its first half
+    /// is compiled (and halved again, as often as needed), the rest is a block of its
+    /// own.
     fn translate(&mut self, mem: &mut Memory, pc: u32, tier: u8) -> Result<Option<Compiled>, JitError> {
-        let block = discover(mem, pc, self.config.max_block_insns);
-        if block.is_empty() {
-            return Ok(None);
+        let mut cap = self.config.max_block_insns;
+        loop {
+            let block = discover(mem, pc, cap);
+            if block.is_empty() {
+                return Ok(None);
+            }
+            let len = block.len();
+            match self.translate_region(mem, Region::single(block), tier) {
+                Err(JitError::CodeMemory(CodeMemoryShortage::TooLarge)) if len > 1 => {
+                    cap = len / 2;
+                    self.stats.blocks_split += 1;
+                }
+                r => return r.map(Some),
+            }
         }
-        self.translate_region(mem, Region::single(block), tier).map(Some)
     }
 
     /// Is the code and bookkeeping over the budget?
@@ -581,22 +602,30 @@ impl CodeCache {
             // while the dispatcher compiles).
             self.start_over()?;
         }
-        let near_before = self.pool.near();
-        let result = self.compile(&region, tier);
-        let (t, compile_ns) = match result {
-            Ok(r) => r,
-            Err(_) if near_before && !self.pool.near() => {
+        let (t, compile_ns) = match self.compile(&region, tier) {
+            Err(JitError::CodeMemory(CodeMemoryShortage::NearExhausted)) => {
                 // Code memory near the executable ran out during this compile: start
                 // over with far code (absolute helper calls). Any other error stands.
                 self.flush()?;
                 self.compile(&region, tier)?
             }
-            Err(e) => return Err(e),
+            r => r?,
         };
         // After any flush above, which forgets the pages of translations.
         self.note_code(mem, &region)?;
         self.count(self.tiers[usize::from(tier)].name(), &region, &t, compile_ns);
         Ok(self.link(&region, t, tier))
+    }
+
+    /// A translation larger than `max_translation_bytes` is refused as too large (its
+    /// code stays unused in code memory until the next flush).
+    fn within_cap(&self, result: Result<Translation, JitError>) -> Result<Translation, JitError> {
+        match result {
+            Ok(t) if t.size as usize > self.config.max_translation_bytes => {
+                Err(JitError::CodeMemory(CodeMemoryShortage::TooLarge))
+            }
+            r => r,
+        }
     }
 
     /// Compiles `region` with the inline code generator of `tier`.
@@ -623,8 +652,8 @@ impl CodeCache {
         let Some(Tier::Inline(backend)) = self.tiers.get_mut(usize::from(tier)) else {
             return Err(JitError::Internal(format!("tier {tier} does not compile inline")));
         };
-        let t = backend.compile(region, &mut env)?;
-        Ok((t, start.elapsed().as_nanos() as u64))
+        let t = backend.compile(region, &mut env);
+        Ok((self.within_cap(t)?, start.elapsed().as_nanos() as u64))
     }
 
     /// Drops the translation of the block at `pc` so its next entry recompiles it. Its

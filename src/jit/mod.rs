@@ -68,6 +68,9 @@ pub struct JitConfig {
     pub regions: bool,
     /// Cap on the blocks of a region.
     pub max_region_blocks: usize,
+    /// Most host code bytes of one translation (at most a code chunk): a block whose
+    /// code is larger is split, a larger region is left to the tier below.
+    pub max_translation_bytes: usize,
 }
 
 /// Default of [`JitConfig::compile_after`].
@@ -91,6 +94,7 @@ impl Default for JitConfig {
             compile_thread: true,
             regions: true,
             max_region_blocks: region::DEFAULT_MAX_REGION_BLOCKS,
+            max_translation_bytes: codemem::CHUNK_SIZE,
         }
     }
 }
@@ -102,6 +106,9 @@ pub enum JitError {
     Setup(String),
     #[error("cannot compile the block at {pc:#010x}: {msg}")]
     Compile { pc: u32, msg: String },
+    /// Code memory refused the translation for a reason the cache remedies.
+    #[error("code memory: {0}")]
+    CodeMemory(#[from] codemem::CodeMemoryShortage),
     #[error("internal error: {0}")]
     Internal(String),
 }
