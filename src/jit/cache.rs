@@ -203,6 +203,8 @@ pub struct CodeCache {
     /// Heads of the translations (blocks and regions) decoded from each guest page, by
     /// page address; an entry may name a head that is gone since.
     code_pages: HashMap<u32, Vec<u32>>,
+    /// Heads filed in `code_pages`, all pages together.
+    code_page_entries: usize,
     pub stats: CacheStats,
 }
 
@@ -221,7 +223,8 @@ pub struct Bookkeeping {
     pub fault_sites: usize,
     /// Blocks counted while still interpreted.
     pub warm_blocks: usize,
-    /// Guest pages with translations.
+    /// Translations filed under the guest pages they were decoded from (one per page
+    /// and translation).
     pub code_pages: usize,
 }
 
@@ -277,6 +280,7 @@ impl CodeCache {
             invalidated: HashSet::new(),
             hotness: HashMap::new(),
             code_pages: HashMap::new(),
+            code_page_entries: 0,
             stats,
         };
         cache.emit_stub()?;
@@ -325,6 +329,7 @@ impl CodeCache {
             r.blocks.clear();
         }
         self.code_pages.clear();
+        self.code_page_entries = 0;
         self.stats.cache_flushes += 1;
         self.emit_stub()
     }
@@ -363,6 +368,16 @@ impl CodeCache {
             }
         }
         self.translate(mem, pc, 0)
+    }
+
+    /// Should the interpreter profile the accesses of the block at `pc` (feed their
+    /// records)? Only those of translated blocks (an access handed back to the
+    /// interpreter) and those of blocks in their last `commit_after` interpretations
+    /// before they are compiled: enough to commit an access before its first
+    /// translation, and no record at all for code that never gets warm.
+    pub fn profiles(&self, pc: u32) -> bool {
+        let (after, commit) = (self.config.compile_after, self.config.commit_after);
+        self.blocks.contains_key(&pc) || self.hotness.get(&pc).is_none_or(|&n| n.saturating_add(commit) > after)
     }
 
     /// The block at `pc` exited as hot: the next tier compiles it and takes its place
@@ -564,7 +579,7 @@ impl CodeCache {
             access_records: self.records.len(),
             fault_sites: self.fault_map.len(),
             warm_blocks: self.hotness.len(),
-            code_pages: self.code_pages.values().map(Vec::len).sum(),
+            code_pages: self.code_page_entries,
         }
     }
 
@@ -579,6 +594,7 @@ impl CodeCache {
             let last = (end - 1).min(u64::from(u32::MAX)) as u32;
             for page in b.pc / PAGE..=last / PAGE {
                 self.code_pages.entry(page * PAGE).or_default().push(head);
+                self.code_page_entries += 1;
             }
         }
         Ok(())
@@ -588,6 +604,7 @@ impl CodeCache {
     /// is dropped (and recompiled, from what memory holds now, on its next entry).
     pub fn code_written(&mut self, page: u32) {
         if let Some(heads) = self.code_pages.remove(&page) {
+            self.code_page_entries -= heads.len();
             self.stats.code_pages_invalidated += 1;
             for head in heads {
                 self.invalidate(head);

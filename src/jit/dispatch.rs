@@ -22,9 +22,9 @@ const SLICE: u64 = 1 << 22;
 
 /// Interprets from `cpu.pc` to the end of the block (a branch or jump, an instruction
 /// that needs the runtime), at most `max` instructions.
-/// Loads and stores interpreted here feed their access records too, so a block that
-/// becomes hot is usually compiled with its accesses already committed.
-fn interpret(m: &mut Machine, cache: &mut CodeCache, max: u64) -> Result<(), Exit> {
+/// With `profile`, loads and stores interpreted here feed their access records too, so
+/// a block that becomes hot is usually compiled with its accesses already committed.
+fn interpret(m: &mut Machine, cache: &mut CodeCache, max: u64, profile: bool) -> Result<(), Exit> {
     for _ in 0..max {
         let pc = m.cpu.pc;
         let (inst, len) = interp::fetch(m)?;
@@ -36,7 +36,7 @@ fn interpret(m: &mut Machine, cache: &mut CodeCache, max: u64) -> Result<(), Exi
             _ => None,
         };
         interp::execute(m, inst, len)?;
-        if let Some(addr) = addr {
+        if let Some(addr) = addr.filter(|_| profile) {
             if let Some(t) = cache.observe(pc, RegionClass::of(&m.mem, addr)) {
                 m.stats.transitions.add(t);
             }
@@ -105,6 +105,7 @@ pub fn run(
         // lr.w reservation is valid everything is interpreted, so that every store
         // is checked against it (translated code never checks).
         let block = if m.reservation_valid() { None } else { cache.lookup(&mut m.mem, m.cpu.pc)? };
+        let profile = cache.profiles(m.cpu.pc);
         let interpret_max = match block {
             // A block that would pass --max-insns is finished instruction by instruction.
             Some(block) if m.cpu.retired + u64::from(block.len) <= limit => {
@@ -169,7 +170,7 @@ pub fn run(
             _ => (limit - m.cpu.retired).min(max_block),
         };
         if interpret_max > 0 {
-            if let Err(exit) = interpret(m, cache, interpret_max) {
+            if let Err(exit) = interpret(m, cache, interpret_max, profile) {
                 return Ok(exit);
             }
             for dev in std::mem::take(&mut m.mem.devices_removed) {
