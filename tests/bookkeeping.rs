@@ -34,13 +34,14 @@ fn many_loads(sites: usize, passes: u32) -> Vec<u32> {
 #[test]
 fn bookkeeping_stays_within_the_budget_across_many_flushes() {
     const BUDGET: usize = 256 << 10;
-    let text = many_loads(15_000, 3);
-    let elf = elf_image(&text, &[0u8; 4096], 0);
-    let mut want = machine(&elf, &[], b"");
-    let want_exit = run_on(&mut want, Backend::Interp, None);
     // Translated at once (records and fault-map entries of compiled code), and after
-    // warm-up (records and counts of interpreted code).
-    for (backend, compile_after) in [(Backend::Direct, 0), (Backend::Direct, 16), (Backend::Cranelift, 0)] {
+    // warm-up (also the records the interpreter feeds before the first translation).
+    // (After a flush a block is interpreted compile_after times again.)
+    let cases = [(Backend::Direct, 0, 3, 10), (Backend::Direct, 16, 40, 2), (Backend::Cranelift, 0, 3, 10)];
+    for (backend, compile_after, passes, min_flushes) in cases {
+        let elf = elf_image(&many_loads(15_000, passes), &[0u8; 4096], 0);
+        let mut want = machine(&elf, &[], b"");
+        let want_exit = run_on(&mut want, Backend::Interp, None);
         let what = format!("{backend:?}, compile_after {compile_after}");
         let mut m = machine(&elf, &[], b"");
         let config = JitConfig {
@@ -64,11 +65,11 @@ fn bookkeeping_stays_within_the_budget_across_many_flushes() {
         assert_eq!(exit, want_exit, "{what}");
         assert_eq!(m.cpu.regs, want.cpu.regs, "{what}");
         assert_eq!(m.cpu.retired, want.cpu.retired, "{what}");
-        assert!(cache.stats.cache_flushes >= 10, "{what}: {} flushes", cache.stats.cache_flushes);
+        assert!(cache.stats.cache_flushes >= min_flushes, "{what}: {} flushes", cache.stats.cache_flushes);
         // 15,000 load sites would be 1.9 MB of records alone; what is kept
         // never passes the budget by more than the one block added after the check.
         assert!(peak <= BUDGET + 64 * 256, "{what}: peak bookkeeping {peak} bytes over a {BUDGET}-byte budget");
-        assert!(peak >= BUDGET / 4, "{what}: the bookkeeping was measured ({peak} bytes)");
+        assert!(peak >= BUDGET / 8, "{what}: the bookkeeping was measured ({peak} bytes)");
     }
 }
 

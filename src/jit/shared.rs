@@ -100,10 +100,3 @@ impl<T> Drop for SharedBox<T> {
         drop(unsafe { Box::from_raw(self.ptr.as_ptr()) });
     }
 }
-
-// SAFETY: both own their allocation outright (the addresses translated code holds are
-// used only on the thread that runs the cache); moving the owner to another thread
-// moves that use with it, as for a `Box<T>`.
-unsafe impl<T: Copy + Send> Send for SharedCells<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Send for SharedBox<T> {}

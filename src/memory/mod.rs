@@ -266,7 +266,7 @@ pub struct Memory {
     /// Mappings without an address go to the highest free range below this (see
     /// `map.rs`); the machine sets it below the stack.
     pub mmap_top: u32,
-    /// Pages that hold translated code (see [`code`]).
+    /// Pages that hold translated code (see `code.rs`).
     code_pages: code::CodePages,
     /// Pages that held translated code and were written (or remapped) since: their
     /// translations are stale. The dispatcher drains it.
