@@ -23,12 +23,13 @@
 //! memory, unreachable, until the next flush. `fence.i` needs nothing: stale code is
 //! gone as soon as it is written.
 //!
-//! The budget (`--code-cache`) covers the code and the bookkeeping together: access
-//! records, fault-map entries and warm-up counts are counted at their approximate host
-//! size. When it is exceeded everything is flushed at once: every backend drops its
-//! code, the code memory is reused (the QEMU "tb_flush" way) and the bookkeeping
-//! starts over, access records included (an access relearns its state). Other flushes
-//! (a device unmapped) keep the access records: what was learned stays true.
+//! The budget (`--code-cache`) bounds the code, and separately the bookkeeping: access
+//! records, fault-map entries and warm-up counts, counted at their approximate host
+//! size (with at least [`BOOKKEEPING_FLOOR`] for them). When either is exceeded
+//! everything is flushed at once: every backend drops its code and the code memory is
+//! reused (the QEMU "tb_flush" way). Access records survive a flush (what was learned
+//! about an access stays true), except when the bookkeeping is what overflowed: then
+//! it starts over, records included (an access relearns its state).
 
 use crate::guest::disasm::disassemble;
 use crate::jit::abi::{jump_cache_index, JumpCacheEntry, JUMP_CACHE_ENTRIES};
@@ -215,6 +216,8 @@ const RECORD_BYTES: usize = 128;
 const FAULT_SITE_BYTES: usize = 96;
 /// Approximate host bytes of one warm-up count or page entry.
 const COUNT_BYTES: usize = 24;
+/// The least the bookkeeping may hold whatever the budget.
+pub const BOOKKEEPING_FLOOR: usize = 1 << 20;
 
 /// How much the cache keeps besides code (`CodeCache::bookkeeping`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -350,7 +353,7 @@ impl CodeCache {
         if let Some(&c) = self.blocks.get(&pc) {
             return Ok(Some(c));
         }
-        if self.over_budget() {
+        if self.bookkeeping_over() {
             // Interpreted code grows the bookkeeping too (warm-up counts, the records
             // of the accesses it profiles).
             self.start_over()?;
@@ -371,10 +374,10 @@ impl CodeCache {
     }
 
     /// Should the interpreter profile the accesses of the block at `pc` (feed their
-    /// records)? Only those of translated blocks (an access handed back to the
-    /// interpreter) and those of blocks in their last `commit_after` interpretations
-    /// before they are compiled: enough to commit an access before its first
-    /// translation, and no record at all for code that never gets warm.
+    /// records)? Those of translated blocks (an access handed back to the interpreter)
+    /// and those of blocks in their last `commit_after` interpretations before they are
+    /// compiled: enough to commit an access before its first translation, and no
+    /// record at all for code that never gets warm.
     pub fn profiles(&self, pc: u32) -> bool {
         let (after, commit) = (self.config.compile_after, self.config.commit_after);
         self.blocks.contains_key(&pc) || self.hotness.get(&pc).is_none_or(|&n| n.saturating_add(commit) > after)
@@ -414,9 +417,9 @@ impl CodeCache {
     /// Queues `region` for the compile thread of `tier`; `replaces` is the current code
     /// of its head.
     fn request(&mut self, mem: &mut Memory, region: Region, tier: u8, replaces: u64) -> Result<(), JitError> {
-        if self.over_budget() {
-            // Over budget: start over (the block is compiled again from the first tier).
-            return self.start_over();
+        if self.make_room()? {
+            // The block is compiled again from the first tier.
+            return Ok(());
         }
         // A write to the region's code from now on drops its head, which voids the
         // request when it comes back.
@@ -568,9 +571,25 @@ impl CodeCache {
         }
     }
 
-    /// Is the code and bookkeeping over the budget?
-    fn over_budget(&self) -> bool {
-        self.pool.used_bytes() + self.bookkeeping().bytes() > self.config.code_cache_bytes
+    /// Makes room before adding code: a flush when the code is over the budget, and one
+    /// that forgets the bookkeeping too when that is over its limit (a code flush keeps
+    /// the access records: what was learned stays true). Returns whether it flushed.
+    fn make_room(&mut self) -> Result<bool, JitError> {
+        if self.bookkeeping_over() {
+            self.start_over()?;
+        } else if self.pool.used_bytes() > self.config.code_cache_bytes {
+            self.flush()?;
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Is the bookkeeping over its limit: the budget, but at least [`BOOKKEEPING_FLOOR`]
+    /// (so that a tiny budget does not flush at every block for the records of the one
+    /// translation just made)?
+    fn bookkeeping_over(&self) -> bool {
+        self.bookkeeping().bytes() > self.config.code_cache_bytes.max(BOOKKEEPING_FLOOR)
     }
 
     /// How much the cache keeps besides code; bounded by the budget with the code.
@@ -614,11 +633,8 @@ impl CodeCache {
 
     /// Compiles `region` with the inline code generator of `tier` and links it in.
     fn translate_region(&mut self, mem: &mut Memory, region: Region, tier: u8) -> Result<Compiled, JitError> {
-        if self.over_budget() {
-            // Over budget: drop everything before adding more (nothing translated runs
-            // while the dispatcher compiles).
-            self.start_over()?;
-        }
+        // Nothing translated runs while the dispatcher compiles.
+        self.make_room()?;
         let (t, compile_ns) = match self.compile(&region, tier) {
             Err(JitError::CodeMemory(CodeMemoryShortage::NearExhausted)) => {
                 // Code memory near the executable ran out during this compile: start

@@ -105,7 +105,7 @@ pub fn run(
         // lr.w reservation is valid everything is interpreted, so that every store
         // is checked against it (translated code never checks).
         let block = if m.reservation_valid() { None } else { cache.lookup(&mut m.mem, m.cpu.pc)? };
-        let profile = cache.profiles(m.cpu.pc);
+        let profile = block.is_some() || cache.profiles(m.cpu.pc);
         let interpret_max = match block {
             // A block that would pass --max-insns is finished instruction by instruction.
             Some(block) if m.cpu.retired + u64::from(block.len) <= limit => {
