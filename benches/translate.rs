@@ -79,7 +79,7 @@ fn compile(c: &mut Criterion) {
                         let cache = new_cache(backend, jit, &m).expect("backend");
                         (m, cache)
                     },
-                    |(m, mut cache)| {
+                    |(mut m, mut cache)| {
                         insns = 0;
                         for &pc in &starts {
                             let block = cache.lookup(&mut m.mem, pc).expect("compiles");

@@ -35,13 +35,17 @@ fn sh(rs1: u8, rs2: u8, off: i32) -> u32 {
     s_type(0x23, 1, rs1, rs2, off)
 }
 
-/// Straight-line code with forward labels: `at(label)` binds, `fix` patches branches.
+/// A jump or branch to a label: where it is, the label, its encoder (taking the byte
+/// offset).
+type Fixup = (usize, &'static str, fn(i32) -> u32);
+
+/// Straight-line code with labels: `at(label)` binds one, `to` emits a jump or branch
+/// to one, `finish` resolves them.
 #[derive(Default)]
 struct Code {
     words: Vec<u32>,
     labels: std::collections::HashMap<&'static str, usize>,
-    /// (index of the instruction, label, encoder taking the byte offset)
-    fixups: Vec<(usize, &'static str, fn(i32) -> u32)>,
+    fixups: Vec<Fixup>,
 }
 
 impl Code {
