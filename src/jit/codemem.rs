@@ -363,6 +363,16 @@ mod tests {
     }
 
     #[test]
+    fn shortages_are_told_from_other_errors() {
+        let pool = CodePool::new(true);
+        let too_large = pool.allocate(CHUNK_SIZE + 1, 16, true).unwrap_err();
+        assert_eq!(shortage_of(&too_large), Some(CodeMemoryShortage::TooLarge));
+        let bad_alignment = pool.allocate(64, 8192, true).unwrap_err();
+        assert_eq!(shortage_of(&bad_alignment), None, "not a shortage: the error stands");
+        assert_eq!(shortage_of(&io::Error::other("no code memory near the executable")), None, "only the type counts");
+    }
+
+    #[test]
     fn reset_reuses_chunks() {
         let pool = CodePool::new(true);
         for _ in 0..100 {
