@@ -79,10 +79,10 @@ fn compile(c: &mut Criterion) {
                         let cache = new_cache(backend, jit, &m).expect("backend");
                         (m, cache)
                     },
-                    |(m, mut cache)| {
+                    |(mut m, mut cache)| {
                         insns = 0;
                         for &pc in &starts {
-                            let block = cache.lookup(&m.mem, pc).expect("compiles");
+                            let block = cache.lookup(&mut m.mem, pc).expect("compiles");
                             insns += block.map_or(0, |b| b.len);
                         }
                         black_box(&cache);
@@ -134,7 +134,7 @@ fn fault_round_trip(c: &mut Criterion) {
     let mut m = machine(&elf);
     let config = JitConfig { mem: MemMode::Fastmem, compile_after: 0, ..JitConfig::default() };
     let mut cache = new_cache(Backend::Cranelift, config, &m).expect("backend");
-    let block = cache.lookup(&m.mem, m.cpu.pc).expect("compiles").expect("a block");
+    let block = cache.lookup(&mut m.mem, m.cpu.pc).expect("compiles").expect("a block");
     fault::install();
     let arena = (m.mem.arena_base() as usize, (GUEST_SPACE + ARENA_GUARD) as usize);
     c.bench_function("fault_round_trip", |b| {

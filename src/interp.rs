@@ -182,9 +182,14 @@ pub fn execute(m: &mut Machine, inst: Inst, len: u32) -> Result<(), Exit> {
         Inst::Ecall => {
             // A syscall is a context switch: it clears the reservation.
             m.reservation = None;
-            m.cpu.retired += 1;
             let result = syscall::handle_ecall(m);
-            m.cpu.pc = next;
+            // A refused call (a guest fault) did not run: like every faulting
+            // instruction (`ebreak`, an access fault), it is not retired and pc stays on
+            // it. Every other ending (exit, a stop signal) and success retire it.
+            if !matches!(result, Err(Exit::Fault(_))) {
+                m.cpu.retired += 1;
+                m.cpu.pc = next;
+            }
             return result;
         }
         Inst::Ebreak => return Err(fault(FaultKind::Breakpoint, pc, 0)),

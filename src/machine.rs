@@ -166,10 +166,6 @@ pub struct Machine {
     pub access_events: Vec<(u32, crate::jit::access::Transition)>,
     /// The `lr.w` reservation, if any (see [`Reservation`]).
     pub reservation: Option<Reservation>,
-    /// Set when guest code may have changed under its translations (`munmap`,
-    /// `mprotect` of executable pages, `riscv_flush_icache`): the dispatcher drops
-    /// every translation, as after `fence.i`, and clears the flag.
-    pub code_changed: bool,
 }
 
 impl Machine {
@@ -237,7 +233,6 @@ impl Machine {
             warnings: Vec::new(),
             access_events: Vec::new(),
             reservation: None,
-            code_changed: false,
         })
     }
 

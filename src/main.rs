@@ -384,8 +384,8 @@ fn run(args: RunArgs, mut io: Io) -> anyhow::Result<ExitCode> {
         tier_up: args.tier_up,
         compile_thread: !args.no_compile_thread,
         regions: matches!(args.regions, OnOff::On),
-        max_region_blocks: rvdbt::jit::region::DEFAULT_MAX_REGION_BLOCKS,
         planted_bug: args.plant_bug,
+        ..JitConfig::default()
     };
     if args.dump_file.is_some() && !jit.dump.any() {
         anyhow::bail!("--dump-file needs --dump or --print-code");

@@ -221,6 +221,8 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
         ("region_blocks", s.cache.region_blocks.to_string()),
         ("region_compile_ns", s.cache.region_compile_ns.to_string()),
         ("full_sync_translations", s.cache.full_sync_translations.to_string()),
+        ("code_pages_invalidated", s.cache.code_pages_invalidated.to_string()),
+        ("blocks_split", s.cache.blocks_split.to_string()),
         (
             "by_backend",
             format!(
@@ -238,6 +240,7 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
         ),
         ("faults_handled", s.faults_handled.to_string()),
         ("registers_recovered", s.registers_recovered.to_string()),
+        ("code_write_faults", s.code_write_faults.to_string()),
         (
             "verify",
             format!(
@@ -272,11 +275,13 @@ const STATS_GROUPS: &[(&str, &[&str])] = &[
             "region_blocks",
             "region_compile_ns",
             "full_sync_translations",
+            "code_pages_invalidated",
+            "blocks_split",
             "by_backend",
         ],
     ),
     ("memory accesses", &["mem_mode", "accesses", "transitions"]),
-    ("faults", &["faults_handled", "registers_recovered"]),
+    ("faults", &["faults_handled", "registers_recovered", "code_write_faults"]),
     ("verification", &["verify"]),
 ];
 

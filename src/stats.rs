@@ -40,6 +40,10 @@ pub struct CacheStats {
     /// Translations that store every changed guest register before every inline access
     /// (the fault path could not have found some of them).
     pub full_sync_translations: u64,
+    /// Blocks whose code was too large for one translation and were split.
+    pub blocks_split: u64,
+    /// Guest pages whose translations were dropped because their code was written.
+    pub code_pages_invalidated: u64,
 }
 
 impl CacheStats {
@@ -107,6 +111,8 @@ pub struct Stats {
     pub transitions: TransitionCounts,
     /// Inline accesses that faulted and were repaired.
     pub faults_handled: u64,
+    /// Of those, inline stores into a page that holds translated code.
+    pub code_write_faults: u64,
     /// Guest registers (and retired totals) the fault path took from the faulting code's
     /// host registers and frame.
     pub registers_recovered: u64,

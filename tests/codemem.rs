@@ -36,12 +36,12 @@ fn contains_imm64(code: &[u8], value: usize) -> bool {
 }
 
 fn compiled_bytes(backend: Backend, near: bool) -> (Vec<u8>, usize, bool) {
-    let m = machine(&load_program(), &[], b"");
+    let mut m = machine(&load_program(), &[], b"");
     // Calls mode: the load is a call of the generic helper.
     let config =
         JitConfig { near_code: near, verify: true, mem: MemMode::Calls, compile_after: 0, ..JitConfig::default() };
     let mut cache = new_cache(backend, config, &m).expect("backend");
-    let block = cache.lookup(&m.mem, TEXT_BASE).expect("compiles").expect("a translatable block");
+    let block = cache.lookup(&mut m.mem, TEXT_BASE).expect("compiles").expect("a translatable block");
     // SAFETY: `code..code+size` is the finalized machine code of the block, alive as long
     // as `cache` is, and never written after finalization.
     let bytes = unsafe { std::slice::from_raw_parts(block.code as *const u8, block.size as usize) }.to_vec();

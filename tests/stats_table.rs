@@ -31,9 +31,12 @@ const KEYS: &[&str] = &[
     "region_blocks",
     "region_compile_ns",
     "full_sync_translations",
+    "code_pages_invalidated",
+    "blocks_split",
     "by_backend",
     "faults_handled",
     "registers_recovered",
+    "code_write_faults",
 ];
 
 /// A small JSON reader for the statistics: an object of strings, numbers, literals and

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the guest ELFs named on the command line: 32-bit RISC-V executables, e_flags 0x0
 # (no RVC, soft-float ABI), no compressed or floating-point instructions, page-aligned PT_LOAD
-# segments, and no RWX segment except in smc.elf. With RVC=1 (the rv32imac builds): e_flags
+# segments, and no RWX segment except in the programs RWX_PROGS names (default: smc). With RVC=1 (the rv32imac builds): e_flags
 # 0x1 (RVC, soft-float ABI) and compressed instructions present instead.
 set -u
 CROSS=${CROSS:-riscv64-unknown-elf-}
@@ -32,7 +32,7 @@ for elf in "$@"; do
 		[ "$align" = 0x1000 ] || fail "$name" "LOAD align $align"
 		[ $((vaddr % 4096)) -eq $((off % 4096)) ] || fail "$name" "LOAD offset/vaddr not congruent"
 		[ $((vaddr % 4096)) -eq 0 ] || fail "$name" "LOAD at $vaddr not page aligned"
-		if [ "$flags" = RWE ] && [ "$name" != smc ]; then fail "$name" "RWX segment at $vaddr"; fi
+		if [ "$flags" = RWE ] && ! [[ " ${RWX_PROGS:-smc} " == *" $name "* ]]; then fail "$name" "RWX segment at $vaddr"; fi
 	done < <("${CROSS}readelf" -lW "$elf" | awk '$1 == "LOAD" { f = $7; if (NF == 9) f = $7 $8; print $1, $2, $3, $4, $5, $6, f, $NF }')
 	[ $status -eq 0 ] || continue
 done

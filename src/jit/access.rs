@@ -102,7 +102,8 @@ impl TransitionCounts {
 }
 
 /// The record of one guest load/store. Translated code holds its address (profiling
-/// helper calls pass it), so records are boxed and live as long as the cache.
+/// helper calls pass it), so the cache keeps records at fixed addresses
+/// ([`crate::jit::shared::SharedBox`]) for as long as code that holds them may run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessRecord {
     /// Guest pc of the load/store.
@@ -110,13 +111,11 @@ pub struct AccessRecord {
     pub state: AccessState,
     /// N: consecutive observations of one region that commit the access.
     pub commit_after: u32,
-    /// Start pcs of the blocks translated with this access in them.
-    pub blocks: Vec<u32>,
 }
 
 impl AccessRecord {
     pub fn new(pc: u32, mode: MemMode, commit_after: u32) -> AccessRecord {
-        AccessRecord { pc, state: mode.initial_state(), commit_after, blocks: Vec::new() }
+        AccessRecord { pc, state: mode.initial_state(), commit_after }
     }
 
     /// Records one observed access to `class` (`None`: no region). Returns the

@@ -16,24 +16,33 @@
 //!   `tier_up` of them, exits so that the next tier compiles the block. The old code
 //!   stays valid (and reachable) until the new code is linked.
 //!
-//! A block whose access changed state is invalidated (its slot and jump cache entry go
-//! back to the dispatcher) and recompiled, by the same tier, on its next entry; its old
-//! code stays in memory, unreachable, until the next flush. When the code budget is
-//! exceeded, or on `fence.i`, everything is flushed at once: every backend drops its
-//! code and the code memory is reused (the QEMU "tb_flush" way). Access records survive
-//! flushes: what was learned about an access stays true.
+//! A block whose access changed state, or whose guest code was written (see
+//! `memory/code.rs`: the cache marks the pages each translation is decoded from), is
+//! invalidated (its slot and jump cache entry go back to the dispatcher, its fault-map
+//! entries are dropped) and recompiled on its next entry; its old code stays in
+//! memory, unreachable, until the next flush. `fence.i` needs nothing: stale code is
+//! gone as soon as it is written.
+//!
+//! The budget (`--code-cache`) bounds the code, and separately the bookkeeping: access
+//! records, fault-map entries and warm-up counts, counted at their approximate host
+//! size (with at least [`BOOKKEEPING_FLOOR`] for them). When either is exceeded
+//! everything is flushed at once: every backend drops its code and the code memory is
+//! reused (the QEMU "tb_flush" way). Access records survive a flush (what was learned
+//! about an access stays true), except when the bookkeeping is what overflowed: then
+//! it starts over, records included (an access relearns its state).
 
 use crate::guest::decode::{AluOp, Inst};
 use crate::jit::abi::{jump_cache_index, JumpCacheEntry, JUMP_CACHE_ENTRIES};
 use crate::jit::access::{count_states, AccessRecord, AccessState, RegionClass, Transition};
 use crate::jit::block::{self, Block, BlockEnd};
 use crate::jit::codegen::{AccessPlan, Backend, CompileEnv, Translation, ValueLoc};
-use crate::jit::codemem::CodePool;
+use crate::jit::codemem::{CodeMemoryShortage, CodePool};
 use crate::jit::dump::{self, state_name, Dump};
 use crate::jit::region::Region;
+use crate::jit::shared::{SharedBox, SharedCells};
 use crate::jit::worker::{BackendFactory, Done, Request, Worker};
 use crate::jit::{JitConfig, JitError};
-use crate::memory::{Device, Memory};
+use crate::memory::{Device, Memory, PAGE};
 use crate::stats::{BackendStats, CacheStats, StateCounts};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
@@ -44,7 +53,7 @@ const SLAB_CELLS: usize = 1024;
 /// Fixed-address cells that translated code reads or writes (exit slots, tier-up
 /// counters), allocated in slabs and all forgotten at once.
 struct Cells<T: Copy + Default> {
-    slabs: Vec<Box<[T; SLAB_CELLS]>>,
+    slabs: Vec<SharedCells<T>>,
     used: usize,
 }
 
@@ -55,13 +64,12 @@ impl<T: Copy + Default> Cells<T> {
 
     fn alloc(&mut self, value: T) -> *mut T {
         if self.used == self.slabs.len() * SLAB_CELLS {
-            self.slabs.push(Box::new([T::default(); SLAB_CELLS]));
+            self.slabs.push(SharedCells::new(SLAB_CELLS, T::default()));
         }
-        let cell: *mut T = &mut self.slabs[self.used / SLAB_CELLS][self.used % SLAB_CELLS];
+        let (slab, i) = (&self.slabs[self.used / SLAB_CELLS], self.used % SLAB_CELLS);
+        slab.set(i, value);
         self.used += 1;
-        // SAFETY: `cell` points into a live slab owned by `self`.
-        unsafe { cell.write(value) };
-        cell
+        slab.cell(i)
     }
 
     /// Forgets every cell (the slabs are reused). Only when no code can use them.
@@ -94,7 +102,8 @@ impl Slots {
     /// Points the slot of `target` (if any) at `code`.
     fn set(&mut self, target: u32, code: u64) {
         if let Some(&s) = self.by_target.get(&target) {
-            // SAFETY: slots live as long as their slab, until `clear`.
+            // SAFETY: a cell of a live slab (`SharedCells`, only ever reached through
+            // raw pointers), until `clear`; no translated code runs meanwhile.
             unsafe { s.write(code) };
         }
     }
@@ -102,6 +111,20 @@ impl Slots {
     fn clear(&mut self) {
         self.by_target.clear();
         self.cells.clear();
+    }
+}
+
+/// The cache's entry for one access: the record translated code and the helpers
+/// update (at a fixed address), and the blocks translated with the access in them.
+struct Record {
+    shared: SharedBox<AccessRecord>,
+    /// Start pcs of the blocks (or region heads) translated with this access in them.
+    blocks: Vec<u32>,
+}
+
+impl Record {
+    fn new(pc: u32, config: &JitConfig) -> Record {
+        Record { shared: SharedBox::new(AccessRecord::new(pc, config.mem, config.commit_after)), blocks: Vec::new() }
     }
 }
 
@@ -175,8 +198,8 @@ pub struct CodeCache {
     blocks: HashMap<u32, Compiled>,
     slots: Slots,
     counters: Cells<u32>,
-    jump_cache: Box<[JumpCacheEntry]>,
-    records: HashMap<u32, Box<AccessRecord>>,
+    jump_cache: SharedCells<JumpCacheEntry>,
+    records: HashMap<u32, Record>,
     fault_map: BTreeMap<u64, FaultSite>,
     /// Blocks dropped for recompilation (they start again at the first tier).
     invalidated: HashSet<u32>,
@@ -186,7 +209,43 @@ pub struct CodeCache {
     dump: Option<Dump>,
     /// Debugger breakpoints: blocks end before them (never run past one).
     breakpoints: BTreeSet<u32>,
+    /// Heads of the translations (blocks and regions) decoded from each guest page, by
+    /// page address; an entry may name a head that is gone since.
+    code_pages: HashMap<u32, Vec<u32>>,
+    /// Heads filed in `code_pages`, all pages together.
+    code_page_entries: usize,
     pub stats: CacheStats,
+}
+
+/// Approximate host bytes of one access record (its allocation, its map entry and the
+/// list of its blocks), counted against the cache budget.
+const RECORD_BYTES: usize = 128;
+/// Approximate host bytes of one fault-map entry (with its recovery list).
+const FAULT_SITE_BYTES: usize = 96;
+/// Approximate host bytes of one warm-up count or page entry.
+const COUNT_BYTES: usize = 24;
+/// The least the bookkeeping may hold whatever the budget.
+pub const BOOKKEEPING_FLOOR: usize = 1 << 20;
+
+/// How much the cache keeps besides code (`CodeCache::bookkeeping`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bookkeeping {
+    pub access_records: usize,
+    pub fault_sites: usize,
+    /// Blocks counted while still interpreted.
+    pub warm_blocks: usize,
+    /// Translations filed under the guest pages they were decoded from (one per page
+    /// and translation).
+    pub code_pages: usize,
+}
+
+impl Bookkeeping {
+    /// Approximate host bytes of it all.
+    pub fn bytes(&self) -> usize {
+        self.access_records * RECORD_BYTES
+            + self.fault_sites * FAULT_SITE_BYTES
+            + (self.warm_blocks + self.code_pages) * COUNT_BYTES
+    }
 }
 
 impl CodeCache {
@@ -233,13 +292,15 @@ impl CodeCache {
             blocks: HashMap::new(),
             slots: Slots { cells: Cells::new(), by_target: HashMap::new(), stub: 0 },
             counters: Cells::new(),
-            jump_cache: vec![JumpCacheEntry::EMPTY; JUMP_CACHE_ENTRIES].into_boxed_slice(),
+            jump_cache: SharedCells::new(JUMP_CACHE_ENTRIES, JumpCacheEntry::EMPTY),
             records: HashMap::new(),
             fault_map: BTreeMap::new(),
             invalidated: HashSet::new(),
             hotness: HashMap::new(),
             dump,
             breakpoints: BTreeSet::new(),
+            code_pages: HashMap::new(),
+            code_page_entries: 0,
             stats,
         };
         cache.emit_stub()?;
@@ -266,7 +327,7 @@ impl CodeCache {
     pub fn describe(&self, mem: &Memory, pc: u32, block: &Compiled, epoch: u64) -> String {
         let name = self.tiers.get(usize::from(block.tier)).map_or("?", Tier::name);
         let mut out = format!("the translation entered ({name}, host {:#x}, {} bytes):\n", block.code, block.size);
-        let guest = self.discover(mem, pc);
+        let guest = self.discover(mem, pc, self.config.max_block_insns);
         for (i, inst) in guest.insts.iter().enumerate() {
             let at = guest.pc_of(i);
             out += &format!("  {at:08x}  {}\n", crate::guest::disasm::disassemble(inst, at).replace('\t', " "));
@@ -284,8 +345,8 @@ impl CodeCache {
     }
 
     /// The block at `pc`, cut before the first breakpoint after its start.
-    fn discover(&self, mem: &Memory, pc: u32) -> Block {
-        let mut b = block::discover(mem, pc, self.config.max_block_insns);
+    fn discover(&self, mem: &Memory, pc: u32, max_insns: usize) -> Block {
+        let mut b = block::discover(mem, pc, max_insns);
         if let Some(cut) = (1..b.len()).find(|&i| self.breakpoints.contains(&b.pc_of(i))) {
             b.truncate(cut);
         }
@@ -335,16 +396,36 @@ impl CodeCache {
         for r in self.records.values_mut() {
             r.blocks.clear();
         }
+        self.code_pages.clear();
+        self.code_page_entries = 0;
         self.stats.cache_flushes += 1;
         self.emit_stub()
+    }
+
+    /// The budget is exceeded: flushes, and forgets the bookkeeping too (warm-up counts
+    /// and access records: accesses relearn their states).
+    fn start_over(&mut self) -> Result<(), JitError> {
+        let reason = format!(
+            "the bookkeeping is over its limit ({} bytes); access records are forgotten too",
+            self.bookkeeping().bytes()
+        );
+        self.flush(&reason)?;
+        self.records.clear();
+        self.hotness.clear();
+        Ok(())
     }
 
     /// The translation of the block at `pc`, compiling it once it has been asked for
     /// more than `compile_after` times. `None`: interpret it this time (still cold, or
     /// the instruction at `pc` needs the runtime or cannot be fetched).
-    pub fn lookup(&mut self, mem: &Memory, pc: u32) -> Result<Option<Compiled>, JitError> {
+    pub fn lookup(&mut self, mem: &mut Memory, pc: u32) -> Result<Option<Compiled>, JitError> {
         if let Some(&c) = self.blocks.get(&pc) {
             return Ok(Some(c));
+        }
+        if self.bookkeeping_over() {
+            // Interpreted code grows the bookkeeping too (warm-up counts, the records
+            // of the accesses it profiles).
+            self.start_over()?;
         }
         if self.invalidated.remove(&pc) {
             let c = self.translate(mem, pc, 0)?;
@@ -361,9 +442,19 @@ impl CodeCache {
         self.translate(mem, pc, 0)
     }
 
+    /// Should the interpreter profile the accesses of the block at `pc` (feed their
+    /// records)? Those of translated blocks (an access handed back to the interpreter)
+    /// and those of blocks in their last `commit_after` interpretations before they are
+    /// compiled: enough to commit an access before its first translation, and no
+    /// record at all for code that never gets warm.
+    pub fn profiles(&self, pc: u32) -> bool {
+        let (after, commit) = (self.config.compile_after, self.config.commit_after);
+        self.blocks.contains_key(&pc) || self.hotness.get(&pc).is_none_or(|&n| n.saturating_add(commit) > after)
+    }
+
     /// The block at `pc` exited as hot: the next tier compiles it and takes its place
     /// (at once, or when its compile thread is done).
-    pub fn tier_up(&mut self, mem: &Memory, pc: u32) -> Result<(), JitError> {
+    pub fn tier_up(&mut self, mem: &mut Memory, pc: u32) -> Result<(), JitError> {
         let Some(&c) = self.blocks.get(&pc) else { return Ok(()) };
         let next = c.tier + 1;
         let Some(tier) = self.tiers.get(usize::from(next)) else { return Ok(()) };
@@ -374,7 +465,7 @@ impl CodeCache {
                 blocks.contains_key(&t)
             })
         } else {
-            Some(self.discover(mem, pc)).filter(|b| !b.is_empty()).map(Region::single)
+            Some(self.discover(mem, pc, self.config.max_block_insns)).filter(|b| !b.is_empty()).map(Region::single)
         };
         let Some(region) = region else { return Ok(()) };
         if self.dumps_events() {
@@ -386,24 +477,33 @@ impl CodeCache {
             ));
         }
         if background {
-            self.request(region, next, c.code)
+            self.request(mem, region, next, c.code)
         } else {
-            self.translate_region(region, next)?;
-            self.stats.tier_ups += 1;
-            Ok(())
+            match self.translate_region(mem, region, next) {
+                // Too large for one translation: the blocks keep their code.
+                Err(JitError::CodeMemory(CodeMemoryShortage::TooLarge)) => Ok(()),
+                r => {
+                    r?;
+                    self.stats.tier_ups += 1;
+                    Ok(())
+                }
+            }
         }
     }
 
     /// Queues `region` for the compile thread of `tier`; `replaces` is the current code
     /// of its head.
-    fn request(&mut self, mut region: Region, tier: u8, replaces: u64) -> Result<(), JitError> {
+    fn request(&mut self, mem: &mut Memory, mut region: Region, tier: u8, replaces: u64) -> Result<(), JitError> {
         if self.config.planted_bug {
             plant_bug(&mut region);
         }
-        if self.pool.used_bytes() > self.config.code_cache_bytes {
-            // Over budget: start over (the block is compiled again from the first tier).
-            return self.flush(&self.budget_reason());
+        if self.make_room()? {
+            // The block is compiled again from the first tier.
+            return Ok(());
         }
+        // A write to the region's code from now on drops its head, which voids the
+        // request when it comes back.
+        self.note_code(mem, &region)?;
         let hot_counter = self.hot_counter(tier);
         let mut slots = HashMap::new();
         for target in region.exit_targets() {
@@ -417,7 +517,7 @@ impl CodeCache {
             replaces,
             epoch: self.epoch,
             arena_base: self.arena_base,
-            jump_cache: self.jump_cache.as_ptr() as u64,
+            jump_cache: self.jump_cache.base() as u64,
             near: self.pool.near(),
             hot_counter,
             ir: self.config.dump.clif,
@@ -459,12 +559,14 @@ impl CodeCache {
         compile_ns: u64,
     ) -> Result<(), JitError> {
         let region = &request.region;
-        let t = match result {
+        let t = match self.within_cap(result) {
             Ok(t) => t,
             // Near code memory ran out on the compile thread: start over with far code.
-            Err(_) if request.near && !self.pool.near() => {
+            Err(JitError::CodeMemory(CodeMemoryShortage::NearExhausted)) => {
                 return self.flush("code memory near the executable is used up; far code from now on")
             }
+            // Too large for one translation: the region's blocks keep their code.
+            Err(JitError::CodeMemory(CodeMemoryShortage::TooLarge)) => return Ok(()),
             Err(e) => return Err(e),
         };
         self.count(self.tiers[usize::from(tier)].name(), region, &t, compile_ns);
@@ -510,6 +612,10 @@ impl CodeCache {
     /// slot and jump cache entry.
     fn link(&mut self, region: &Region, t: Translation, tier: u8) -> Compiled {
         let pc = region.head().pc;
+        if let Some(old) = self.blocks.get(&pc).copied() {
+            // The code it replaces is unreachable from now on.
+            self.forget_sites(old);
+        }
         for a in &t.inline_accesses {
             let site = FaultSite { pc: a.pc, block: pc, retired: a.retired, recover: a.recover.clone().into() };
             self.fault_map.insert(a.host, site);
@@ -524,43 +630,123 @@ impl CodeCache {
             self.slots.set(pc, compiled.code);
             self.stats.chained_exits += 1;
         }
-        self.jump_cache[jump_cache_index(pc)] = JumpCacheEntry { pc: u64::from(pc), code: compiled.code };
+        self.jump_cache.set(jump_cache_index(pc), JumpCacheEntry { pc: u64::from(pc), code: compiled.code });
         compiled
     }
 
     /// Compiles the block at `pc` with tier `tier` and links it in.
-    fn translate(&mut self, mem: &Memory, pc: u32, tier: u8) -> Result<Option<Compiled>, JitError> {
-        let block = self.discover(mem, pc);
-        if block.is_empty() {
-            return Ok(None);
+    /// A block whose code is too large for one translation is split: its first half
+    /// is compiled (and halved again, as often as needed), the rest is a block of its
+    /// own.
+    fn translate(&mut self, mem: &mut Memory, pc: u32, tier: u8) -> Result<Option<Compiled>, JitError> {
+        let mut cap = self.config.max_block_insns;
+        loop {
+            let block = self.discover(mem, pc, cap);
+            if block.is_empty() {
+                return Ok(None);
+            }
+            let len = block.len();
+            match self.translate_region(mem, Region::single(block), tier) {
+                Err(JitError::CodeMemory(CodeMemoryShortage::TooLarge)) if len > 1 => {
+                    cap = len / 2;
+                    self.stats.blocks_split += 1;
+                }
+                r => return r.map(Some),
+            }
         }
-        self.translate_region(Region::single(block), tier).map(Some)
+    }
+
+    /// Makes room before adding code: a flush when the code is over the budget, and one
+    /// that forgets the bookkeeping too when that is over its limit (a code flush keeps
+    /// the access records: what was learned stays true). Returns whether it flushed.
+    fn make_room(&mut self) -> Result<bool, JitError> {
+        if self.bookkeeping_over() {
+            self.start_over()?;
+        } else if self.pool.used_bytes() > self.config.code_cache_bytes {
+            self.flush(&self.budget_reason())?;
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Is the bookkeeping over its limit: the budget, but at least [`BOOKKEEPING_FLOOR`]
+    /// (so that a tiny budget does not flush at every block for the records of the one
+    /// translation just made)?
+    fn bookkeeping_over(&self) -> bool {
+        self.bookkeeping().bytes() > self.config.code_cache_bytes.max(BOOKKEEPING_FLOOR)
+    }
+
+    /// How much the cache keeps besides code; bounded by the budget with the code.
+    pub fn bookkeeping(&self) -> Bookkeeping {
+        Bookkeeping {
+            access_records: self.records.len(),
+            fault_sites: self.fault_map.len(),
+            warm_blocks: self.hotness.len(),
+            code_pages: self.code_page_entries,
+        }
+    }
+
+    /// Marks the guest pages `region` was decoded from (see `memory/code.rs`) and
+    /// files its head under each, so that a write there drops the translation.
+    fn note_code(&mut self, mem: &mut Memory, region: &Region) -> Result<(), JitError> {
+        let head = region.head().pc;
+        for b in &region.blocks {
+            let end = u64::from(b.pc) + u64::from(b.next_pc().wrapping_sub(b.pc));
+            mem.mark_code(b.pc, end)
+                .map_err(|e| JitError::Internal(format!("cannot write-protect guest code at {:#010x}: {e}", b.pc)))?;
+            let last = (end - 1).min(u64::from(u32::MAX)) as u32;
+            for page in b.pc / PAGE..=last / PAGE {
+                self.code_pages.entry(page * PAGE).or_default().push(head);
+                self.code_page_entries += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Guest code on the page at `page` was written: every translation decoded from it
+    /// is dropped (and recompiled, from what memory holds now, on its next entry).
+    pub fn code_written(&mut self, page: u32) {
+        if let Some(heads) = self.code_pages.remove(&page) {
+            self.code_page_entries -= heads.len();
+            self.stats.code_pages_invalidated += 1;
+            for head in heads {
+                self.invalidate(head);
+            }
+        }
     }
 
     /// Compiles `region` with the inline code generator of `tier` and links it in.
-    fn translate_region(&mut self, mut region: Region, tier: u8) -> Result<Compiled, JitError> {
+    fn translate_region(&mut self, mem: &mut Memory, mut region: Region, tier: u8) -> Result<Compiled, JitError> {
         if self.config.planted_bug {
             plant_bug(&mut region);
         }
-        if self.pool.used_bytes() > self.config.code_cache_bytes {
-            // Over budget: drop everything before adding more (nothing translated runs
-            // while the dispatcher compiles).
-            self.flush(&self.budget_reason())?;
-        }
-        let near_before = self.pool.near();
-        let result = self.compile(&region, tier);
-        let (t, compile_ns) = match result {
-            Ok(r) => r,
-            Err(_) if near_before && !self.pool.near() => {
+        // Nothing translated runs while the dispatcher compiles.
+        self.make_room()?;
+        let (t, compile_ns) = match self.compile(&region, tier) {
+            Err(JitError::CodeMemory(CodeMemoryShortage::NearExhausted)) => {
                 // Code memory near the executable ran out during this compile: start
                 // over with far code (absolute helper calls). Any other error stands.
                 self.flush("code memory near the executable is used up; far code from now on")?;
                 self.compile(&region, tier)?
             }
-            Err(e) => return Err(e),
+            r => r?,
         };
+        // After any flush above, which forgets the pages of translations.
+        self.note_code(mem, &region)?;
         self.count(self.tiers[usize::from(tier)].name(), &region, &t, compile_ns);
         Ok(self.link(&region, t, tier))
+    }
+
+    /// A translation larger than `max_translation_bytes` is refused as too large (its
+    /// code stays unused in code memory until the next flush).
+    fn within_cap(&self, result: Result<Translation, JitError>) -> Result<Translation, JitError> {
+        match result {
+            Ok(t) if t.size as usize > self.config.max_translation_bytes => {
+                Err(JitError::CodeMemory(CodeMemoryShortage::TooLarge))
+            }
+            r => r,
+        }
     }
 
     /// Compiles `region` with the inline code generator of `tier`.
@@ -576,7 +762,7 @@ impl CodeCache {
         let mut plan_for = |pc: u32| plan_of(records, config, pc, head);
         let mut env = CompileEnv {
             arena_base: self.arena_base,
-            jump_cache: self.jump_cache.as_ptr() as u64,
+            jump_cache: self.jump_cache.base() as u64,
             near: self.pool.near(),
             pool: &self.pool,
             hot_counter,
@@ -587,20 +773,30 @@ impl CodeCache {
         let Some(Tier::Inline(backend)) = self.tiers.get_mut(usize::from(tier)) else {
             return Err(JitError::Internal(format!("tier {tier} does not compile inline")));
         };
-        let t = backend.compile(region, &mut env)?;
-        Ok((t, start.elapsed().as_nanos() as u64))
+        let t = backend.compile(region, &mut env);
+        Ok((self.within_cap(t)?, start.elapsed().as_nanos() as u64))
     }
 
     /// Drops the translation of the block at `pc` so its next entry recompiles it. Its
     /// old code stays in memory (nothing still running is overwritten).
     pub fn invalidate(&mut self, pc: u32) {
-        if self.blocks.remove(&pc).is_some() {
+        if let Some(old) = self.blocks.remove(&pc) {
+            self.forget_sites(old);
             self.invalidated.insert(pc);
             self.slots.set(pc, self.slots.stub);
-            let e = &mut self.jump_cache[jump_cache_index(pc)];
-            if e.pc == u64::from(pc) {
-                *e = JumpCacheEntry::EMPTY;
+            let i = jump_cache_index(pc);
+            if self.jump_cache.get(i).pc == u64::from(pc) {
+                self.jump_cache.set(i, JumpCacheEntry::EMPTY);
             }
+        }
+    }
+
+    /// Drops the fault-map entries of `code`, which no longer runs.
+    fn forget_sites(&mut self, code: Compiled) {
+        let range = code.code..code.code + u64::from(code.size);
+        let sites: Vec<u64> = self.fault_map.range(range).map(|(&rip, _)| rip).collect();
+        for rip in sites {
+            self.fault_map.remove(&rip);
         }
     }
 
@@ -615,7 +811,7 @@ impl CodeCache {
     fn recompile_access(&mut self, access_pc: u32, t: Transition, who: &str) {
         let blocks = self.records.get(&access_pc).map(|r| r.blocks.clone()).unwrap_or_default();
         if self.dumps_events() {
-            let to = self.records.get(&access_pc).map_or("?".into(), |r| state_name(r.state));
+            let to = self.records.get(&access_pc).map_or("?".into(), |r| state_name(r.shared.get().state));
             let from = transition_source(t);
             let recompile = match blocks.is_empty() {
                 true => String::new(),
@@ -631,11 +827,16 @@ impl CodeCache {
     /// An observation of the access at `pc` made outside translated code (by the
     /// interpreter). A state change recompiles the blocks that hold the access.
     pub fn observe(&mut self, pc: u32, class: Option<RegionClass>) -> Option<Transition> {
-        let (mode, commit_after) = (self.config.mem, self.config.commit_after);
-        let rec = self.records.entry(pc).or_insert_with(|| Box::new(AccessRecord::new(pc, mode, commit_after)));
-        let t = rec.observe(class)?;
+        let config = &self.config;
+        let rec = self.records.entry(pc).or_insert_with(|| Record::new(pc, config));
+        let t = rec.shared.get_mut().observe(class)?;
         self.recompile_access(pc, t, "the interpreter");
         Some(t)
+    }
+
+    /// The inline access at host address `rip`, if there is one.
+    pub fn fault_site(&self, rip: u64) -> Option<FaultSite> {
+        self.fault_map.get(&rip).cloned()
     }
 
     /// An inline access at host address `rip` faulted on host address `addr`: the access
@@ -643,7 +844,7 @@ impl CodeCache {
     /// None if `rip` is not an inline access (a translator bug).
     pub fn inline_fault(&mut self, rip: u64, addr: u64) -> Option<(FaultSite, Option<Transition>)> {
         let site = self.fault_map.get(&rip)?.clone();
-        let transition = self.records.get_mut(&site.pc).and_then(|r| r.make_variable());
+        let transition = self.records.get_mut(&site.pc).and_then(|r| r.shared.get_mut().make_variable());
         let guest = addr.wrapping_sub(self.arena_base);
         self.event(format_args!(
             "fault  host code {rip:#x} on guest address {guest:#010x}: inline access {:#010x} in block {:#010x}",
@@ -682,6 +883,7 @@ impl CodeCache {
     pub fn device_removed(&mut self, dev: Device) -> Result<Vec<Transition>, JitError> {
         let mut transitions = Vec::new();
         for r in self.records.values_mut() {
+            let r = r.shared.get_mut();
             if r.state == AccessState::Committed(RegionClass::Device(dev)) {
                 transitions.extend(r.make_variable());
             }
@@ -692,12 +894,12 @@ impl CodeCache {
 
     /// Counts of access records per state.
     pub fn access_states(&self) -> StateCounts {
-        count_states(self.records.values().map(|r| &**r))
+        count_states(self.records.values().map(|r| r.shared.get()))
     }
 
     /// The access record of the load/store at guest `pc`, if it was translated.
     pub fn access_record(&self, pc: u32) -> Option<&AccessRecord> {
-        self.records.get(&pc).map(|r| &**r)
+        self.records.get(&pc).map(|r| r.shared.get())
     }
 }
 
@@ -721,10 +923,10 @@ fn transition_source(t: Transition) -> &'static str {
 
 /// The plan for the access at `pc` in the block at `block_pc`: its record's state
 /// (the record is created on first use and remembers the block).
-fn plan_of(records: &mut HashMap<u32, Box<AccessRecord>>, config: &JitConfig, pc: u32, block_pc: u32) -> AccessPlan {
-    let rec = records.entry(pc).or_insert_with(|| Box::new(AccessRecord::new(pc, config.mem, config.commit_after)));
+fn plan_of(records: &mut HashMap<u32, Record>, config: &JitConfig, pc: u32, block_pc: u32) -> AccessPlan {
+    let rec = records.entry(pc).or_insert_with(|| Record::new(pc, config));
     if !rec.blocks.contains(&block_pc) {
         rec.blocks.push(block_pc);
     }
-    AccessPlan { state: rec.state, record: &mut **rec as *mut AccessRecord as u64 }
+    AccessPlan { state: rec.shared.get().state, record: rec.shared.addr() as u64 }
 }

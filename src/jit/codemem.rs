@@ -51,6 +51,24 @@ pub struct CodePool {
     state: Arc<Mutex<PoolState>>,
 }
 
+/// Why code memory refused an allocation, when the translation cache can remedy it
+/// (carried inside the `io::Error` the allocation returns; see [`shortage_of`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CodeMemoryShortage {
+    /// Code placed near the executable relies on rel32 calls, and no more chunks can
+    /// be placed near it: the cache flushes and rebuilds everything far.
+    #[error("no code memory near the executable")]
+    NearExhausted,
+    /// One translation is larger than a chunk: the cache splits the block.
+    #[error("the code of one translation does not fit a {CHUNK_SIZE}-byte chunk")]
+    TooLarge,
+}
+
+/// The shortage an allocation error reports, if it is one.
+pub fn shortage_of(e: &io::Error) -> Option<CodeMemoryShortage> {
+    e.get_ref()?.downcast_ref::<CodeMemoryShortage>().copied()
+}
+
 /// Code chunks of every translation cache in the process (base addresses, 0 = free).
 const MAX_CODE_RANGES: usize = 4096;
 static CODE_RANGES: [AtomicUsize; MAX_CODE_RANGES] = [const { AtomicUsize::new(0) }; MAX_CODE_RANGES];
@@ -237,7 +255,10 @@ impl CodePool {
 
     fn allocate(&self, size: usize, align: usize, exec: bool) -> io::Result<*mut u8> {
         let align = if exec { align.max(CODE_ALIGN) } else { align.max(8) };
-        if size > CHUNK_SIZE || !align.is_power_of_two() || align > 4096 {
+        if size > CHUNK_SIZE {
+            return Err(io::Error::other(CodeMemoryShortage::TooLarge));
+        }
+        if !align.is_power_of_two() || align > 4096 {
             return Err(io::Error::other(format!(
                 "allocation of {size} bytes aligned to {align} does not fit a chunk"
             )));
@@ -256,7 +277,7 @@ impl CodePool {
                             // would break them. The cache flushes and rebuilds far.
                             s.near = false;
                             s.try_near = false;
-                            return Err(io::Error::other("no code memory near the executable"));
+                            return Err(io::Error::other(CodeMemoryShortage::NearExhausted));
                         }
                         if exec {
                             s.near = false;
@@ -339,6 +360,16 @@ mod tests {
         pool.allocate(64, 16, true).unwrap();
         assert!(!pool.near());
         assert_eq!(pool.far_chunks(), 1);
+    }
+
+    #[test]
+    fn shortages_are_told_from_other_errors() {
+        let pool = CodePool::new(true);
+        let too_large = pool.allocate(CHUNK_SIZE + 1, 16, true).unwrap_err();
+        assert_eq!(shortage_of(&too_large), Some(CodeMemoryShortage::TooLarge));
+        let bad_alignment = pool.allocate(64, 8192, true).unwrap_err();
+        assert_eq!(shortage_of(&bad_alignment), None, "not a shortage: the error stands");
+        assert_eq!(shortage_of(&io::Error::other("no code memory near the executable")), None, "only the type counts");
     }
 
     #[test]

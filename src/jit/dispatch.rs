@@ -69,28 +69,23 @@ impl Watch<'_> {
     }
 }
 
-/// What an interpreted stretch asks of the dispatcher.
-#[derive(Default)]
-struct Interpreted {
-    /// Translations must be dropped: a `fence.i` ran or a syscall changed code
-    /// (`Machine::code_changed`); the reason.
-    code_changed: Option<&'static str>,
-    /// It stopped before a breakpoint.
-    breakpoint: bool,
-}
-
 /// Interprets from `cpu.pc` to the end of the block (a branch or jump, an instruction
 /// that needs the runtime), at most `max` instructions, reporting each to the observer
-/// and stopping before a breakpoint.
-/// Loads and stores interpreted here feed their access records too, so a block that
-/// becomes hot is usually compiled with its accesses already committed.
-fn interpret(m: &mut Machine, cache: &mut CodeCache, max: u64, watch: &mut Watch, start: Start) -> Result<Interpreted, Exit> {
-    let mut done = Interpreted::default();
+/// and stopping before a breakpoint (then it returns true).
+/// With `profile`, loads and stores interpreted here feed their access records too, so
+/// a block that becomes hot is usually compiled with its accesses already committed.
+fn interpret(
+    m: &mut Machine,
+    cache: &mut CodeCache,
+    max: u64,
+    profile: bool,
+    watch: &mut Watch,
+    start: Start,
+) -> Result<bool, Exit> {
     for i in 0..max {
         let pc = m.cpu.pc;
         if i > 0 && watch.at_breakpoint(&m.cpu, start) {
-            done.breakpoint = true;
-            break;
+            return Ok(true);
         }
         if let Some(o) = watch.observer.as_deref_mut() {
             o.enter(pc, m.cpu.retired);
@@ -109,21 +104,16 @@ fn interpret(m: &mut Machine, cache: &mut CodeCache, max: u64, watch: &mut Watch
             o.retired(pc, &inst, &m.cpu);
         }
         result?;
-        if let Some(addr) = addr {
+        if let Some(addr) = addr.filter(|_| profile) {
             if let Some(t) = cache.observe(pc, RegionClass::of(&m.mem, addr)) {
                 m.stats.transitions.add(t);
             }
-        }
-        if inst == Inst::FenceI {
-            done.code_changed = Some("fence.i");
-        } else if std::mem::take(&mut m.code_changed) {
-            done.code_changed = Some("a system call changed code (munmap, mprotect, riscv_flush_icache)");
         }
         if ends_block(&inst) {
             break;
         }
     }
-    Ok(done)
+    Ok(false)
 }
 
 /// Completes `Cpu` after an inline access faulted: the guest registers (and running
@@ -184,6 +174,11 @@ pub fn run_watched(
         for (pc, t) in std::mem::take(&mut m.access_events) {
             cache.access_changed(pc, t);
         }
+        // Code was written (by a store, a syscall, a change of the map): what was
+        // translated from those pages is stale. `fence.i` needs nothing more.
+        for page in m.mem.code_written.drain(..) {
+            cache.code_written(page);
+        }
         cache.poll()?;
         if m.cpu.retired >= limit {
             return Ok(End::Exit(Exit::InsnLimit(m.cpu.retired)));
@@ -201,7 +196,8 @@ pub fn run_watched(
         // How many instructions to interpret (0: none, translated code ran). While an
         // lr.w reservation is valid everything is interpreted, so that every store
         // is checked against it (translated code never checks).
-        let block = if m.reservation_valid() { None } else { cache.lookup(&m.mem, m.cpu.pc)? };
+        let block = if m.reservation_valid() { None } else { cache.lookup(&mut m.mem, m.cpu.pc)? };
+        let profile = block.is_some() || cache.profiles(m.cpu.pc);
         let interpret_max = match block {
             // A block that would pass --max-insns is finished instruction by instruction.
             Some(block) if m.cpu.retired + u64::from(block.len) <= limit => {
@@ -228,20 +224,15 @@ pub fn run_watched(
             _ => (limit - m.cpu.retired).min(max_block),
         };
         if interpret_max > 0 {
-            let done = match interpret(m, cache, interpret_max, &mut watch, start) {
-                Ok(done) => done,
+            match interpret(m, cache, interpret_max, profile, &mut watch, start) {
+                Ok(true) => return Ok(End::Breakpoint),
+                Ok(false) => {}
                 Err(exit) => return Ok(End::Exit(exit)),
-            };
-            if let Some(reason) = done.code_changed {
-                cache.flush(reason)?;
             }
             for dev in std::mem::take(&mut m.mem.devices_removed) {
                 for t in cache.device_removed(dev)? {
                     m.stats.transitions.add(t);
                 }
-            }
-            if done.breakpoint {
-                return Ok(End::Breakpoint);
             }
         }
     }
@@ -282,10 +273,29 @@ fn run_translated(
         // A refused access: the interpreter executes that one instruction.
         EntryResult::Exit(EXIT_STEP) => 1,
         EntryResult::Exit(EXIT_HOT) => {
-            cache.tier_up(&m.mem, m.cpu.pc)?;
+            cache.tier_up(&mut m.mem, m.cpu.pc)?;
             0
         }
         EntryResult::Exit(_) => 0,
+        // An inline store into a page that holds translated code: nothing about the
+        // access changes. The interpreter repeats the store, which unmarks the page and
+        // lists it, so its translations go next.
+        EntryResult::Fault { rip, addr }
+            if u32::try_from(addr.wrapping_sub(arena.0)).is_ok_and(|a| m.mem.is_code_write_fault(a)) =>
+        {
+            let Some(site) = cache.fault_site(rip as u64) else {
+                return Err(JitError::Internal(format!(
+                    "host fault at {rip:#x} (address {addr:#x}) is not an inline guest access"
+                )));
+            };
+            recover(m, &site.recover)?;
+            m.stats.registers_recovered += site.recover.len() as u64;
+            m.cpu.pc = site.pc;
+            m.cpu.retired += u64::from(site.retired);
+            m.stats.faults_handled += 1;
+            m.stats.code_write_faults += 1;
+            1
+        }
         EntryResult::Fault { rip, addr } => {
             let Some((site, transition)) = cache.inline_fault(rip as u64, addr as u64) else {
                 return Err(JitError::Internal(format!(

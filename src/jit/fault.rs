@@ -158,7 +158,13 @@ extern "C" fn handle_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *m
     uc.uc_mcontext.gregs[libc::REG_RIP as usize] = rvdbt_fault_resume as *const () as usize as i64;
 }
 
-/// Installs the SIGSEGV/SIGBUS handler (once per process).
+/// Installs the SIGSEGV/SIGBUS handler (once per process) and gives this thread an
+/// alternate signal stack.
+///
+/// The handler runs with the signal blocked (no `SA_NODEFER`): it never jumps out, it
+/// only rewrites the interrupted context and returns, and the kernel unblocks the
+/// signal again on that return. A fault inside the handler itself (a bug) is therefore
+/// not delivered to it again but kills the process, which is what should happen.
 pub fn install() {
     INSTALL.call_once(|| {
         for (i, sig) in [libc::SIGSEGV, libc::SIGBUS].into_iter().enumerate() {
@@ -167,7 +173,7 @@ pub fn install() {
             unsafe {
                 let mut new: libc::sigaction = std::mem::zeroed();
                 new.sa_sigaction = handle_fault as *const () as usize;
-                new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+                new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
                 libc::sigemptyset(&mut new.sa_mask);
                 let mut old: libc::sigaction = std::mem::zeroed();
                 if libc::sigaction(sig, &new, &mut old) == 0 {
@@ -176,40 +182,108 @@ pub fn install() {
             }
         }
     });
-    ensure_alt_stack();
+    ALT_STACK.with(|s| {
+        let mut stack = s.take();
+        if stack.is_none() {
+            stack = AltStack::new();
+        }
+        s.set(stack);
+    });
 }
 
-/// Makes sure this thread has an alternate signal stack (the handler runs on it).
-fn ensure_alt_stack() {
-    thread_local!(static DONE: Cell<bool> = const { Cell::new(false) });
-    if DONE.with(Cell::get) {
-        return;
-    }
-    DONE.with(|d| d.set(true));
-    // SAFETY: querying the current alternate stack into a zeroed struct.
-    let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe { libc::sigaltstack(std::ptr::null(), &mut current) };
-    if current.ss_flags & libc::SS_DISABLE == 0 && current.ss_size >= libc::MINSIGSTKSZ {
-        return;
-    }
-    const SIZE: usize = 64 * 1024;
-    // SAFETY: a private anonymous mapping for the stack, deliberately kept for the
-    // thread's lifetime (the kernel may use it until the thread exits).
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            SIZE,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        if p != libc::MAP_FAILED {
-            let st = libc::stack_t { ss_sp: p, ss_flags: 0, ss_size: SIZE };
-            libc::sigaltstack(&st, std::ptr::null_mut());
+/// Usable bytes of the alternate signal stack rvdbt gives a thread.
+const ALT_STACK_SIZE: usize = 64 * 1024;
+/// The inaccessible page below it: a handler that overflows the stack faults there
+/// instead of writing over whatever is mapped below.
+const ALT_STACK_GUARD: usize = 4096;
+
+/// The alternate signal stack of one thread (the fault handler runs on it: the
+/// faulting code's stack may be the one that overflowed). Unmapped when the thread
+/// ends, after the kernel is told to stop using it.
+struct AltStack {
+    /// Start of the mapping (the guard page), and its whole length.
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl AltStack {
+    /// Maps a guarded stack and installs it, unless the thread already has an alternate
+    /// stack (of someone else's) big enough. None when there is nothing of ours to keep.
+    fn new() -> Option<AltStack> {
+        // SAFETY: querying the current alternate stack into a zeroed struct.
+        let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { libc::sigaltstack(std::ptr::null(), &mut current) };
+        if current.ss_flags & libc::SS_DISABLE == 0 && current.ss_size >= ALT_STACK_SIZE {
+            return None;
         }
+        let len = ALT_STACK_SIZE + ALT_STACK_GUARD;
+        // SAFETY: a fresh private anonymous mapping at an address of the kernel's choice.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return None;
+        }
+        let stack = AltStack { base, len };
+        // SAFETY: the range above the guard page lies inside the mapping just made.
+        let usable = unsafe { base.cast::<u8>().add(ALT_STACK_GUARD).cast::<libc::c_void>() };
+        // SAFETY: as above; the guard page stays PROT_NONE.
+        if unsafe { libc::mprotect(usable, ALT_STACK_SIZE, libc::PROT_READ | libc::PROT_WRITE) } != 0 {
+            return None; // `stack` is dropped: unmapped.
+        }
+        let st = libc::stack_t { ss_sp: usable, ss_flags: 0, ss_size: ALT_STACK_SIZE };
+        // SAFETY: installs a stack that stays mapped until `drop` uninstalls it.
+        if unsafe { libc::sigaltstack(&st, std::ptr::null_mut()) } != 0 {
+            return None;
+        }
+        Some(stack)
     }
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        // SAFETY: querying this thread's alternate stack into a zeroed struct.
+        let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { libc::sigaltstack(std::ptr::null(), &mut current) };
+        let ours = current.ss_sp.cast::<u8>().wrapping_sub(ALT_STACK_GUARD) == self.base.cast::<u8>();
+        if ours {
+            if current.ss_flags & libc::SS_ONSTACK != 0 {
+                // Running on it (cannot happen: the handler never ends a thread): keep it.
+                return;
+            }
+            let off = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
+            // SAFETY: disables the alternate stack of this thread, which is ours.
+            unsafe { libc::sigaltstack(&off, std::ptr::null_mut()) };
+        }
+        // SAFETY: unmaps exactly the mapping made in `new`, which the kernel no longer
+        // uses as this thread's signal stack.
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+thread_local! {
+    /// This thread's alternate signal stack, if rvdbt made it.
+    static ALT_STACK: Cell<Option<AltStack>> = const { Cell::new(None) };
+}
+
+/// The usable range `(start, length)` of the alternate signal stack rvdbt gave this
+/// thread, if it did (the guard page lies right below `start`).
+pub fn alt_stack() -> Option<(usize, usize)> {
+    ALT_STACK.with(|s| {
+        let stack = s.take();
+        let range = stack.as_ref().map(|st| (st.base as usize + ALT_STACK_GUARD, st.len - ALT_STACK_GUARD));
+        s.set(stack);
+        range
+    })
 }
 
 /// Bytes of the faulting frame kept (from its stack pointer up to its canonical frame
@@ -294,12 +368,16 @@ pub enum EntryResult {
 /// `code` must be live translated code for the machine behind `cpu`, which must stay
 /// valid and otherwise unused for the duration of the call.
 pub unsafe fn enter(cpu: *mut Cpu, code: u64, arena: (usize, usize)) -> EntryResult {
-    ARENA.with(|a| a.set(arena));
+    // An entry made while another one runs on this thread (a helper that runs a
+    // guest) must leave the outer entry's state as it found it.
+    let outer_arena = ARENA.with(|a| a.replace(arena));
+    let outer_rsp = SAVED_RSP.with(Cell::get);
     let saved = SAVED_RSP.with(|s| s.as_ptr());
     // SAFETY: the caller guarantees `code` and `cpu`; the trampoline preserves every
     // callee-saved register, also on the fault path.
     let code = unsafe { rvdbt_trampoline(cpu, code, saved) };
-    SAVED_RSP.with(|s| s.set(0));
+    SAVED_RSP.with(|s| s.set(outer_rsp));
+    ARENA.with(|a| a.set(outer_arena));
     if code == EXIT_FAULT {
         let (rip, addr) = FAULT.with(Cell::get);
         EntryResult::Fault { rip, addr }

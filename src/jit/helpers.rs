@@ -15,18 +15,27 @@ use crate::memory::{Device, DeviceEffect, MemFault, Width};
 /// Value a load helper returns for a refused access (bit 32 set).
 pub const LOAD_REFUSED: u64 = 1 << 32;
 
-fn machine_of<'a>(cpu: *mut Cpu) -> &'a mut Machine {
-    // SAFETY: translated code only ever passes the pointer it was entered with, which
-    // the dispatcher derives from a `&mut Machine` (`Cpu` is its first field,
-    // `#[repr(C)]`), and the dispatcher does not touch the machine while translated
-    // code runs.
+/// The machine behind the `*mut Cpu` translated code was entered with.
+///
+/// # Safety
+/// `cpu` must be the pointer the dispatcher entered translated code with: it derives
+/// it from a `&mut Machine` (`Cpu` is its first field, `#[repr(C)]`) that nothing else
+/// uses until translated code returns, and the reference must not outlive the helper
+/// call.
+unsafe fn machine_of<'a>(cpu: *mut Cpu) -> &'a mut Machine {
+    // SAFETY: the caller's contract.
     unsafe { &mut *cpu.cast::<Machine>() }
 }
 
-fn record_of<'a>(rec: *mut AccessRecord) -> &'a mut AccessRecord {
-    // SAFETY: translated code passes the address of a boxed record owned by the cache
-    // that compiled it; records are never freed while the cache lives, and nothing
-    // else touches them while translated code runs.
+/// The access record at `rec`.
+///
+/// # Safety
+/// `rec` must be the address of an access record the translation cache compiled into
+/// the running code (`AccessPlan::record`): a raw allocation the cache keeps until no
+/// code that holds it can run, and never references while translated code runs. The
+/// reference must not outlive the helper call.
+unsafe fn record_of<'a>(rec: *mut AccessRecord) -> &'a mut AccessRecord {
+    // SAFETY: the caller's contract.
     unsafe { &mut *rec }
 }
 
@@ -41,7 +50,22 @@ const fn width(w: usize) -> Width {
 /// Store result for translated code: 0, or 1 when refused or when the store has an
 /// effect the dispatcher must see (test finisher): the interpreter then repeats it.
 fn store_result(r: Result<DeviceEffect, MemFault>) -> u32 {
-    u32::from(!matches!(r, Ok(DeviceEffect::None)))
+    if matches!(r, Ok(DeviceEffect::None)) {
+        0
+    } else {
+        STORE_REFUSED
+    }
+}
+
+/// Store result that hands the store to the interpreter (`store_result` of a refusal).
+const STORE_REFUSED: u32 = 1;
+
+/// Does a store of `bytes` at `addr` hit a page that holds translated code? Such a
+/// store is refused: the code that called the helper may be what it overwrites, so
+/// the interpreter repeats the store and the dispatcher drops the page's translations
+/// before any more translated code runs.
+fn writes_code(m: &Machine, addr: u32, bytes: u32) -> bool {
+    m.mem.holds_code(addr, bytes)
 }
 
 /// Feeds one observation to an access record; a state change is reported to the
@@ -54,47 +78,93 @@ fn observe(m: &mut Machine, rec: &mut AccessRecord, addr: u32) {
     }
 }
 
-extern "C" fn load<const W: usize>(cpu: *mut Cpu, addr: u32) -> u64 {
-    machine_of(cpu).mem.load(addr, width(W)).map_or(LOAD_REFUSED, u64::from)
+// The helpers below are called only by translated code, with the `*mut Cpu` it was
+// entered with and the record addresses it was compiled with: the contracts of
+// `machine_of` and `record_of`, which is what each `SAFETY` comment refers to.
+
+/// # Safety
+/// Called by translated code only (see above).
+unsafe extern "C" fn load<const W: usize>(cpu: *mut Cpu, addr: u32) -> u64 {
+    // SAFETY: translated code passes its entry pointer.
+    let m = unsafe { machine_of(cpu) };
+    m.mem.load(addr, width(W)).map_or(LOAD_REFUSED, u64::from)
 }
 
-extern "C" fn store<const W: usize>(cpu: *mut Cpu, addr: u32, value: u32) -> u32 {
-    store_result(machine_of(cpu).mem.store(addr, width(W), value))
+/// # Safety
+/// Called by translated code only (see above).
+unsafe extern "C" fn store<const W: usize>(cpu: *mut Cpu, addr: u32, value: u32) -> u32 {
+    // SAFETY: translated code passes its entry pointer.
+    let m = unsafe { machine_of(cpu) };
+    if writes_code(m, addr, width(W).bytes()) {
+        return STORE_REFUSED;
+    }
+    store_result(m.mem.store(addr, width(W), value))
 }
 
-extern "C" fn profile_load<const W: usize>(cpu: *mut Cpu, addr: u32, rec: *mut AccessRecord) -> u64 {
-    let m = machine_of(cpu);
+/// # Safety
+/// Called by translated code only (see above).
+unsafe extern "C" fn profile_load<const W: usize>(cpu: *mut Cpu, addr: u32, rec: *mut AccessRecord) -> u64 {
+    // SAFETY: translated code passes its entry pointer.
+    let m = unsafe { machine_of(cpu) };
     let result = m.mem.load(addr, width(W));
     if result.is_ok() {
-        observe(m, record_of(rec), addr);
+        // SAFETY: translated code passes the record it was compiled with.
+        observe(m, unsafe { record_of(rec) }, addr);
     }
     result.map_or(LOAD_REFUSED, u64::from)
 }
 
-extern "C" fn profile_store<const W: usize>(cpu: *mut Cpu, addr: u32, value: u32, rec: *mut AccessRecord) -> u32 {
-    let m = machine_of(cpu);
+/// # Safety
+/// Called by translated code only (see above).
+unsafe extern "C" fn profile_store<const W: usize>(
+    cpu: *mut Cpu,
+    addr: u32,
+    value: u32,
+    rec: *mut AccessRecord,
+) -> u32 {
+    // SAFETY: translated code passes its entry pointer.
+    let m = unsafe { machine_of(cpu) };
+    if writes_code(m, addr, width(W).bytes()) {
+        return STORE_REFUSED;
+    }
     let result = m.mem.store(addr, width(W), value);
     if result.is_ok() {
-        observe(m, record_of(rec), addr);
+        // SAFETY: translated code passes the record it was compiled with.
+        observe(m, unsafe { record_of(rec) }, addr);
     }
     store_result(result)
 }
 
-extern "C" fn device_read<const D: usize>(cpu: *mut Cpu, offset: u32, w: u32) -> u64 {
-    u64::from(machine_of(cpu).mem.device_read(Device::ALL[D], offset, width(w as usize)))
+/// # Safety
+/// Called by translated code only (see above).
+unsafe extern "C" fn device_read<const D: usize>(cpu: *mut Cpu, offset: u32, w: u32) -> u64 {
+    // SAFETY: translated code passes its entry pointer.
+    let m = unsafe { machine_of(cpu) };
+    u64::from(m.mem.device_read(Device::ALL[D], offset, width(w as usize)))
 }
 
-extern "C" fn device_write<const D: usize>(cpu: *mut Cpu, offset: u32, w: u32, value: u32) -> u32 {
-    store_result(Ok(machine_of(cpu).mem.device_write(Device::ALL[D], offset, width(w as usize), value)))
+/// # Safety
+/// Called by translated code only (see above).
+unsafe extern "C" fn device_write<const D: usize>(cpu: *mut Cpu, offset: u32, w: u32, value: u32) -> u32 {
+    // SAFETY: translated code passes its entry pointer.
+    let m = unsafe { machine_of(cpu) };
+    store_result(Ok(m.mem.device_write(Device::ALL[D], offset, width(w as usize), value)))
 }
 
-extern "C" fn amo(cpu: *mut Cpu, addr: u32, value: u32, op: u32, rec: *mut AccessRecord) -> u64 {
-    let m = machine_of(cpu);
+/// # Safety
+/// Called by translated code only (see above).
+unsafe extern "C" fn amo(cpu: *mut Cpu, addr: u32, value: u32, op: u32, rec: *mut AccessRecord) -> u64 {
+    // SAFETY: translated code passes its entry pointer.
+    let m = unsafe { machine_of(cpu) };
     let Some(&op) = AmoOp::ALL.get(op as usize) else { return LOAD_REFUSED };
+    if writes_code(m, addr, 4) {
+        return LOAD_REFUSED;
+    }
     match interp::amo(&mut m.mem, op, addr, value) {
         Ok((old, DeviceEffect::None)) => {
             if !rec.is_null() {
-                observe(m, record_of(rec), addr);
+                // SAFETY: translated code passes the record it was compiled with.
+                observe(m, unsafe { record_of(rec) }, addr);
             }
             u64::from(old)
         }

@@ -3,7 +3,8 @@
 //! [`helpers`]), code memory ([`codemem`]), the entry trampoline and fault handler
 //! ([`fault`]), the seam to the code generators ([`codegen`]), the translation cache
 //! with its exit slots, jump cache, fault map and tiers ([`cache`]), and the dispatcher
-//! ([`dispatch`]), the only loop of a translated run.
+//! ([`dispatch`]), the only loop of a translated run; memory shared with translated code
+//! ([`shared`]).
 
 pub mod abi;
 pub mod access;
@@ -17,6 +18,7 @@ pub mod fault;
 pub mod helpers;
 pub mod region;
 pub mod verify;
+pub mod shared;
 pub mod worker;
 
 use access::MemMode;
@@ -73,6 +75,9 @@ pub struct JitConfig {
     /// A deliberately broken lifting, to show that `--verify` catches one: every
     /// register-register `add` is translated as a `sub`. Never set outside tests.
     pub planted_bug: bool,
+    /// Most host code bytes of one translation (at most a code chunk): a block whose
+    /// code is larger is split, a larger region is left to the tier below.
+    pub max_translation_bytes: usize,
 }
 
 /// Default of [`JitConfig::compile_after`].
@@ -98,6 +103,7 @@ impl Default for JitConfig {
             regions: true,
             max_region_blocks: region::DEFAULT_MAX_REGION_BLOCKS,
             planted_bug: false,
+            max_translation_bytes: codemem::CHUNK_SIZE,
         }
     }
 }
@@ -109,6 +115,9 @@ pub enum JitError {
     Setup(String),
     #[error("cannot compile the block at {pc:#010x}: {msg}")]
     Compile { pc: u32, msg: String },
+    /// Code memory refused the translation for a reason the cache remedies.
+    #[error("code memory: {0}")]
+    CodeMemory(#[from] codemem::CodeMemoryShortage),
     #[error("internal error: {0}")]
     Internal(String),
     /// `--verify` found translated code disagreeing with the interpreter.

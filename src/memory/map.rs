@@ -13,8 +13,12 @@
 //! Where a mapping without a usable address hint goes: the highest free range below
 //! the stack (`mmap_top`), else the highest free range above it; never below
 //! [`MMAP_MIN_ADDR`] (Linux's `mmap_min_addr`).
+//!
+//! Every change (unmapping, new permissions, a fixed mapping over old pages, zeroing)
+//! counts as a write of the pages it covers: translations of code there are dropped
+//! (see `code.rs`).
 
-use super::{page_up, Memory, Region, RegionKind, GUEST_SPACE, PAGE, PERM_X};
+use super::{page_up, Memory, Region, RegionKind, GUEST_SPACE, PAGE};
 
 /// Lowest address a mapping may start at.
 pub const MMAP_MIN_ADDR: u32 = 0x1_0000;
@@ -45,12 +49,10 @@ pub enum Placement {
     FixedNoReplace(u32),
 }
 
-/// What a change of the map did to executable memory.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MapChange {
-    /// Some page that was executable before the call is gone or changed permissions:
-    /// translations of guest code there may be stale.
-    pub code_changed: bool,
+/// The length of `[start, end)` as a `u32` (the whole address space from 0 saturates,
+/// which covers the same pages).
+fn span(start: u32, end: u64) -> u32 {
+    (end - u64::from(start)).min(u64::from(u32::MAX)) as u32
 }
 
 impl Memory {
@@ -213,33 +215,31 @@ impl Memory {
     }
 
     /// Unmaps the RAM pages of `[start, start + len)` (devices stay; holes are fine).
-    pub fn unmap(&mut self, start: u32, len: u32) -> Result<MapChange, MapError> {
+    pub fn unmap(&mut self, start: u32, len: u32) -> Result<(), MapError> {
         let (start, end) = Self::page_range(start, len)?;
         if self.cuts_heap(start, end) {
             return Err(MapError::Invalid);
         }
+        self.code_write(start, span(start, end));
         self.split_at(start);
         if end < GUEST_SPACE {
             self.split_at(end as u32);
         }
         let inside = self.ram_inside(start, end);
-        let mut change = MapChange::default();
         let heap = self.heap_start_opt();
         for &i in inside.iter().rev() {
             let r = self.regions.remove(i);
-            if let RegionKind::Ram { perms } = r.kind {
-                change.code_changed |= perms & PERM_X != 0;
-            }
             self.arena.discard(r.start, r.end).map_err(|_| MapError::NoMemory)?;
         }
         self.reindex_heap(heap);
         self.coalesce();
-        Ok(change)
+        Ok(())
     }
 
     /// Sets the permissions of every page of `[start, start + len)`, all of which must
     /// be mapped RAM (devices in the range are passed over).
-    pub fn protect_pages(&mut self, start: u32, len: u32, perms: u8) -> Result<MapChange, MapError> {
+    pub fn protect_pages(&mut self, start: u32, len: u32, perms: u8) -> Result<(), MapError> {
+        let perms = super::implied_read(perms);
         let (start, end) = Self::page_range(start, len)?;
         if self.cuts_heap(start, end) {
             return Err(MapError::Invalid);
@@ -250,22 +250,19 @@ impl Memory {
             let Some(i) = self.find(at as u32) else { return Err(MapError::NoMemory) };
             at = self.regions[i].end;
         }
+        self.code_write(start, span(start, end));
         self.split_at(start);
         if end < GUEST_SPACE {
             self.split_at(end as u32);
         }
-        let mut change = MapChange::default();
         for i in self.ram_inside(start, end) {
             let r: &mut Region = &mut self.regions[i];
-            if let RegionKind::Ram { perms: old } = r.kind {
-                change.code_changed |= old & PERM_X != 0 && old != perms;
-            }
             r.kind = RegionKind::Ram { perms };
             let (s, e) = (r.start, r.end);
             self.arena.protect(s, e, perms).map_err(|_| MapError::NoMemory)?;
         }
         self.coalesce();
-        Ok(change)
+        Ok(())
     }
 }
 
@@ -274,6 +271,7 @@ impl Memory {
     /// (their contents are dropped; permissions stay).
     pub fn zero_pages(&mut self, start: u32, len: u32) -> Result<(), MapError> {
         let (start, end) = Self::page_range(start, len)?;
+        self.code_write(start, span(start, end));
         let spans: Vec<(u32, u64, u8)> = self
             .regions
             .iter()
@@ -295,7 +293,7 @@ impl Memory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::{MemFault, Width, PERM_R, PERM_W};
+    use crate::memory::{MemFault, Width, PERM_R, PERM_W, PERM_X};
 
     fn mem() -> Memory {
         let mut m = Memory::new(false, true).unwrap();
@@ -340,18 +338,18 @@ mod tests {
     }
 
     #[test]
-    fn unmap_splits_and_reports_code() {
+    fn unmap_splits() {
         let mut m = mem();
         let a = m.map_anonymous(Placement::Fixed(0x5000_0000), 0x4000, PERM_R | PERM_W).unwrap();
         let n = m.regions().len();
-        assert_eq!(m.unmap(a + 0x1000, 0x1000), Ok(MapChange { code_changed: false }));
+        assert_eq!(m.unmap(a + 0x1000, 0x1000), Ok(()));
         assert_eq!(m.regions().len(), n + 1, "split in two");
         assert_eq!(m.load(a + 0x1000, Width::B1), Err(MemFault::Access));
         assert_eq!(m.load(a + 0x2000, Width::B1), Ok(0));
-        assert_eq!(m.unmap(0x1_1000, 0x1000), Ok(MapChange { code_changed: true }), "half the text");
+        assert_eq!(m.unmap(0x1_1000, 0x1000), Ok(()), "half the text");
         assert_eq!(m.fetch(0x1_0000).map(|_| ()), Ok(()));
         assert!(m.fetch(0x1_1000).is_err());
-        assert_eq!(m.unmap(0x6000_0000, 0x1000), Ok(MapChange::default()), "nothing there: fine");
+        assert_eq!(m.unmap(0x6000_0000, 0x1000), Ok(()), "nothing there: fine");
         assert_eq!(m.unmap(0x1_2000, 0x1000), Err(MapError::Invalid), "the heap");
         assert_eq!(m.unmap(0x5000_0800, 0x1000), Err(MapError::Invalid), "misaligned");
     }
@@ -360,12 +358,12 @@ mod tests {
     fn protect_changes_permissions_page_by_page() {
         let mut m = mem();
         let a = m.map_anonymous(Placement::Fixed(0x5000_0000), 0x3000, PERM_R | PERM_W).unwrap();
-        assert_eq!(m.protect_pages(a + 0x1000, 0x1000, PERM_R | PERM_X), Ok(MapChange::default()));
+        assert_eq!(m.protect_pages(a + 0x1000, 0x1000, PERM_R | PERM_X), Ok(()));
         assert!(m.fetch(a + 0x1000).is_ok());
         assert_eq!(m.store(a + 0x1000, Width::B4, 1), Err(MemFault::Access));
         assert_eq!(m.store(a + 0x2000, Width::B4, 1), Ok(crate::memory::DeviceEffect::None));
         let n = m.regions().len();
-        assert_eq!(m.protect_pages(a + 0x1000, 0x1000, PERM_R | PERM_W), Ok(MapChange { code_changed: true }));
+        assert_eq!(m.protect_pages(a + 0x1000, 0x1000, PERM_R | PERM_W), Ok(()));
         assert!(m.fetch(a + 0x1000).is_err());
         assert_eq!(m.regions().len(), n - 2, "merged again");
         assert_eq!(m.protect_pages(0x6000_0000, 0x1000, PERM_R), Err(MapError::NoMemory), "unmapped");

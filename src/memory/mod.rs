@@ -13,8 +13,9 @@
 use crate::guest::decode::Isa;
 use std::ptr;
 
+mod code;
 mod map;
-pub use map::{MapChange, MapError, Placement, MMAP_MIN_ADDR, MMAP_NAME};
+pub use map::{MapError, Placement, MMAP_MIN_ADDR, MMAP_NAME};
 
 /// Size of the guest address space.
 pub const GUEST_SPACE: u64 = 1 << 32;
@@ -124,6 +125,18 @@ pub enum DeviceEffect {
     None,
     /// The test finisher was told to stop the machine with this exit code.
     Exit(i32),
+}
+
+/// Guest permissions as RAM holds them: execute implies read, as Linux maps pages on
+/// RISC-V. (Instruction fetch reads through the same host mapping as loads, so an
+/// execute-only page would have to be host-readable, and an inline load from it
+/// would then succeed where the interpreter refuses it.)
+pub(crate) fn implied_read(perms: u8) -> u8 {
+    if perms & PERM_X != 0 {
+        perms | PERM_R
+    } else {
+        perms
+    }
 }
 
 /// The 4 GiB + guard reservation of host address space that backs all guest RAM.
@@ -253,6 +266,11 @@ pub struct Memory {
     /// Mappings without an address go to the highest free range below this (see
     /// `map.rs`); the machine sets it below the stack.
     pub mmap_top: u32,
+    /// Pages that hold translated code (see `code.rs`).
+    code_pages: code::CodePages,
+    /// Pages that held translated code and were written (or remapped) since: their
+    /// translations are stale. The dispatcher drains it.
+    pub code_written: Vec<u32>,
 }
 
 impl std::fmt::Debug for Memory {
@@ -300,6 +318,8 @@ impl Memory {
             ram_limit: u64::MAX,
             isa: Isa::default(),
             mmap_top: 0x7000_0000,
+            code_pages: code::CodePages::default(),
+            code_written: Vec::new(),
         })
     }
 
@@ -319,6 +339,7 @@ impl Memory {
     /// Adds a RAM region over page-aligned `[start, end)`, zero filled, with `perms`.
     /// The caller has checked that it overlaps nothing.
     pub fn add_ram(&mut self, start: u32, end: u64, perms: u8, name: &str) -> std::io::Result<()> {
+        let perms = implied_read(perms);
         debug_assert!(start.is_multiple_of(PAGE) && end.is_multiple_of(u64::from(PAGE)) && end <= GUEST_SPACE);
         debug_assert!(self.first_overlap(start, end).is_none());
         self.arena.protect(start, end, perms)?;
@@ -559,8 +580,9 @@ impl Memory {
     }
 
     fn ram_write(&mut self, addr: u32, width: Width, value: u32) {
-        // SAFETY: the caller checked that [addr, addr+width) is writable guest RAM, so it
-        // is host-writable inside the arena.
+        // SAFETY: the caller checked that [addr, addr+width) is writable guest RAM and
+        // unmarked any code page in it (`code_write`), so it is host-writable inside the
+        // arena.
         unsafe {
             let p = self.arena.base().add(addr as usize);
             match width {
@@ -592,6 +614,7 @@ impl Memory {
     /// Generic store (the low `width` bytes of `value`).
     pub fn store(&mut self, addr: u32, width: Width, value: u32) -> Result<DeviceEffect, MemFault> {
         if self.ram_allows(addr, width.bytes(), PERM_W) {
+            self.code_write(addr, width.bytes());
             self.ram_write(addr, width, value);
             return Ok(DeviceEffect::None);
         }
@@ -639,7 +662,9 @@ impl Memory {
         if !self.ram_allows(addr, len, PERM_W) {
             return Err(MemFault::Access);
         }
-        // SAFETY: [addr, addr+len) is writable guest RAM inside the arena.
+        self.code_write(addr, len);
+        // SAFETY: [addr, addr+len) is writable guest RAM inside the arena (and host
+        // writable: `code_write` gave code pages their permissions back).
         unsafe {
             ptr::copy_nonoverlapping(bytes.as_ptr(), self.arena.base().add(addr as usize), bytes.len());
         }

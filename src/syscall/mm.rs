@@ -3,13 +3,13 @@
 //! `mprotect`, `madvise`, `riscv_flush_icache`, `uname`, `getrandom` and
 //! `set_tid_address`.
 //!
-//! The map itself changes in [`crate::memory`] (`map.rs`). A call that removes or
-//! changes executable pages, and `riscv_flush_icache`, set `Machine::code_changed`,
-//! so the dispatcher drops every translation before running guest code again.
+//! The map itself changes in [`crate::memory`] (`map.rs`). A change of pages that hold
+//! translated code counts as a write of them: the memory lists them and the dispatcher
+//! drops their translations (and only theirs) before running guest code again.
 
 use super::{SysResult, EFAULT, EINVAL};
 use crate::machine::Machine;
-use crate::memory::{MapChange, MapError, Placement, PERM_R, PERM_W, PERM_X};
+use crate::memory::{MapError, Placement, PERM_R, PERM_W, PERM_X};
 
 pub const SYS_SET_TID_ADDRESS: u32 = 96;
 pub const SYS_UNAME: u32 = 160;
@@ -67,12 +67,6 @@ fn perms(prot: u32) -> Result<u8, i32> {
     Ok(p)
 }
 
-fn note(m: &mut Machine, change: MapChange) {
-    if change.code_changed {
-        m.code_changed = true;
-    }
-}
-
 /// mmap(addr, len, prot, flags, fd, pgoff): anonymous mappings only (private or
 /// shared: with one process they are the same).
 pub(super) fn sys_mmap(m: &mut Machine, addr: u32, len: u32, prot: u32, flags: u32) -> SysResult {
@@ -91,28 +85,12 @@ pub(super) fn sys_mmap(m: &mut Machine, addr: u32, len: u32, prot: u32, flags: u
     } else {
         Placement::Hint(addr)
     };
-    // A fixed mapping replaces what was there, possibly code.
-    let replaced_code = matches!(placement, Placement::Fixed(_)) && has_code(m, addr, len);
     let start = m.mem.map_anonymous(placement, len, perms).map_err(errno)?;
-    if replaced_code {
-        m.code_changed = true;
-    }
     Ok(start as i32)
 }
 
-/// Is any page of `[addr, addr + len)` executable?
-fn has_code(m: &Machine, addr: u32, len: u32) -> bool {
-    let end = u64::from(addr) + u64::from(len);
-    m.mem.regions().iter().any(|r| {
-        matches!(r.kind, crate::memory::RegionKind::Ram { perms } if perms & PERM_X != 0)
-            && u64::from(r.start) < end
-            && r.end > u64::from(addr)
-    })
-}
-
 pub(super) fn sys_munmap(m: &mut Machine, addr: u32, len: u32) -> SysResult {
-    let change = m.mem.unmap(addr, len).map_err(errno)?;
-    note(m, change);
+    m.mem.unmap(addr, len).map_err(errno)?;
     Ok(0)
 }
 
@@ -121,8 +99,7 @@ pub(super) fn sys_mprotect(m: &mut Machine, addr: u32, len: u32, prot: u32) -> S
     if len == 0 {
         return if addr.is_multiple_of(crate::memory::PAGE) { Ok(0) } else { Err(EINVAL) };
     }
-    let change = m.mem.protect_pages(addr, len, perms).map_err(errno)?;
-    note(m, change);
+    m.mem.protect_pages(addr, len, perms).map_err(errno)?;
     Ok(0)
 }
 
@@ -138,14 +115,14 @@ pub(super) fn sys_madvise(m: &mut Machine, addr: u32, len: u32, advice: u32) -> 
     Ok(0)
 }
 
-/// riscv_flush_icache(start, end, flags): translations of guest code may be stale.
-/// Every translation is dropped (not just those of the range).
-pub(super) fn sys_riscv_flush_icache(m: &mut Machine, _start: u32, _end: u32, flags: u32) -> SysResult {
+/// riscv_flush_icache(start, end, flags): nothing to do. Every write to a page that
+/// holds translated code has already dropped that page's translations (see
+/// `memory/code.rs`), so what runs next is always the code in memory.
+pub(super) fn sys_riscv_flush_icache(_m: &mut Machine, _start: u32, _end: u32, flags: u32) -> SysResult {
     // SYS_RISCV_FLUSH_ICACHE_LOCAL (1) is the only flag.
     if flags & !1 != 0 {
         return Err(EINVAL);
     }
-    m.code_changed = true;
     Ok(0)
 }
 

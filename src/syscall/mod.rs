@@ -81,7 +81,8 @@ fn fault_to_errno(_: MemFault) -> i32 {
     EFAULT
 }
 
-/// Executes the `ecall` at `cpu.pc` (which has already retired). Returns `Err` when the
+/// Executes the `ecall` at `cpu.pc` (the interpreter retires it afterwards, unless it
+/// faulted). Returns `Err` when the
 /// program exits, the syscall is refused under `--strict-syscalls`, or the run's stop
 /// flag is set (before the call, or while it blocked).
 pub fn handle_ecall(m: &mut Machine) -> Result<(), Exit> {

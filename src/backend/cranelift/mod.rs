@@ -7,7 +7,7 @@ pub mod lift;
 
 use crate::jit::abi::{Helper, HELPERS};
 use crate::jit::codegen::{Backend, CompileEnv, InlineAccess, Translation, ValueLoc, RECOVER_RETIRED};
-use crate::jit::codemem::CodePool;
+use crate::jit::codemem::{shortage_of, CodePool};
 use crate::jit::helpers;
 use crate::jit::region::Region;
 use crate::jit::JitError;
@@ -18,7 +18,7 @@ use cranelift_codegen::Context;
 use cranelift_codegen::LabelValueLoc;
 use cranelift_frontend::FunctionBuilderContext;
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{FuncId, Linkage, Module};
+use cranelift_module::{FuncId, Linkage, Module, ModuleError};
 use lift::LiftEnv;
 use std::collections::HashMap;
 
@@ -128,7 +128,10 @@ impl CraneliftBackend {
         );
         let ir = env.ir.then(|| self.ctx.func.display().to_string());
         let id: FuncId = module.declare_anonymous_function(&lift::block_signature()).map_err(|e| err(&e))?;
-        module.define_function(id, &mut self.ctx).map_err(|e| err(&e))?;
+        module.define_function(id, &mut self.ctx).map_err(|e| match &e {
+            ModuleError::Allocation { err: io } => shortage_of(io).map_or_else(|| err(&e), JitError::CodeMemory),
+            _ => err(&e),
+        })?;
         module.finalize_definitions().map_err(|e| err(&e))?;
         let code = module.get_finalized_function(id) as u64;
         let compiled = self.ctx.compiled_code().ok_or_else(|| err(&"no compiled code"))?;

@@ -26,6 +26,7 @@ use crate::jit::abi::{
 use crate::jit::access::{AccessState, RegionClass};
 use crate::jit::block::{Block, BlockEnd};
 use crate::jit::codegen::{Backend, CompileEnv, InlineAccess, Translation};
+use crate::jit::codemem::shortage_of;
 use crate::jit::helpers;
 use crate::jit::region::Region;
 use crate::jit::JitError;
@@ -79,7 +80,10 @@ impl Backend for DirectBackend {
             size = code.len();
             Ok::<_, JitError>(code)
         });
-        let code = placed.map_err(|e| err(format!("code memory: {e}")))??;
+        let code = placed.map_err(|e| match shortage_of(&e) {
+            Some(shortage) => JitError::CodeMemory(shortage),
+            None => err(format!("code memory: {e}")),
+        })??;
         Ok(Translation { code, size: size as u32, inline_accesses, ir: None, full_sync: false })
     }
 
