@@ -3,6 +3,12 @@
 //! handles what comes back: instructions that need the runtime, refused accesses,
 //! inline accesses that faulted, access records that changed state, blocks that became
 //! hot, budget ends and cache flushes.
+//!
+//! The cache is flushed only here, between two entries into translated code: `run`
+//! holds the only `&mut CodeCache`, while translated code and the helpers get a
+//! `*mut Cpu`, from which only the [`Machine`] is reachable (it holds no handle to the
+//! cache). What must drop translations during a run (`fence.i`, a syscall that changes
+//! code) sets a flag this loop acts on.
 
 use crate::guest::cpu::Cpu;
 use crate::guest::decode::Inst;
