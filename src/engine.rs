@@ -119,6 +119,8 @@ pub enum Output {
     #[default]
     Buffer,
     /// A host file or pipe, written without buffering; the guest owns it from now on.
+    /// A write to a pipe without a reader raises SIGPIPE, as for a native process (Rust
+    /// programs ignore it, and then the guest gets `-EPIPE`).
     Host(OwnedFd),
 }
 

@@ -131,7 +131,7 @@ impl Io {
     /// Connects guest descriptor `fd` (0, 1 or 2) to `file`, which the guest then owns
     /// as a file it opened: reads and writes go to it, and the guest's `close` closes it
     /// (the standard stream there stays closed, as after a `close` and `openat`).
-    pub fn attach(&mut self, fd: u32, file: OwnedFd) {
+    pub(crate) fn attach(&mut self, fd: u32, file: OwnedFd) {
         let fd = fd as usize;
         assert!(fd < 3, "only the standard descriptors are attached");
         if self.files.open.len() <= fd {

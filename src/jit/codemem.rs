@@ -435,6 +435,27 @@ mod tests {
     }
 
     #[test]
+    fn the_registry_grows_under_concurrent_registration() {
+        // Addresses far above anything mapped: no code can fault there.
+        let base = |thread: usize, i: usize| 0x7e00_0000_0000 + (thread * 1000 + i) * CHUNK_SIZE;
+        const PER_THREAD: usize = SEGMENT_SLOTS + 40;
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                s.spawn(move || (0..PER_THREAD).for_each(|i| register_code(base(t, i))));
+            }
+        });
+        for t in 0..4 {
+            for i in 0..PER_THREAD {
+                assert!(is_code(base(t, i) + CHUNK_SIZE - 1), "chunk {i} of thread {t} is registered");
+            }
+        }
+        assert!(segments().count() > 4, "past the first segment");
+        assert!(!is_code(base(0, PER_THREAD)));
+        (0..4).for_each(|t| (0..PER_THREAD).for_each(|i| unregister_code(base(t, i))));
+        assert!((0..4).all(|t| (0..PER_THREAD).all(|i| !is_code(base(t, i)))));
+    }
+
+    #[test]
     fn reset_reuses_chunks() {
         let pool = CodePool::new(true);
         for _ in 0..100 {
