@@ -35,9 +35,10 @@
 //! it is created by [`crate::runner::run`] for one run and lent as `&mut CodeCache` to
 //! the dispatcher, the only caller of its flush. Translated code and the helpers it
 //! calls get a `*mut Cpu`, which leads to the [`Machine`] and nothing else; the machine
-//! holds no handle to the cache and no global one exists, so what changes code under the
-//! translations (`fence.i`, `munmap`, `riscv_flush_icache`) only sets a flag that the
-//! dispatcher acts on between two entries into translated code.
+//! holds no handle to the cache (checked at compile time: the machine is `Send`, the
+//! cache is not) and no global one exists, so what changes code under the translations
+//! (`fence.i`, `munmap`, `riscv_flush_icache`) only sets a flag that the dispatcher acts
+//! on between two entries into translated code.
 
 use crate::host;
 use crate::jit::{JitConfig, JitError};
@@ -220,10 +221,23 @@ pub struct Guest {
     report: Option<RunReport>,
 }
 
-/// Guests move between threads (each run uses the thread it is called on).
+/// Guests move between threads (each run uses the thread it is called on), so the
+/// machine is `Send`, while the translation cache is not (it holds raw pointers into
+/// its code and records): hence nothing reachable from a machine, which is all that
+/// translated code and helpers reach, owns or points to a cache (a raw pointer, a
+/// reference, a `Box` or an `Arc` of one would make the machine `!Send` too). These
+/// checks fail to compile if either changes.
 const _: fn() = || {
     fn send<T: Send>() {}
     send::<Guest>();
+    send::<Machine>();
+    // Resolves only if `CodeCache` is not `Send` (with `Send`, both impls apply).
+    trait AmbiguousIfSend<A> {
+        fn check() {}
+    }
+    impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+    impl<T: ?Sized + Send> AmbiguousIfSend<u8> for T {}
+    <crate::jit::cache::CodeCache as AmbiguousIfSend<_>>::check();
 };
 
 /// Checks the settings the command line bounds before they reach the translator.

@@ -309,7 +309,7 @@ fn timeout_ends_an_endless_loop_on_every_backend() {
 }
 
 #[test]
-fn output_to_host_descriptors() {
+fn output_to_host_descriptors_and_buffers() {
     let _serial = serial();
     let engine = Engine::new().unwrap();
     let (out_r, out_w) = pipe();
@@ -318,9 +318,31 @@ fn output_to_host_descriptors() {
     assert_eq!(guest.run().unwrap().exit, Exit::Exited(0));
     assert!(guest.stdout().is_empty(), "nothing buffered");
     drop(guest); // closes the guest's end of the pipe
+    assert_eq!(read_all(out_r), "Hello, world!\n");
+
+    // write(2, "err\n", 4); write(1, "out\n", 4); exit(0): stderr to a pipe, stdout
+    // to a buffer.
+    let mut text = li(A1, DATA_BASE).to_vec();
+    text.extend([addi(A0, ZERO, 2), addi(A2, ZERO, 4), addi(A7, ZERO, 64), ecall()]);
+    text.extend([addi(A0, ZERO, 1), addi(A1, A1, 4), ecall(), addi(A0, ZERO, 0)]);
+    text.extend(exit_seq());
+    let elf = elf_image(&text, b"err\nout\n", 0);
+    for backend in Backend::ALL {
+        let (err_r, err_w) = pipe();
+        let opts = GuestOptions { stderr: Output::Host(err_w), backend, ..GuestOptions::default() };
+        let mut guest = engine.guest(&elf, opts).unwrap();
+        assert_eq!(guest.run().unwrap().exit, Exit::Exited(0), "{backend:?}");
+        assert_eq!((guest.stdout(), guest.stderr()), (&b"out\n"[..], &b""[..]), "{backend:?}");
+        drop(guest);
+        assert_eq!(read_all(err_r), "err\n", "{backend:?}");
+    }
+}
+
+/// Everything until end of file.
+fn read_all(fd: OwnedFd) -> String {
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::fs::File::from(out_r), &mut text).unwrap();
-    assert_eq!(text, "Hello, world!\n");
+    std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text).unwrap();
+    text
 }
 
 /// li t0, DATA_BASE; mv a0, t0; li a1, 4; li a7, 500; ecall; mv a2, a0; lw a0, 0(t0);
