@@ -131,6 +131,7 @@ pub struct GuestOptions {
     pub args: Vec<String>,
     /// The environment, `KEY=VALUE` each (the host's is not passed).
     pub env: Vec<String>,
+    /// The engine that runs guest code (default: tiered).
     pub backend: Backend,
     /// Translator settings (memory mode, code cache size, tiers, ...).
     pub jit: JitConfig,
@@ -140,8 +141,11 @@ pub struct GuestOptions {
     pub max_insns: Option<u64>,
     /// Stop after this much wall time ([`Exit::Timeout`]).
     pub timeout: Option<Duration>,
+    /// Guest descriptor 0 (default: empty).
     pub stdin: Input,
+    /// Guest descriptor 1 (default: a buffer).
     pub stdout: Output,
+    /// Guest descriptor 2 (default: a buffer).
     pub stderr: Output,
     /// The directory the guest may open files beneath (its working directory).
     pub dir: Option<PathBuf>,
@@ -201,11 +205,13 @@ impl StopHandle {
 /// How a run ended.
 #[derive(Clone, Debug)]
 pub struct Outcome {
+    /// Exited, faulted, or stopped (instruction limit, timeout, stop handle).
     pub exit: Exit,
     /// The exit status `rvdbt run` would give (see [`Exit::status`]).
     pub status: i32,
     /// Guest instructions retired.
     pub retired: u64,
+    /// Wall time of the run in nanoseconds.
     pub wall_ns: u64,
     /// For a guest fault, the one-line diagnostic `rvdbt run` prints (pc, address,
     /// the instruction).

@@ -300,6 +300,9 @@ extern "C" fn on_stop_signal(sig: libc::c_int, _info: *mut libc::siginfo_t, ctx:
 /// Installs the SIGINT/SIGTERM handler: it stores the signal number in `flag` (unless the
 /// flag is already set) and interrupts blocking calls made through [`blocking_syscall`]
 /// on the calling thread, which becomes the run thread.
+/// For the `rvdbt` command, which runs one guest per process: a later call replaces the
+/// flag and run thread of an earlier one. Embedded guests leave SIGINT/SIGTERM to the
+/// embedding program and are stopped with [`crate::engine::StopHandle`].
 pub fn install_stop_signals(flag: &Arc<AtomicUsize>) -> std::io::Result<()> {
     // Leaked on purpose: the handler may read the flag at any time, also one installed by
     // an earlier call.
