@@ -282,6 +282,33 @@ fn stop_handle_ends_a_guest_blocked_in_a_host_read_and_only_that_one() {
 }
 
 #[test]
+fn a_wake_without_a_stop_changes_nothing() {
+    let _serial = serial();
+    let engine = Engine::new().unwrap();
+    let (r, w) = pipe();
+    let opts = GuestOptions { stdin: Input::Host(r), ..options(job("stdin-wc", Backend::Tiered, MemMode::Adaptive)) };
+    let mut guest = engine.guest_from_path(programs().join("bin/stdin-wc.elf"), opts).unwrap();
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            tid_tx.send(rvdbt::host::gettid()).unwrap();
+            guest.run().unwrap()
+        });
+        let tid = tid_rx.recv().unwrap();
+        // Interrupted reads of a guest whose stop flag is clear are retried.
+        for _ in 0..20 {
+            rvdbt::host::wake_thread(tid);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut writer = std::fs::File::from(w);
+        std::io::Write::write_all(&mut writer, &expected("stdin-wc", "stdin").unwrap()).unwrap();
+        drop(writer);
+        assert_eq!(run.join().unwrap().status, expected_code("stdin-wc"));
+    });
+    assert_eq!(guest.stdout(), expected("stdin-wc", "stdout").unwrap());
+}
+
+#[test]
 fn a_stop_before_the_run_ends_it_at_once() {
     let _serial = serial();
     let engine = Engine::new().unwrap();
