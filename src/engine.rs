@@ -185,8 +185,8 @@ pub struct StopHandle {
 }
 
 impl StopHandle {
-    /// Stops the run (or the next one, if the guest is not running); the first reason
-    /// recorded wins.
+    /// Stops the run; a guest that has not started yet stops before its first
+    /// instruction. The first reason recorded (this, or the timeout) wins.
     pub fn stop(&self) {
         self.stop_with(libc::SIGTERM as usize);
     }
