@@ -19,6 +19,10 @@
 //!   stop signal can never be lost while the guest blocks.
 //! - `--timeout` ([`start_timeout`]) sets the same flag to [`TIMEOUT_STOP`] from a timer
 //!   thread and sends SIGTERM to the run thread to interrupt a blocking call.
+//! - Guests embedded in another program ([`crate::engine`]), many per process on many
+//!   threads, leave SIGINT/SIGTERM alone: each has its own stop flag, and stopping one
+//!   sets its flag and sends [`wake_signal`] to the thread running it ([`wake_thread`]),
+//!   whose handler interrupts a blocking call the same way.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -247,14 +251,30 @@ pub fn blocking_syscall(stop: Option<&AtomicUsize>, nr: i64, args: [usize; 4]) -
     }
 }
 
-/// The stop flag the SIGINT/SIGTERM handler sets (a leaked `Arc`, live forever).
+/// The stop flag the SIGINT/SIGTERM handler sets (a leaked `Arc`, live forever). This
+/// and [`RUN_TID`] belong to the `rvdbt` command, which runs one guest per process;
+/// embedded guests ([`crate::engine`]) are stopped one by one with [`wake_thread`].
 static STOP_FLAG: AtomicPtr<AtomicUsize> = AtomicPtr::new(std::ptr::null_mut());
 /// The thread that runs the guest (signals that land elsewhere are forwarded to it).
 static RUN_TID: AtomicI32 = AtomicI32::new(0);
 
-fn gettid() -> i32 {
+/// The calling thread's kernel thread id.
+pub fn gettid() -> i32 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+/// In a signal handler: if the interrupted thread is between the stop-flag check of
+/// [`safe_syscall`] and its `syscall` instruction, makes it skip the call, which then
+/// returns `-EINTR` (the flag, set before the signal was sent, is seen by the caller).
+fn skip_pending_syscall(ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid ucontext to an SA_SIGINFO handler.
+    let uc = unsafe { &mut *ctx.cast::<libc::ucontext_t>() };
+    let rip = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
+    let (start, end) = (rvdbt_safe_syscall_start as *const () as usize, rvdbt_safe_syscall_end as *const () as usize);
+    if (start..end).contains(&rip) {
+        uc.uc_mcontext.gregs[libc::REG_RIP as usize] = rvdbt_safe_syscall_stopped as *const () as usize as i64;
+    }
 }
 
 extern "C" fn on_stop_signal(sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
@@ -272,15 +292,7 @@ extern "C" fn on_stop_signal(sig: libc::c_int, _info: *mut libc::siginfo_t, ctx:
         // to leave a blocking call.
         unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), run, sig) };
     }
-    // SAFETY: the kernel passes a valid ucontext to an SA_SIGINFO handler.
-    let uc = unsafe { &mut *ctx.cast::<libc::ucontext_t>() };
-    let rip = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
-    let (start, end) = (rvdbt_safe_syscall_start as *const () as usize, rvdbt_safe_syscall_end as *const () as usize);
-    if (start..end).contains(&rip) {
-        // The flag was checked (or is about to be) but the kernel was not entered yet:
-        // skip the call, which now returns -EINTR.
-        uc.uc_mcontext.gregs[libc::REG_RIP as usize] = rvdbt_safe_syscall_stopped as *const () as usize as i64;
-    }
+    skip_pending_syscall(ctx);
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = saved_errno };
 }
@@ -288,6 +300,9 @@ extern "C" fn on_stop_signal(sig: libc::c_int, _info: *mut libc::siginfo_t, ctx:
 /// Installs the SIGINT/SIGTERM handler: it stores the signal number in `flag` (unless the
 /// flag is already set) and interrupts blocking calls made through [`blocking_syscall`]
 /// on the calling thread, which becomes the run thread.
+/// For the `rvdbt` command, which runs one guest per process: a later call replaces the
+/// flag and run thread of an earlier one. Embedded guests leave SIGINT/SIGTERM to the
+/// embedding program and are stopped with [`crate::engine::StopHandle`].
 pub fn install_stop_signals(flag: &Arc<AtomicUsize>) -> std::io::Result<()> {
     // Leaked on purpose: the handler may read the flag at any time, also one installed by
     // an earlier call.
@@ -336,4 +351,51 @@ pub fn start_timeout(flag: Arc<AtomicUsize>, after: std::time::Duration) -> std:
         }
     })?;
     Ok(())
+}
+
+/// The signal [`wake_thread`] sends: the third-highest real-time signal, which nothing
+/// else in rvdbt uses. An embedding program must leave it to rvdbt.
+pub fn wake_signal() -> i32 {
+    libc::SIGRTMAX() - 2
+}
+
+extern "C" fn on_wake_signal(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: errno is thread-local; the handler restores it.
+    let saved_errno = unsafe { *libc::__errno_location() };
+    skip_pending_syscall(ctx);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = saved_errno };
+}
+
+/// Installs the handler of [`wake_signal`] (once per process): it only interrupts a
+/// blocking call made through [`blocking_syscall`] on the thread it is sent to, which
+/// then ends its run if its own stop flag is set and retries the call otherwise, so a
+/// wake that reaches the wrong thread or comes late changes nothing.
+pub fn install_wake_signal() -> std::io::Result<()> {
+    static INSTALLED: std::sync::OnceLock<Result<(), i32>> = std::sync::OnceLock::new();
+    let result = INSTALLED.get_or_init(|| {
+        // SAFETY: a zeroed sigaction filled in with our handler and an empty mask; no
+        // SA_RESTART, so a blocking call returns EINTR.
+        let rc = unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = on_wake_signal as *const () as usize;
+            act.sa_flags = libc::SA_SIGINFO;
+            libc::sigemptyset(&mut act.sa_mask);
+            libc::sigaction(wake_signal(), &act, std::ptr::null_mut())
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(errno())
+        }
+    });
+    result.map_err(std::io::Error::from_raw_os_error)
+}
+
+/// Interrupts a blocking call on thread `tid` of this process (see
+/// [`install_wake_signal`], which must have been called). The caller sets that run's
+/// stop flag first.
+pub fn wake_thread(tid: i32) {
+    // SAFETY: signalling a thread of our own process; the handler is installed.
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, wake_signal()) };
 }

@@ -3,6 +3,8 @@
 //!
 //! The module tree is the pipeline, and dependencies point down this list:
 //!
+//! - [`engine`]: the embedding API: an [`Engine`] per process and [`Guest`]s, each with
+//!   its own memory, cache and streams, run on any thread (start there);
 //! - [`runner`]: runs a machine to its end on the chosen engine, statistics;
 //! - [`backend`]: the code generators ([`backend::cranelift`], [`backend::direct`]); each
 //!   only turns a block into bytes in code memory plus its fault-map entries;
@@ -19,6 +21,7 @@
 //! - [`stats`]: the counters a run reports.
 
 pub mod backend;
+pub mod engine;
 pub mod gdb;
 pub mod guest;
 pub mod host;
@@ -34,3 +37,9 @@ pub mod streams;
 pub mod symbols;
 pub mod syscall;
 pub mod trace;
+
+pub use engine::{Engine, EngineError, Guest, GuestOptions, Input, Outcome, Output, StopHandle};
+pub use jit::access::MemMode;
+pub use jit::JitConfig;
+pub use machine::{EcallHandler, Exit, HostCall, MachineConfig};
+pub use runner::Backend;

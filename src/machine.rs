@@ -8,7 +8,7 @@ use crate::guest::cpu::{Counters, Cpu, CsrFile};
 use crate::guest::decode::{decode_insn, insn_len, Inst, Isa};
 use crate::guest::disasm::disassemble_word;
 use crate::loader::{self, LoadError, DEFAULT_STACK_SIZE, STACK_GUARD, STACK_TOP};
-use crate::memory::{Memory, RegionKind, PAGE, PERM_R, PERM_W};
+use crate::memory::{MemFault, Memory, RegionKind, PAGE, PERM_R, PERM_W};
 use crate::stats::Stats;
 use crate::streams::Io;
 use std::fmt;
@@ -145,6 +145,33 @@ pub struct Reservation {
     pub until: u64,
 }
 
+/// An `ecall` with a syscall number rvdbt does not know, as the host's handler
+/// ([`EcallHandler`]) sees it: the number, the arguments (a0 to a5) and the guest's
+/// memory, for calls that pass buffers.
+pub struct HostCall<'a> {
+    pub nr: u32,
+    pub args: [u32; 6],
+    mem: &'a mut Memory,
+}
+
+impl HostCall<'_> {
+    /// `len` bytes of guest memory at `addr`, if the guest may read all of them.
+    pub fn read(&self, addr: u32, len: u32) -> Result<Vec<u8>, MemFault> {
+        self.mem.read_bytes(addr, len)
+    }
+
+    /// Writes `bytes` to guest memory at `addr`, if the guest may write all of them
+    /// (nothing is written otherwise).
+    pub fn write(&mut self, addr: u32, bytes: &[u8]) -> Result<(), MemFault> {
+        self.mem.write_bytes(addr, bytes)
+    }
+}
+
+/// The host's answer to unknown syscalls: `Some(value)` is the call's result (in a0),
+/// `None` leaves the call unknown (-ENOSYS with a warning, or the end of the run under
+/// `--strict-syscalls`).
+pub type EcallHandler = Box<dyn FnMut(&mut HostCall<'_>) -> Option<u32> + Send>;
+
 /// Instructions after an `lr.w` for which its reservation stays valid.
 pub const RESERVATION_INSNS: u64 = 256;
 
@@ -166,6 +193,8 @@ pub struct Machine {
     pub access_events: Vec<(u32, crate::jit::access::Transition)>,
     /// The `lr.w` reservation, if any (see [`Reservation`]).
     pub reservation: Option<Reservation>,
+    /// Answers syscalls rvdbt does not know, before they count as unknown.
+    pub ecall_handler: Option<EcallHandler>,
 }
 
 impl Machine {
@@ -233,7 +262,14 @@ impl Machine {
             warnings: Vec::new(),
             access_events: Vec::new(),
             reservation: None,
+            ecall_handler: None,
         })
+    }
+
+    /// Asks the [`EcallHandler`], if there is one, for the result of unknown syscall `nr`.
+    pub fn host_ecall(&mut self, nr: u32, args: [u32; 6]) -> Option<u32> {
+        let handler = self.ecall_handler.as_mut()?;
+        handler(&mut HostCall { nr, args, mem: &mut self.mem })
     }
 
     /// Records a warning and, unless quiet, prints it on the host's stderr. Only the

@@ -128,6 +128,19 @@ impl Io {
         }
     }
 
+    /// Connects guest descriptor `fd` (0, 1 or 2) to `file`, which the guest then owns
+    /// as a file it opened: reads and writes go to it, and the guest's `close` closes it
+    /// (the standard stream there stays closed, as after a `close` and `openat`).
+    pub(crate) fn attach(&mut self, fd: u32, file: OwnedFd) {
+        let fd = fd as usize;
+        assert!(fd < 3, "only the standard descriptors are attached");
+        if self.files.open.len() <= fd {
+            self.files.open.resize_with(fd + 1, || None);
+        }
+        self.files.open[fd] = Some(file);
+        self.files.std_closed[fd] = true;
+    }
+
     /// Is guest descriptor `fd` (0, 1 or 2) closed?
     pub fn is_closed(&self, fd: u32) -> bool {
         !self.files.std_open(fd) && self.files.get(fd).is_none()

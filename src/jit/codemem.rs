@@ -9,14 +9,22 @@
 //! at a point where no translated code is on the stack.
 //!
 //! Placement: chunks are mapped with `MAP_FIXED_NOREPLACE` at hint addresses walking
-//! away from the executable in 2 MiB steps, within ±1 GiB. If no such address is free
-//! (or placement is disabled for a test), chunks go wherever the kernel puts them and
-//! the pool reports `near() == false`, so the lifter emits absolute calls instead.
+//! away from the executable in 2 MiB steps, within ±1 GiB. The walk is process-wide
+//! (every pool of every guest shares it, and chunks of dropped pools are reused first),
+//! so a new pool does not probe the addresses others already hold. If no such address
+//! is free (or placement is disabled for a test), chunks go wherever the kernel puts
+//! them and the pool reports `near() == false`, so the lifter emits absolute calls
+//! instead.
+//!
+//! Every code chunk of the process is recorded in one registry ([`is_code`]), which the
+//! SIGSEGV handler reads to tell translated code from the rest: a lock-free list of
+//! segments that grows as chunks are mapped (never dropping one) and is never freed.
 
 use cranelift_jit::{BranchProtection, JITMemoryKind, JITMemoryProvider};
 use cranelift_module::ModuleResult;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub const CHUNK_SIZE: usize = 2 << 20;
@@ -29,6 +37,8 @@ struct Chunk {
     base: *mut u8,
     used: usize,
     exec: bool,
+    /// Mapped by [`map_near`] (its address goes back to the near-code allocator).
+    near: bool,
 }
 
 /// The chunks of one pool and the bump position in each.
@@ -69,39 +79,84 @@ pub fn shortage_of(e: &io::Error) -> Option<CodeMemoryShortage> {
     e.get_ref()?.downcast_ref::<CodeMemoryShortage>().copied()
 }
 
-/// Code chunks of every translation cache in the process (base addresses, 0 = free).
-const MAX_CODE_RANGES: usize = 4096;
-static CODE_RANGES: [AtomicUsize; MAX_CODE_RANGES] = [const { AtomicUsize::new(0) }; MAX_CODE_RANGES];
-static CODE_RANGE_LEN: AtomicUsize = AtomicUsize::new(0);
+/// Slots of one segment of the code-range registry.
+const SEGMENT_SLOTS: usize = 256;
 
-/// Declares `[base, base + len)` as translated code (all ranges have the same length).
-fn register_code(base: usize, len: usize) {
-    CODE_RANGE_LEN.store(len, Ordering::Relaxed);
-    for slot in &CODE_RANGES {
-        if slot.compare_exchange(0, base, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-            return;
-        }
-    }
-    // Too many chunks to track: faults there are not recovered (they crash loudly).
+/// One segment of the code-range registry: base addresses of code chunks (0 = free)
+/// and the next segment. Segments are leaked: once linked they live as long as the
+/// process, so the fault handler can walk them at any time.
+struct RangeSegment {
+    bases: [AtomicUsize; SEGMENT_SLOTS],
+    next: AtomicPtr<RangeSegment>,
 }
 
-/// Forgets a code range registered with [`register_code`].
+impl RangeSegment {
+    const fn new() -> RangeSegment {
+        RangeSegment { bases: [const { AtomicUsize::new(0) }; SEGMENT_SLOTS], next: AtomicPtr::new(ptr::null_mut()) }
+    }
+
+    /// The segment after this one, if any.
+    fn next(&self) -> Option<&'static RangeSegment> {
+        // SAFETY: `next` is null or a segment leaked by `register_code`, never freed.
+        unsafe { self.next.load(Ordering::Acquire).as_ref() }
+    }
+}
+
+/// The code-range registry: every code chunk of every translation cache in the process,
+/// in a lock-free list of segments that only grows (freed slots are reused). The fault
+/// handler reads it without locks or allocation ([`is_code`]).
+static CODE_RANGES: RangeSegment = RangeSegment::new();
+
+/// The registry's segments, first to last.
+fn segments() -> impl Iterator<Item = &'static RangeSegment> {
+    std::iter::successors(Some(&CODE_RANGES), |s| s.next())
+}
+
+/// Declares `[base, base + CHUNK_SIZE)` as translated code: takes a free slot, or
+/// appends a new segment holding `base` when every slot is taken.
+fn register_code(base: usize) {
+    for segment in segments() {
+        for slot in &segment.bases {
+            if slot.compare_exchange(0, base, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                return;
+            }
+        }
+    }
+    let fresh = Box::leak(Box::new(RangeSegment::new()));
+    fresh.bases[0].store(base, Ordering::Relaxed);
+    let mut tail = segments().last().unwrap_or(&CODE_RANGES);
+    // Another thread may append first: then try again at the new tail.
+    while let Err(next) = tail.next.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: a non-null `next` is a leaked segment, never freed.
+        tail = unsafe { &*next };
+    }
+}
+
+/// Forgets a code chunk registered with [`register_code`].
 fn unregister_code(base: usize) {
-    for slot in &CODE_RANGES {
-        if slot.compare_exchange(base, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-            return;
+    for segment in segments() {
+        for slot in &segment.bases {
+            if slot.compare_exchange(base, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                return;
+            }
         }
     }
 }
 
-/// Is `pc` inside a code chunk of any pool in the process? Lock-free, for the fault
-/// handler.
+/// Is `pc` inside a code chunk of any pool in the process? Lock-free and
+/// allocation-free, for the fault handler.
 pub fn is_code(pc: usize) -> bool {
-    let len = CODE_RANGE_LEN.load(Ordering::Relaxed);
-    CODE_RANGES.iter().any(|s| {
-        let base = s.load(Ordering::Relaxed);
-        base != 0 && pc >= base && pc < base + len
+    segments().any(|s| {
+        s.bases.iter().any(|b| {
+            let base = b.load(Ordering::Relaxed);
+            base != 0 && pc.wrapping_sub(base) < CHUNK_SIZE
+        })
     })
+}
+
+/// Code chunks registered now, in every pool of the process (for tests and diagnostics).
+pub fn registered_chunks() -> usize {
+    segments().map(|s| s.bases.iter().filter(|b| b.load(Ordering::Relaxed) != 0).count()).sum()
 }
 
 /// An address inside the rvdbt executable's text, the anchor for placement.
@@ -128,22 +183,56 @@ fn map_chunk(hint: usize, exec: bool) -> Option<*mut u8> {
     Some(p.cast())
 }
 
+/// The process-wide near-code allocator: which addresses near the executable are worth
+/// trying for the next chunk. Every pool of the process maps its chunks through it, so
+/// a new pool does not probe again the addresses earlier pools took: it first reuses
+/// chunks that dropped pools gave back, then walks on from where the walk stopped.
+struct NearSlots {
+    /// Index of the next address of the walk that nobody tried yet ([`near_hint`]).
+    next_step: usize,
+    /// Addresses of chunks that dropped pools unmapped.
+    released: Vec<usize>,
+}
+
+static NEAR_SLOTS: Mutex<NearSlots> = Mutex::new(NearSlots { next_step: 0, released: Vec::new() });
+
+/// Address `step` of the walk outwards from the executable's text in 2 MiB steps,
+/// alternating below and above (the executable's data and heap usually lie above it,
+/// so below comes first); None past the ±1 GiB window or below 1 MiB.
+fn near_hint(step: usize) -> Option<usize> {
+    let anchor = text_anchor() & !(CHUNK_SIZE - 1);
+    let distance = (step / 2 + 1) * CHUNK_SIZE;
+    if distance >= NEAR_WINDOW {
+        return None;
+    }
+    let hint = if step.is_multiple_of(2) { anchor.checked_sub(distance)? } else { anchor.checked_add(distance)? };
+    (hint >= 1 << 20).then_some(hint)
+}
+
 /// Maps a chunk within ±1 GiB of the executable's text, or None.
 fn map_near(exec: bool) -> Option<*mut u8> {
-    let anchor = text_anchor() & !(CHUNK_SIZE - 1);
-    let steps = NEAR_WINDOW / CHUNK_SIZE;
-    // Walk outwards: below first (the executable's data and heap usually lie above it).
-    for i in 1..steps {
-        for hint in [anchor.checked_sub(i * CHUNK_SIZE), anchor.checked_add(i * CHUNK_SIZE)].into_iter().flatten() {
-            if hint < (1 << 20) {
-                continue;
-            }
-            if let Some(p) = map_chunk(hint, exec) {
-                return Some(p);
-            }
+    let mut slots = NEAR_SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+    // A released address may have been taken by another mapping since: then it is
+    // dropped from the list.
+    while let Some(hint) = slots.released.pop() {
+        if let Some(p) = map_chunk(hint, exec) {
+            return Some(p);
+        }
+    }
+    const STEPS: usize = 2 * (NEAR_WINDOW / CHUNK_SIZE);
+    while slots.next_step < STEPS {
+        let step = slots.next_step;
+        slots.next_step += 1;
+        if let Some(p) = near_hint(step).and_then(|hint| map_chunk(hint, exec)) {
+            return Some(p);
         }
     }
     None
+}
+
+/// Gives a chunk address that [`map_near`] returned back for reuse (after unmapping it).
+fn release_near(base: usize) {
+    NEAR_SLOTS.lock().unwrap_or_else(|e| e.into_inner()).released.push(base);
 }
 
 /// Is `addr` close enough to every Rust helper for a rel32 call?
@@ -269,6 +358,7 @@ impl CodePool {
             Some(i) => i,
             None => {
                 let base = if s.try_near { map_near(exec) } else { None };
+                let placed_near = base.is_some();
                 let base = match base {
                     Some(b) => b,
                     None => {
@@ -287,9 +377,9 @@ impl CodePool {
                     }
                 };
                 if exec {
-                    register_code(base as usize, CHUNK_SIZE);
+                    register_code(base as usize);
                 }
-                s.chunks.push(Chunk { base, used: 0, exec });
+                s.chunks.push(Chunk { base, used: 0, exec, near: placed_near });
                 s.chunks.len() - 1
             }
         };
@@ -311,6 +401,9 @@ impl Drop for PoolState {
             // SAFETY: each chunk was mapped by `map_chunk` with CHUNK_SIZE bytes; the pool
             // is dropped only after every module using it.
             unsafe { libc::munmap(c.base.cast(), CHUNK_SIZE) };
+            if c.near {
+                release_near(c.base as usize);
+            }
         }
     }
 }
@@ -370,6 +463,27 @@ mod tests {
         let bad_alignment = pool.allocate(64, 8192, true).unwrap_err();
         assert_eq!(shortage_of(&bad_alignment), None, "not a shortage: the error stands");
         assert_eq!(shortage_of(&io::Error::other("no code memory near the executable")), None, "only the type counts");
+    }
+
+    #[test]
+    fn the_registry_grows_under_concurrent_registration() {
+        // Addresses far above anything mapped: no code can fault there.
+        let base = |thread: usize, i: usize| 0x7e00_0000_0000 + (thread * 1000 + i) * CHUNK_SIZE;
+        const PER_THREAD: usize = SEGMENT_SLOTS + 40;
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                s.spawn(move || (0..PER_THREAD).for_each(|i| register_code(base(t, i))));
+            }
+        });
+        for t in 0..4 {
+            for i in 0..PER_THREAD {
+                assert!(is_code(base(t, i) + CHUNK_SIZE - 1), "chunk {i} of thread {t} is registered");
+            }
+        }
+        assert!(segments().count() > 4, "past the first segment");
+        assert!(!is_code(base(0, PER_THREAD)));
+        (0..4).for_each(|t| (0..PER_THREAD).for_each(|i| unregister_code(base(t, i))));
+        assert!((0..4).all(|t| (0..PER_THREAD).all(|i| !is_code(base(t, i)))));
     }
 
     #[test]

@@ -5,6 +5,13 @@
 //! hot, budget ends and cache flushes. Under a [`Watch`] it also reports to a tracer,
 //! checks every entry against the interpreter (`--verify`) and stops at a debugger's
 //! breakpoints.
+//!
+//! The cache is flushed only here, between two entries into translated code: `run`
+//! holds the only `&mut CodeCache`, while translated code and the helpers get a
+//! `*mut Cpu`, from which only the [`Machine`] is reachable (it holds no handle to the
+//! cache). What must drop translations during a run (a store into a page with
+//! translations, a syscall that changes code) is listed in the machine, and this loop
+//! acts on the list.
 
 use crate::guest::cpu::Cpu;
 use crate::guest::decode::Inst;

@@ -137,6 +137,10 @@ pub fn handle_ecall(m: &mut Machine) -> Result<(), Exit> {
             }
         },
         _ => {
+            if let Some(value) = m.host_ecall(nr, a) {
+                m.cpu.set_reg(10, value);
+                return Ok(());
+            }
             if m.config.strict_syscalls {
                 return Err(Exit::Fault(GuestFault { kind: FaultKind::UnknownSyscall(nr), pc: m.cpu.pc, addr: 0 }));
             }
