@@ -1023,13 +1023,19 @@ pub fn gen_simple(r: &mut Rng) -> Op {
     }
 }
 
+/// Nesting depth below which [`gen_op`] generates calls.
+const MAX_CALL_DEPTH: usize = 4;
+
 /// An op allowed in any body: straight-line, forward control flow, calls and (while
 /// `depth` allows) loops.
 pub fn gen_op(r: &mut Rng, depth: usize) -> Op {
     let loop_w = if depth < 2 { 4 } else { 0 };
+    // Calls nest at most MAX_CALL_DEPTH deep: the assembler sizes every nested list
+    // once per enclosing level (time 2^depth), and generation recurses per level.
+    let (call_w, c_call_w) = if depth < MAX_CALL_DEPTH { (2, 1) } else { (0, 0) };
     // In loop bodies, accesses whose region changes with the iteration.
     let switch_w = if depth > 0 { 4 } else { 0 };
-    match r.weighted(&[40, 6, 2, 2, 2, loop_w, 1, 1, switch_w, 4, 2, 1]) {
+    match r.weighted(&[40, 6, 2, 2, call_w, loop_w, 1, 1, switch_w, 4, 2, c_call_w]) {
         0 => gen_simple(r),
         1 => Op::Branch { f: r.u8(), rs1: r.u8(), rs2: r.u8(), skip: r.u8() },
         2 => Op::Jal { rd: r.u8(), skip: r.u8() },
