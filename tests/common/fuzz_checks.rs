@@ -28,7 +28,8 @@ pub fn elf_loader(data: &[u8]) {
     let config = MachineConfig { huge_pages: false, ..MachineConfig::default() };
     match Machine::from_elf(data, &["prog".to_string()], &[], config, Io::buffered(Vec::new())) {
         Ok(mut m) => {
-            let opts = RunOptions { backend: Backend::Interp, max_insns: Some(LOADED_RUN_INSNS), ..RunOptions::default() };
+            let opts =
+                RunOptions { backend: Backend::Interp, max_insns: Some(LOADED_RUN_INSNS), ..RunOptions::default() };
             runner::run(&mut m, &opts).unwrap_or_else(|e| panic!("interpreter error: {e}"));
             assert!(m.cpu.retired <= LOADED_RUN_INSNS, "ran {} instructions", m.cpu.retired);
         }

@@ -1,4 +1,5 @@
-//! Random RV32IMAC programs for the differential tests in `tests/random_diff.rs`.
+//! Random RV32IMAC programs for the differential tests in `tests/random_diff.rs` and the
+//! `whole_run` fuzz target.
 //!
 //! A [`Program`] is a list of abstract [`Op`]s plus the initial register values and a
 //! seed for the data segment. [`assemble`] turns it into code, a mix of 2-byte
@@ -19,7 +20,8 @@
 //!   first time (nothing comes between its lr and sc).
 //!
 //! [`gen_program`] builds programs from a u64 seed with a small xorshift generator of its
-//! own, so a seed names a program independently of proptest.
+//! own, so a seed names a program independently of proptest; [`gen_program_from`] draws
+//! the same choices from the bytes of a fuzz input instead (the `whole_run` fuzz target).
 #![allow(dead_code)]
 
 use crate::common::rvc::*;
