@@ -50,8 +50,8 @@ const ISAS: [Isa; 4] = [Isa::RV32IM, Isa { a: true, c: false }, Isa { a: false, 
 /// decoded under every ISA and disassembled. The length is 2 exactly for a compressed
 /// encoding under C (and agrees with `insn_len`), a compressed instruction decodes as
 /// `decode_compressed` of its low half, a 32-bit one as `decode`, except that without
-/// A the atomics are illegal; illegal instructions keep their bits; every register
-/// named is a real one; every disassembly is non-empty text on one line.
+/// A the atomics are illegal; illegal instructions keep their bits; a destination
+/// register is a real one; every disassembly is non-empty text on one line.
 pub fn decoder(data: &[u8]) {
     for (i, chunk) in data.chunks(4).enumerate() {
         let mut bytes = [0u8; 4];
