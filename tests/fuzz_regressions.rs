@@ -2,7 +2,10 @@
 //! (`tests/common/fuzz_checks.rs`), so `cargo test` checks them without cargo-fuzz:
 //! the inputs that once crashed a target (`tests/data/fuzz/<target>/`, one file each,
 //! named after what they found) and the seed corpora the targets start from
-//! (`fuzz/seeds/<target>/`).
+//! (`fuzz/seeds/<target>/`). cargo-fuzz builds the targets with debug assertions;
+//! `cargo test --release` has no overflow checks, so an input that found an arithmetic
+//! overflow (`elf_loader/listing-symbol-below-its-section`) fails here only in a
+//! debug `cargo test`.
 
 mod common;
 #[path = "common/diff.rs"]
