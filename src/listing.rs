@@ -208,7 +208,9 @@ impl<'a> Lister<'a> {
                         let s = &self.syms.symbols()[sorted[q]];
                         self.syms.section_name(s) == sec.name && u64::from(s.value) > current && s.is_label()
                     });
-                    (next, next.map_or(stop, |q| (value(q) - base) as usize))
+                    // A symbol of the section may lie below its start (a malformed
+                    // file): it ends nothing (offset 0 is cut to `stop` below).
+                    (next, next.map_or(stop, |q| value(q).saturating_sub(base) as usize))
                 }
             };
             let next_stop = if next_stop > stop || next_stop <= off { stop } else { next_stop };

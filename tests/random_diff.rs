@@ -48,49 +48,22 @@
 //! far are kept below as minimal programs (`regression_*`).
 
 mod common;
+#[path = "common/diff.rs"]
+mod diff;
 #[path = "common/gen.rs"]
 mod gen;
 
+use diff::{check_program, check_words, run_machine, Variant, MAX_INSNS};
 use gen::{Op, Program, Rng, DEST};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use rvdbt::jit::access::MemMode;
 use rvdbt::jit::JitConfig;
-use rvdbt::machine::{Exit, Machine, MachineConfig};
-use rvdbt::runner::{self, Backend, RunOptions};
-use rvdbt::syscall::Io;
+use rvdbt::machine::Exit;
+use rvdbt::runner::Backend;
 
-/// Instruction cap of every run.
-const MAX_INSNS: u64 = 100_000;
 /// Seeds `fixed_seeds_agree` runs by default.
 const DEFAULT_SEED_COUNT: u64 = 200;
-
-/// The end state of one run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Outcome {
-    exit: Exit,
-    regs: [u32; 32],
-    pc: u32,
-    retired: u64,
-    ram_hash: u64,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-    warnings: Vec<String>,
-}
-
-/// A backend with a JIT configuration.
-#[derive(Clone, Debug)]
-struct Variant {
-    name: String,
-    backend: Backend,
-    jit: JitConfig,
-}
-
-impl Variant {
-    fn interp() -> Variant {
-        Variant { name: "interp".into(), backend: Backend::Interp, jit: JitConfig::default() }
-    }
-}
 
 /// A change to the JIT configuration.
 type Tweak<'a> = &'a dyn Fn(&mut JitConfig);
@@ -155,122 +128,6 @@ fn seed_variants(r: &mut Rng) -> Vec<Variant> {
         }),
     ]));
     v
-}
-
-/// Runs an ELF image on a variant; the machine as the run left it.
-fn run_machine(elf: &[u8], v: &Variant, max_insns: u64) -> (Machine, Exit) {
-    let config = MachineConfig { stack_size: 64 << 10, huge_pages: false, ..MachineConfig::default() };
-    let mut m =
-        Machine::from_elf(elf, &["prog".to_string()], &[], config, Io::buffered(Vec::new())).expect("loadable ELF");
-    let mut opts = RunOptions { backend: v.backend, max_insns: Some(max_insns), ..RunOptions::default() };
-    opts.jit = v.jit.clone();
-    opts.jit.verify = true;
-    let exit = runner::run(&mut m, &opts).unwrap_or_else(|e| panic!("{}: translator error: {e}", v.name)).exit;
-    (m, exit)
-}
-
-fn run(elf: &[u8], v: &Variant, max_insns: u64) -> Outcome {
-    let (m, exit) = run_machine(elf, v, max_insns);
-    Outcome {
-        exit,
-        regs: m.cpu.regs,
-        pc: m.cpu.pc,
-        retired: m.cpu.retired,
-        ram_hash: m.mem.ram_hash(),
-        stdout: m.io.stdout_bytes().to_vec(),
-        stderr: m.io.stderr_bytes().to_vec(),
-        warnings: m.warnings.clone(),
-    }
-}
-
-/// What differs between the reference outcome and another one.
-fn differences(want: &Outcome, got: &Outcome) -> Vec<String> {
-    let mut d = Vec::new();
-    if want.exit != got.exit {
-        d.push(format!("exit: {:?} vs {:?}", want.exit, got.exit));
-    }
-    for r in 0..32 {
-        if want.regs[r] != got.regs[r] {
-            d.push(format!(
-                "x{r} ({}): {:#010x} vs {:#010x}",
-                rvdbt::guest::disasm::reg_name(r as u8),
-                want.regs[r],
-                got.regs[r]
-            ));
-        }
-    }
-    if want.pc != got.pc {
-        d.push(format!("pc: {:#010x} vs {:#010x}", want.pc, got.pc));
-    }
-    if want.retired != got.retired {
-        d.push(format!("retired: {} vs {}", want.retired, got.retired));
-    }
-    if want.ram_hash != got.ram_hash {
-        d.push(format!("ram_hash: {:#018x} vs {:#018x}", want.ram_hash, got.ram_hash));
-    }
-    if want.stdout != got.stdout {
-        d.push(format!(
-            "stdout: {:?} vs {:?}",
-            String::from_utf8_lossy(&want.stdout),
-            String::from_utf8_lossy(&got.stdout)
-        ));
-    }
-    if want.stderr != got.stderr {
-        d.push(format!(
-            "stderr: {:?} vs {:?}",
-            String::from_utf8_lossy(&want.stderr),
-            String::from_utf8_lossy(&got.stderr)
-        ));
-    }
-    if want.warnings != got.warnings {
-        d.push(format!("warnings: {:?} vs {:?}", want.warnings, got.warnings));
-    }
-    d
-}
-
-/// Runs `text` + `data` on the interpreter and on every variant with `max_insns`.
-/// Returns the interpreter's outcome, or a report of every disagreement.
-fn check_words(text: &[u32], data: &[u8], variants: &[Variant], max_insns: u64) -> Result<Outcome, String> {
-    let elf = common::elf_image(text, data, gen::BSS_LEN);
-    let reference = run(&elf, &Variant::interp(), max_insns);
-    let mut report = String::new();
-    let mut marks = vec![(reference.pc, "interp stops".to_string())];
-    for v in variants {
-        let got = run(&elf, v, max_insns);
-        let diffs = differences(&reference, &got);
-        if !diffs.is_empty() {
-            report.push_str(&format!("interp vs {} (max_insns {max_insns}):\n", v.name));
-            for d in diffs {
-                report.push_str(&format!("    {d}\n"));
-            }
-            marks.push((got.pc, format!("{} stops", v.name)));
-        }
-    }
-    if report.is_empty() {
-        Ok(reference)
-    } else {
-        let words: Vec<String> = text.iter().map(|w| format!("{w:#010x}")).collect();
-        Err(format!(
-            "{report}interp ended with {:?} after {} instructions\nprogram:\n{}words: [{}]\n",
-            reference.exit,
-            reference.retired,
-            gen::listing(text, &marks),
-            words.join(", ")
-        ))
-    }
-}
-
-/// Checks a program with the full instruction budget on `variants`; then, when
-/// `cut` is given, again with a budget that stops it midway (`1 + cut % retired`).
-fn check_program(p: &Program, variants: &[Variant], cut: Option<u64>) -> Result<(), String> {
-    let text = gen::assemble(p);
-    let data = gen::data(p);
-    let full = check_words(&text, &data, variants, MAX_INSNS)?;
-    if let Some(cut) = cut {
-        let limit = 1 + cut % full.retired.max(1);
-        check_words(&text, &data, variants, limit)?;
-    }
-    Ok(())
 }
 
 // ---- proptest ------------------------------------------------------------------------

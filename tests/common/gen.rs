@@ -1,4 +1,5 @@
-//! Random RV32IMAC programs for the differential tests in `tests/random_diff.rs`.
+//! Random RV32IMAC programs for the differential tests in `tests/random_diff.rs` and the
+//! `whole_run` fuzz target.
 //!
 //! A [`Program`] is a list of abstract [`Op`]s plus the initial register values and a
 //! seed for the data segment. [`assemble`] turns it into code, a mix of 2-byte
@@ -19,7 +20,8 @@
 //!   first time (nothing comes between its lr and sc).
 //!
 //! [`gen_program`] builds programs from a u64 seed with a small xorshift generator of its
-//! own, so a seed names a program independently of proptest.
+//! own, so a seed names a program independently of proptest; [`gen_program_from`] draws
+//! the same choices from the bytes of a fuzz input instead (the `whole_run` fuzz target).
 #![allow(dead_code)]
 
 use crate::common::rvc::*;
@@ -892,9 +894,18 @@ pub fn listing(text: &[u32], marks: &[(u32, String)]) -> String {
     s
 }
 
-/// xorshift64* generator.
+/// The source of the generator's choices: an xorshift64* stream seeded by a u64
+/// ([`Rng::new`]), or the bytes of a fuzz input ([`Rng::from_bytes`]).
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub struct Rng(Source);
+
+#[derive(Clone, Debug)]
+enum Source {
+    Xorshift(u64),
+    /// The input bytes and the position of the next unread one; past the end every
+    /// draw is 0.
+    Bytes(Vec<u8>, usize),
+}
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
@@ -902,32 +913,68 @@ impl Rng {
         let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Rng((z ^ (z >> 31)) | 1)
+        Rng(Source::Xorshift((z ^ (z >> 31)) | 1))
+    }
+
+    /// Choices read from `bytes`, as few as each draw needs (one byte for `u8` and
+    /// for `below(n)` with n <= 256), so that a fuzzer's byte mutations map to
+    /// local changes of the program; past the end every draw is 0.
+    pub fn from_bytes(bytes: &[u8]) -> Rng {
+        Rng(Source::Bytes(bytes.to_vec(), 0))
+    }
+
+    /// The next `n` (<= 8) input bytes as a little-endian number.
+    fn take(data: &[u8], pos: &mut usize, n: usize) -> u64 {
+        let mut v = 0u64;
+        for i in 0..n {
+            v |= u64::from(data.get(*pos + i).copied().unwrap_or(0)) << (8 * i);
+        }
+        *pos += n;
+        v
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        match &mut self.0 {
+            Source::Xorshift(state) => {
+                let mut x = *state;
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                *state = x;
+                x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+            }
+            Source::Bytes(data, pos) => Rng::take(data, pos, 8),
+        }
     }
 
+    /// A number in [0, n).
     pub fn below(&mut self, n: u32) -> u32 {
-        (((self.next_u64() >> 32) * u64::from(n)) >> 32) as u32
+        match &mut self.0 {
+            Source::Bytes(data, pos) if n <= 256 => ((Rng::take(data, pos, 1) * u64::from(n)) >> 8) as u32,
+            Source::Bytes(data, pos) => ((Rng::take(data, pos, 4) * u64::from(n)) >> 32) as u32,
+            Source::Xorshift(_) => (((self.next_u64() >> 32) * u64::from(n)) >> 32) as u32,
+        }
     }
 
     pub fn u8(&mut self) -> u8 {
-        self.next_u64() as u8
+        match &mut self.0 {
+            Source::Bytes(data, pos) => Rng::take(data, pos, 1) as u8,
+            Source::Xorshift(_) => self.next_u64() as u8,
+        }
     }
 
     pub fn u16(&mut self) -> u16 {
-        self.next_u64() as u16
+        match &mut self.0 {
+            Source::Bytes(data, pos) => Rng::take(data, pos, 2) as u16,
+            Source::Xorshift(_) => self.next_u64() as u16,
+        }
     }
 
     pub fn u32(&mut self) -> u32 {
-        (self.next_u64() >> 32) as u32
+        match &mut self.0 {
+            Source::Bytes(data, pos) => Rng::take(data, pos, 4) as u32,
+            Source::Xorshift(_) => (self.next_u64() >> 32) as u32,
+        }
     }
 
     /// An offset in [-2048, 2048), aligned half the time.
@@ -978,13 +1025,19 @@ pub fn gen_simple(r: &mut Rng) -> Op {
     }
 }
 
+/// Nesting depth below which [`gen_op`] generates calls.
+const MAX_CALL_DEPTH: usize = 4;
+
 /// An op allowed in any body: straight-line, forward control flow, calls and (while
 /// `depth` allows) loops.
 pub fn gen_op(r: &mut Rng, depth: usize) -> Op {
     let loop_w = if depth < 2 { 4 } else { 0 };
+    // Calls nest at most MAX_CALL_DEPTH deep: the assembler sizes every nested list
+    // once per enclosing level (time 2^depth), and generation recurses per level.
+    let (call_w, c_call_w) = if depth < MAX_CALL_DEPTH { (2, 1) } else { (0, 0) };
     // In loop bodies, accesses whose region changes with the iteration.
     let switch_w = if depth > 0 { 4 } else { 0 };
-    match r.weighted(&[40, 6, 2, 2, 2, loop_w, 1, 1, switch_w, 4, 2, 1]) {
+    match r.weighted(&[40, 6, 2, 2, call_w, loop_w, 1, 1, switch_w, 4, 2, c_call_w]) {
         0 => gen_simple(r),
         1 => Op::Branch { f: r.u8(), rs1: r.u8(), rs2: r.u8(), skip: r.u8() },
         2 => Op::Jal { rd: r.u8(), skip: r.u8() },
@@ -1018,10 +1071,14 @@ pub fn gen_op(r: &mut Rng, depth: usize) -> Op {
 
 /// The program of a seed.
 pub fn gen_program(seed: u64) -> Program {
-    let mut r = Rng::new(seed);
+    gen_program_from(&mut Rng::new(seed))
+}
+
+/// A program drawn from `r`.
+pub fn gen_program_from(r: &mut Rng) -> Program {
     let data_seed = r.next_u64();
     let init = (1..DEST.len()).map(|_| (r.u8(), r.u32())).collect();
     let n = 5 + r.below(56) as usize;
-    let ops = (0..n).map(|_| gen_op(&mut r, 0)).collect();
+    let ops = (0..n).map(|_| gen_op(r, 0)).collect();
     Program { data_seed, init, ops, exit_reg: r.u8() }
 }

@@ -1,0 +1,14 @@
+//! Fuzz target `elf_loader`: the property is `fuzz_checks::elf_loader` in tests/common/fuzz_checks.rs
+//! (shared with tests/fuzz_regressions.rs, which replays the saved inputs).
+#![no_main]
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+#[path = "../../tests/common/diff.rs"]
+mod diff;
+#[path = "../../tests/common/fuzz_checks.rs"]
+mod fuzz_checks;
+#[path = "../../tests/common/gen.rs"]
+mod gen;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_checks::elf_loader(data));
