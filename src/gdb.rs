@@ -16,13 +16,13 @@
 //! dispatcher, a breakpoint ending a block and single steps on the interpreter.
 
 use crate::interp;
-use crate::machine::{Exit, FaultKind, GuestFault, Machine};
-use crate::runner::{RunOptions, RunReport};
 use crate::interp::Observer;
 use crate::jit::cache::CodeCache;
 use crate::jit::dispatch::{self, End, Watch};
 use crate::jit::JitError;
+use crate::machine::{Exit, FaultKind, GuestFault, Machine};
 use crate::runner;
+use crate::runner::{RunOptions, RunReport};
 use crate::trace::{TraceKind, Tracer};
 use gdbstub::common::Signal;
 use gdbstub::conn::ConnectionExt;

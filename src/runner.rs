@@ -1,12 +1,12 @@
 //! Runs a machine to its end on the chosen backend, times the run and formats the
 //! statistics (`--stats` table, `--stats-json`).
 
+use crate::interp::Observer;
 use crate::jit::access::MemMode;
 use crate::jit::cache::CodeCache;
 use crate::jit::codemem::CodePool;
-use crate::jit::fault;
-use crate::interp::Observer;
 use crate::jit::dispatch::{self, End, Watch};
+use crate::jit::fault;
 use crate::jit::verify::Verifier;
 use crate::jit::{BackendKind, JitConfig, JitError};
 use crate::machine::{Exit, Machine};
@@ -81,7 +81,13 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { backend: Backend::Tiered, max_insns: None, interrupt: None, jit: JitConfig::default(), verify: false }
+        RunOptions {
+            backend: Backend::Tiered,
+            max_insns: None,
+            interrupt: None,
+            jit: JitConfig::default(),
+            verify: false,
+        }
     }
 }
 

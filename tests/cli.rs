@@ -628,22 +628,150 @@ fn print_code_shows_guest_code_ir_and_host_code() {
     assert_status(&o, 7, &[]);
     let err = stderr(&o);
     // The loop body block (at TEXT_BASE + 4): its guest code, its IR and its host code.
-    assert!(err.contains("=== block 0x00010004 (2 guest instructions) cranelift"), "{err}");
-    assert!(err.contains("00010008  bnez t0,10004"), "{err}");
-    assert!(err.contains("--- Cranelift IR") && err.contains("return_call_indirect"), "{err}");
-    assert!(err.contains("--- host code") && err.contains("jmp"), "{err}");
+    assert!(err.contains("=== block 0x00010004 (2 guest instructions) cranelift at host 0x"), "{err}");
+    assert!(err.contains("--- guest\n  00010004  add t0,t0,-1\n  00010008  bnez t0,10004\n"), "{err}");
+    assert!(err.contains("--- clif\n") && err.contains("return_call_indirect"), "{err}");
+    assert!(err.contains("--- host\n") && err.contains("  jmp     "), "{err}");
 }
 
 #[test]
 fn print_code_shows_direct_code_and_regions() {
-    // The default (tiered) backend: the direct emitter's blocks, then the loop's region.
+    // The default (tiered) backend: the direct emitter's blocks (no IR), then the loop's
+    // region.
     let args = ["--print-code", "--compile-after", "0", "--tier-up", "2", "--no-compile-thread"];
     let o = run_prog(&counted_program(), &[], &args, &[], b"");
     assert_status(&o, 7, &[]);
     let err = stderr(&o);
-    assert!(err.contains("=== block 0x00010004 (2 guest instructions) direct"), "{err}");
-    assert!(err.contains("--- host code (bytes)"), "{err}");
+    let direct = err.find("=== block 0x00010004 (2 guest instructions) direct").expect("direct block");
+    let next = err[direct..].find("\n\n").unwrap() + direct;
+    assert!(!err[direct..next].contains("--- clif"), "{err}");
+    assert!(err[direct..next].contains("--- host\n  ") && err[direct..next].contains("  push    rbx\n"), "{err}");
     assert!(err.contains("(2 guest instructions) cranelift"), "the hot loop moved to Cranelift: {err}");
+}
+
+#[test]
+fn dump_shows_a_recompile_after_a_fault_with_its_reason() {
+    // fault-exact reads the CLINT's mtime through a load that starts COMMITTED(ram) under
+    // fastmem: the inline load faults, the access becomes VARIABLE and its block is
+    // compiled again.
+    let dir = TempDir::new();
+    let file = dir.path("dump.txt");
+    let file_arg = file.to_str().unwrap();
+    let args = [
+        "--dump",
+        "all",
+        "--dump-file",
+        file_arg,
+        "--mem",
+        "fastmem",
+        "--compile-after",
+        "0",
+        "--backend",
+        "cranelift",
+    ];
+    let o = run_file(Path::new("guest-programs/bin/fault-exact.elf"), &args, &[], b"");
+    assert_status(&o, 0, &[]);
+    assert_eq!(stderr(&o), "", "the dump went to the file");
+    let dump = std::fs::read_to_string(&file).unwrap();
+    let fault = dump
+        .lines()
+        .find(|l| l.starts_with("event  fault  host code 0x") && l.contains("on guest address 0x0200bff8"))
+        .unwrap_or_else(|| panic!("a fault event: {dump}"));
+    assert!(fault.ends_with("inline access 0x80000d14 in block 0x80000d08"), "{fault}");
+    let reason =
+        "event  access  0x80000d14 COMMITTED -> VARIABLE, seen by the fault handler; recompile blocks 0x80000d08";
+    let at = dump.find(reason).unwrap_or_else(|| panic!("the recompile reason: {dump}"));
+    // The block, compiled before the fault and again after it, with the access inline
+    // the first time only.
+    let header = "=== block 0x80000d08 ";
+    let (first, again) = (dump.find(header).unwrap(), dump[at..].find(header).map(|i| i + at));
+    assert!(first < at && again.is_some(), "{dump}");
+    let listing = |from: usize| {
+        let end = ["\n=== ", "\nevent "]
+            .iter()
+            .filter_map(|m| dump[from + 1..].find(m))
+            .min()
+            .unwrap_or(dump.len() - from - 1);
+        &dump[from..from + 1 + end]
+    };
+    assert!(listing(first).contains("; inline guest access at 0x80000d14"), "{}", listing(first));
+    assert!(!listing(again.unwrap()).contains("; inline guest access at 0x80000d14"), "{}", listing(again.unwrap()));
+    for section in ["--- guest\n", "--- clif\n", "--- host\n"] {
+        assert!(dump.contains(section), "{section}");
+    }
+}
+
+#[test]
+fn dump_refuses_bad_requests() {
+    let o = run_prog(&counted_program(), &[], &["--dump", "guest,asm"], &[], b"");
+    assert_status(&o, 2, &["unknown dump 'asm' (guest, clif, host, events or all)"]);
+    let o = run_prog(&counted_program(), &[], &["--dump", "all", "--backend", "interp"], &[], b"");
+    assert_status(&o, 2, &["--dump shows translations"]);
+    let o = run_prog(&counted_program(), &[], &["--dump-file", "/tmp/x"], &[], b"");
+    assert_status(&o, 2, &["--dump-file needs --dump"]);
+    let o = run_prog(&counted_program(), &[], &["--dump", "all", "--dump-file", "/nonexistent/dir/x"], &[], b"");
+    assert_status(&o, 2, &["cannot create the dump file /nonexistent/dir/x"]);
+}
+
+#[test]
+fn verify_checks_every_backend_in_lockstep() {
+    let dir = TempDir::new();
+    for backend in ["direct", "cranelift", "tiered"] {
+        for mem in ["adaptive", "fastmem"] {
+            let stats = dir.path(&format!("{backend}-{mem}.json"));
+            let args = [
+                "--verify",
+                "--backend",
+                backend,
+                "--mem",
+                mem,
+                "--compile-after",
+                "0",
+                "--tier-up",
+                "20",
+                "--stats-json",
+                stats.to_str().unwrap(),
+            ];
+            let o = run_file(Path::new("guest-programs/bin/qsort.elf"), &args, &[], b"");
+            assert_status(&o, 0, &[]);
+            let json = std::fs::read_to_string(&stats).unwrap();
+            let entries: u64 = json_field(&json, "\"verify\": {\"entries\": ");
+            assert!(entries > 1000, "{backend} {mem}: {json}");
+        }
+    }
+}
+
+/// The number after `key` in a JSON text.
+fn json_field(json: &str, key: &str) -> u64 {
+    let at = json.find(key).unwrap_or_else(|| panic!("{key} in {json}")) + key.len();
+    json[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap()
+}
+
+#[test]
+fn verify_catches_a_broken_lifting() {
+    // --plant-bug translates every register-register add as a sub.
+    for backend in ["direct", "cranelift", "tiered"] {
+        let args = ["--verify", "--plant-bug", "--backend", backend, "--compile-after", "0"];
+        let o = run_file(Path::new("guest-programs/bin/fib.elf"), &args, &[], b"");
+        assert_status(&o, 70, &["rvdbt: --verify: translated code and the interpreter differ after "]);
+        let err = stderr(&o);
+        for part in [
+            "entry state:\n",
+            "state after translated code:\n",
+            "the interpreter's instructions",
+            "the translation entered (",
+        ] {
+            assert!(err.contains(part), "{backend}: {part}: {err}");
+        }
+        // The differing register is named with both values, and the add that was
+        // mistranslated is among the compared instructions.
+        assert!(err.lines().any(|l| l.contains(" translated 0x") && l.contains(", interpreter 0x")), "{err}");
+        assert!(err.lines().any(|l| l.starts_with("  ") && l.contains("  add ") && !l.contains(",-")), "{err}");
+        // Without --verify the broken lifting goes unnoticed or misbehaves, but never
+        // with status 70.
+        let o = run_file(Path::new("guest-programs/bin/fib.elf"), &args[1..], &[], b"");
+        assert_ne!(o.status.code(), Some(70));
+    }
 }
 
 #[test]

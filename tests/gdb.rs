@@ -204,11 +204,26 @@ fn le(v: u32) -> String {
     v.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Every engine the stub serves: the interpreter and each translating backend,
+/// translating at once.
+const ENGINES: [&[&str]; 4] = [
+    &["--backend", "interp"],
+    &["--backend", "direct", "--compile-after", "0"],
+    &["--backend", "cranelift", "--compile-after", "0"],
+    &["--backend", "tiered", "--compile-after", "0", "--tier-up", "2", "--no-compile-thread"],
+];
+
 #[test]
 fn remote_protocol_session() {
     say("gdb stub test: speaking the remote protocol directly");
+    for engine in ENGINES {
+        session_on(engine);
+    }
+}
+
+fn session_on(engine: &[&str]) {
     let elf = TempElf::new("session", &program());
-    let stub = Stub::start(&elf.0, &[]);
+    let stub = Stub::start(&elf.0, engine);
     let mut gdb = stub.connect();
 
     let features = gdb.ask("qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=riscv");
@@ -259,7 +274,46 @@ fn remote_protocol_session() {
     assert_eq!(gdb.ask("z0,10008,4"), "OK");
     assert_eq!(gdb.ask("c"), "W2a");
     let (status, _, err) = stub.finish();
-    assert_eq!(status, Some(42), "{err}");
+    assert_eq!(status, Some(42), "{engine:?}: {err}");
+}
+
+#[test]
+fn breakpoints_inside_translated_loops_stop_every_iteration() {
+    say("gdb stub test: speaking the remote protocol directly");
+    // li a0,0; li t0,5; loop: addi a0,a0,1; addi t1,a0,0 (breakpoint); addi t0,t0,-1;
+    // bnez t0,loop; li a7,93; ecall. The loop block is translated (and, tiered, tiered
+    // up) with the breakpoint inside it.
+    let text = [
+        addi(A0, ZERO, 0),
+        addi(T0, ZERO, 5),
+        addi(A0, A0, 1),
+        addi(T1, A0, 0),
+        addi(T0, T0, -1),
+        bne(T0, ZERO, -12),
+        addi(A7, ZERO, 93),
+        ecall(),
+    ];
+    for engine in ENGINES {
+        let elf = TempElf::new("loop", &text);
+        let stub = Stub::start(&elf.0, engine);
+        let mut gdb = stub.connect();
+        let _ = gdb.ask("qSupported:swbreak+");
+        assert_eq!(gdb.ask("Z0,1000c,4"), "OK");
+        for round in 1..=5u32 {
+            let stop = gdb.ask("c");
+            assert!(stopped_with(&stop, 5), "{engine:?} round {round}: {stop}");
+            assert_eq!(gdb.ask("p20"), le(0x1000c), "{engine:?} round {round}");
+            assert_eq!(gdb.ask("pa"), le(round), "{engine:?} round {round}");
+            assert_eq!(gdb.ask("p6"), le(round - 1), "{engine:?}: t1 not yet written");
+        }
+        // A single step from the breakpoint runs exactly the instruction there.
+        assert!(stopped_with(&gdb.ask("s"), 5));
+        assert_eq!(gdb.ask("p20"), le(0x10010));
+        assert_eq!(gdb.ask("p6"), le(5));
+        assert_eq!(gdb.ask("c"), "W05", "{engine:?}");
+        let (status, _, err) = stub.finish();
+        assert_eq!(status, Some(5), "{engine:?}: {err}");
+    }
 }
 
 #[test]

@@ -1,13 +1,17 @@
-//! `--trace blocks|insns`: the exact lines for small programs on the interpreter (through
-//! the library and the command line), the end line on every kind of exit, symbols on
-//! block lines, and the refusals.
+//! `--trace blocks|insns`: the exact lines for small programs (through the library and
+//! the command line), the same on the interpreter and every translating configuration,
+//! block traces of every short bundled program identical on every backend, the end line
+//! on every kind of exit, and symbols on block lines.
 
 mod common;
 use common::*;
+use rvdbt::jit::access::MemMode;
+use rvdbt::jit::JitConfig;
 use rvdbt::machine::Machine;
-use rvdbt::runner::{Backend, RunOptions};
+use rvdbt::runner::{self, Backend, RunOptions};
 use rvdbt::symbols::Symbols;
-use rvdbt::trace::{self, TraceKind, Tracer};
+use rvdbt::trace::{TraceKind, Tracer};
+use std::hash::Hasher;
 use std::io::Write;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
@@ -42,17 +46,110 @@ fn loop_program() -> Vec<u32> {
     ]
 }
 
-/// Runs `text` on the interpreter with a tracer of `kind` and returns the trace.
-fn traced(text: &[u32], kind: TraceKind, max_insns: Option<u64>) -> String {
-    let mut m: Machine = machine(&elf_image(text, &[0; 16], 0), &[], b"");
-    let buf = Shared::default();
-    let mut tracer = Tracer::new(kind, Box::new(buf.clone()), None);
-    let opts = RunOptions { backend: Backend::Interp, max_insns, ..RunOptions::default() };
-    let report = trace::run(&mut m, &opts, &mut tracer).expect("interpreter traces");
+/// The configurations every trace must agree on: the interpreter, and each translating
+/// backend translating at once, in the three memory modes, with tiny tier-up counts.
+fn configurations() -> Vec<RunOptions> {
+    let mut out = vec![RunOptions { backend: Backend::Interp, ..RunOptions::default() }];
+    for backend in [Backend::Direct, Backend::Cranelift, Backend::Tiered] {
+        for mem in [MemMode::Adaptive, MemMode::Calls, MemMode::Fastmem] {
+            let jit = JitConfig { mem, compile_after: 0, tier_up: 3, compile_thread: false, ..JitConfig::default() };
+            out.push(RunOptions { backend, jit, ..RunOptions::default() });
+        }
+    }
+    out
+}
+
+/// Runs `m` with `opts` and a tracer of `kind` writing to `out`.
+fn run_traced(m: &mut Machine, opts: &RunOptions, kind: TraceKind, out: Box<dyn Write>, symbols: Option<Symbols>) {
+    let mut tracer = Tracer::new(kind, out, symbols);
+    let report = runner::run_observed(m, opts, Some(&mut tracer)).expect("traced run");
     tracer.finish(&report.exit, m.cpu.retired).expect("trace written");
-    drop(tracer);
-    let bytes = buf.0.lock().unwrap().clone();
-    String::from_utf8(bytes).expect("utf-8 trace")
+}
+
+/// Runs `text` with a tracer of `kind` on every configuration, checks that the traces
+/// are the same, and returns the trace.
+fn traced(text: &[u32], kind: TraceKind, max_insns: Option<u64>) -> String {
+    let mut traces = Vec::new();
+    for opts in configurations() {
+        let mut m: Machine = machine(&elf_image(text, &[0; 16], 0), &[], b"");
+        let buf = Shared::default();
+        run_traced(&mut m, &RunOptions { max_insns, ..opts.clone() }, kind, Box::new(buf.clone()), None);
+        let bytes = buf.0.lock().unwrap().clone();
+        traces.push((opts, String::from_utf8(bytes).expect("utf-8 trace")));
+    }
+    for (opts, trace) in &traces[1..] {
+        assert_eq!(trace, &traces[0].1, "{} {:?}", opts.backend.name(), opts.jit.mem);
+    }
+    traces.swap_remove(0).1
+}
+
+/// Counts the lines of a trace and hashes its bytes.
+#[derive(Clone, Default)]
+struct Digest(Arc<Mutex<(u64, std::collections::hash_map::DefaultHasher)>>);
+
+impl Write for Digest {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut d = self.0.lock().unwrap();
+        d.0 += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        d.1.write(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn block_traces_of_every_program_are_the_same_on_every_backend() {
+    // Every bundled program that runs in well under a second on the interpreter (the
+    // long benchmark programs and memheavy are left out for time), with its input.
+    let programs: &[(&str, &[&str], &[u8])] = &[
+        ("bad-ebreak", &[], b""),
+        ("bad-illegal", &[], b""),
+        ("bad-jump-data", &[], b""),
+        ("bad-syscall", &[], b""),
+        ("bad-wild", &[], b""),
+        ("bad-write-code", &[], b""),
+        ("crc32", &[], b""),
+        ("csr-mret", &[], b""),
+        ("echo-args", &["one", "two words"], b""),
+        ("fault-exact", &[], b""),
+        ("fib", &[], b""),
+        ("hello", &[], b""),
+        ("imac-atomics", &[], b""),
+        ("imac-hello", &[], b""),
+        ("imac-jit", &[], b""),
+        ("imac-malloc", &[], b""),
+        ("imac-printf", &[], b""),
+        ("malloc", &[], b""),
+        ("matmul", &[], b""),
+        ("misaligned", &[], b""),
+        ("mixed-regions", &[], b""),
+        ("mmio-uart", &[], b""),
+        ("muldiv", &[], b""),
+        ("qsort", &[], b""),
+        ("sha256", &[], b""),
+        ("sieve", &[], b""),
+        ("smc", &[], b""),
+        ("stdin-wc", &[], b"two lines\nof input\n"),
+        ("strings", &[], b""),
+    ];
+    let configs = configurations();
+    for (name, args, stdin) in programs {
+        let elf = std::fs::read(format!("guest-programs/bin/{name}.elf")).expect("bundled program");
+        let mut digests = Vec::new();
+        for opts in [&configs[0], &configs[1], &configs[5], &configs[9]] {
+            let mut m = machine(&elf, args, stdin);
+            let digest = Digest::default();
+            run_traced(&mut m, opts, TraceKind::Blocks, Box::new(digest.clone()), None);
+            let d = digest.0.lock().unwrap();
+            digests.push((opts.backend.name(), d.0, d.1.finish()));
+        }
+        assert!(digests[0].1 > 2, "{name}: {digests:?}");
+        for d in &digests[1..] {
+            assert_eq!((d.1, d.2), (digests[0].1, digests[0].2), "{name}: {} vs the interpreter", d.0);
+        }
+    }
 }
 
 #[test]
@@ -120,8 +217,8 @@ fn block_lines_name_symbols() {
     let mut m = machine(&elf, &[], b"");
     let buf = Shared::default();
     let mut tracer = Tracer::new(TraceKind::Blocks, Box::new(buf.clone()), Some(Symbols::from_elf(&elf).unwrap()));
-    let opts = RunOptions { backend: Backend::Interp, ..RunOptions::default() };
-    let report = trace::run(&mut m, &opts, &mut tracer).expect("interpreter traces");
+    let opts = RunOptions { backend: Backend::Tiered, ..RunOptions::default() };
+    let report = runner::run_observed(&mut m, &opts, Some(&mut tracer)).expect("traced run");
     tracer.finish(&report.exit, m.cpu.retired).unwrap();
     drop(tracer);
     let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
@@ -136,14 +233,6 @@ fn block_lines_name_symbols() {
         ]
     );
     assert_eq!(lines.last(), Some(&format!("end  {}  exited with status 0", m.cpu.retired).as_str()));
-}
-
-#[test]
-fn translating_backends_refuse_to_trace_for_now() {
-    let opts = RunOptions { backend: Backend::Cranelift, ..RunOptions::default() };
-    let mut m = machine(&elf_image(&loop_program(), &[0; 16], 0), &[], b"");
-    let mut tracer = Tracer::new(TraceKind::Blocks, Box::new(Shared::default()), None);
-    assert!(trace::run(&mut m, &opts, &mut tracer).is_err());
 }
 
 fn rvdbt(args: &[&str]) -> Output {
@@ -170,12 +259,12 @@ fn cli_writes_the_trace_to_a_file_or_stderr() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.starts_with(&traced(&loop_program(), TraceKind::Insns, Some(3))), "{err}");
 
-    // The translating backend refuses (exit 2), before creating the file.
-    let refused = dir.path("refused.txt");
-    let o = rvdbt(&["run", "--trace", "blocks", "--trace-file", refused.to_str().unwrap(), prog]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--backend interp"));
-    assert!(!refused.exists());
+    // The default (tiered) backend writes the same trace.
+    let tiered = dir.path("tiered.txt");
+    let o =
+        rvdbt(&["run", "--compile-after", "0", "--trace", "blocks", "--trace-file", tiered.to_str().unwrap(), prog]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&tiered).unwrap(), written);
 
     // --trace-file needs --trace.
     let o = rvdbt(&["run", "--backend", "interp", "--trace-file", file_arg, prog]);

@@ -275,10 +275,7 @@ mod tests {
         assert_eq!(DumpSet::parse("guest,host").unwrap(), DumpSet { guest: true, host: true, ..DumpSet::default() });
         assert_eq!(DumpSet::parse("all").unwrap(), DumpSet { events: true, ..DumpSet::CODE });
         assert_eq!(DumpSet::parse("events").unwrap(), DumpSet { events: true, ..DumpSet::default() });
-        assert_eq!(
-            DumpSet::parse("guest,asm").unwrap_err(),
-            "unknown dump 'asm' (guest, clif, host, events or all)"
-        );
+        assert_eq!(DumpSet::parse("guest,asm").unwrap_err(), "unknown dump 'asm' (guest, clif, host, events or all)");
     }
 
     #[test]

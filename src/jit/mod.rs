@@ -17,8 +17,8 @@ pub mod dump;
 pub mod fault;
 pub mod helpers;
 pub mod region;
-pub mod verify;
 pub mod shared;
+pub mod verify;
 pub mod worker;
 
 use access::MemMode;
