@@ -10,7 +10,8 @@
 //!   only turns a block into bytes in code memory plus its fault-map entries;
 //! - [`jit`]: what every backend shares: block discovery, access records and states,
 //!   exit slots, the jump cache, the fault map, code memory, the helpers and their ABI,
-//!   the entry trampoline and fault handler, the translation cache and the dispatcher;
+//!   the entry trampoline and fault handler, the translation cache and the dispatcher,
+//!   `--dump` and `--verify`;
 //! - [`interp`]: the interpreter, the oracle every backend is tested against;
 //! - [`syscall`]: Linux system calls and the guest's streams;
 //! - [`machine`]: the whole guest machine and how a run ends;

@@ -4,7 +4,8 @@
 //! ([`fault`]), the seam to the code generators ([`codegen`]), the translation cache
 //! with its exit slots, jump cache, fault map and tiers ([`cache`]), and the dispatcher
 //! ([`dispatch`]), the only loop of a translated run; memory shared with translated code
-//! ([`shared`]).
+//! ([`shared`]); what lets one see inside: `--dump` ([`dump`]) and `--verify`
+//! ([`verify`]).
 
 pub mod abi;
 pub mod access;
