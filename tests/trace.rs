@@ -1,6 +1,6 @@
 //! `--trace blocks|insns`: the exact lines for small programs (through the library and
 //! the command line), the same on the interpreter and every translating configuration,
-//! block traces of every short bundled program identical on every backend, the end line
+//! block traces of every bundled program identical on every backend, the end line
 //! on every kind of exit, and symbols on block lines.
 
 mod common;
@@ -101,45 +101,31 @@ impl Write for Digest {
 
 #[test]
 fn block_traces_of_every_program_are_the_same_on_every_backend() {
-    // Every bundled program that runs in well under a second on the interpreter (the
-    // long benchmark programs and memheavy are left out for time), with its input.
-    let programs: &[(&str, &[&str], &[u8])] = &[
-        ("bad-ebreak", &[], b""),
-        ("bad-illegal", &[], b""),
-        ("bad-jump-data", &[], b""),
-        ("bad-syscall", &[], b""),
-        ("bad-wild", &[], b""),
-        ("bad-write-code", &[], b""),
-        ("crc32", &[], b""),
-        ("csr-mret", &[], b""),
-        ("echo-args", &["one", "two words"], b""),
-        ("fault-exact", &[], b""),
-        ("fib", &[], b""),
-        ("hello", &[], b""),
-        ("imac-atomics", &[], b""),
-        ("imac-hello", &[], b""),
-        ("imac-jit", &[], b""),
-        ("imac-malloc", &[], b""),
-        ("imac-printf", &[], b""),
-        ("malloc", &[], b""),
-        ("matmul", &[], b""),
-        ("misaligned", &[], b""),
-        ("mixed-regions", &[], b""),
-        ("mmio-uart", &[], b""),
-        ("muldiv", &[], b""),
-        ("qsort", &[], b""),
-        ("sha256", &[], b""),
-        ("sieve", &[], b""),
-        ("smc", &[], b""),
-        ("stdin-wc", &[], b"two lines\nof input\n"),
-        ("strings", &[], b""),
-    ];
+    // Every bundled program with expectations (guest-programs/expected), with its
+    // arguments and input.
+    let expected = std::path::Path::new("guest-programs/expected");
+    let mut programs: Vec<(String, Vec<String>, Vec<u8>)> = std::fs::read_dir(expected)
+        .expect("guest-programs/expected")
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            (path.extension()? == "code").then(|| path.file_stem().unwrap().to_string_lossy().into_owned())
+        })
+        .map(|name| {
+            let read = |ext: &str| std::fs::read(expected.join(format!("{name}.{ext}"))).ok();
+            let args = read("args").map(|a| String::from_utf8(a).unwrap().lines().map(str::to_string).collect());
+            let stdin = read("stdin").unwrap_or_default();
+            (name, args.unwrap_or_default(), stdin)
+        })
+        .collect();
+    programs.sort();
+    assert!(programs.len() >= 38, "{} programs", programs.len());
     let configs = configurations();
-    for (name, args, stdin) in programs {
+    for (name, args, stdin) in &programs {
         let elf = std::fs::read(format!("guest-programs/bin/{name}.elf")).expect("bundled program");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut digests = Vec::new();
         for opts in [&configs[0], &configs[1], &configs[5], &configs[9]] {
-            let mut m = machine(&elf, args, stdin);
+            let mut m = machine(&elf, &args, stdin);
             let digest = Digest::default();
             run_traced(&mut m, opts, TraceKind::Blocks, Box::new(digest.clone()), None);
             let d = digest.0.lock().unwrap();
