@@ -291,7 +291,7 @@ mod tests {
         let text = host_listing(&bytes, ip, &[(ip, 0x100b4)]);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with(&format!("  {ip:x}  8b4708 ")), "{text}");
-        assert!(lines[0].contains("mov     eax,[rdi+0x8]"), "{text}");
+        assert!(lines[0].contains("mov     eax,[rdi+8]"), "{text}");
         assert!(lines[0].ends_with("; inline guest access at 0x000100b4"), "{text}");
         assert!(lines[1].ends_with("call    helper Load(2)"), "{text}");
         assert!(lines[2].ends_with("ret"), "{text}");
