@@ -706,7 +706,7 @@ fn dump_refuses_bad_requests() {
     let o = run_prog(&counted_program(), &[], &["--dump", "guest,asm"], &[], b"");
     assert_status(&o, 2, &["unknown dump 'asm' (guest, clif, host, events or all)"]);
     let o = run_prog(&counted_program(), &[], &["--dump", "all", "--backend", "interp"], &[], b"");
-    assert_status(&o, 2, &["--dump shows translations"]);
+    assert_status(&o, 7, &["warning: --dump and --print-code show translations, and the interpreter makes none"]);
     let o = run_prog(&counted_program(), &[], &["--dump-file", "/tmp/x"], &[], b"");
     assert_status(&o, 2, &["--dump-file needs --dump"]);
     let o = run_prog(&counted_program(), &[], &["--dump", "all", "--dump-file", "/nonexistent/dir/x"], &[], b"");

@@ -37,6 +37,7 @@ const KEYS: &[&str] = &[
     "faults_handled",
     "registers_recovered",
     "code_write_faults",
+    "verify",
 ];
 
 /// A small JSON reader for the statistics: an object of strings, numbers, literals and
@@ -152,7 +153,7 @@ fn table_numbers_equal_json_numbers() {
         let (json, top) = flatten(&std::fs::read_to_string(&json_path).unwrap());
 
         assert_eq!(top, KEYS, "the --stats-json keys are stable");
-        assert_eq!(titles, ["run", "translation", "memory accesses", "faults"]);
+        assert_eq!(titles, ["run", "translation", "memory accesses", "faults", "verification"]);
         let mut sorted_rows = rows.clone();
         sorted_rows.sort();
         let mut sorted_json = json.clone();

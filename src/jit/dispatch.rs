@@ -284,27 +284,17 @@ fn run_translated(
             0
         }
         EntryResult::Exit(_) => 0,
-        // An inline store into a page that holds translated code: nothing about the
-        // access changes. The interpreter repeats the store, which unmarks the page and
-        // lists it, so its translations go next.
-        EntryResult::Fault { rip, addr }
-            if u32::try_from(addr.wrapping_sub(arena.0)).is_ok_and(|a| m.mem.is_code_write_fault(a)) =>
-        {
-            let Some(site) = cache.fault_site(rip as u64) else {
-                return Err(JitError::Internal(format!(
-                    "host fault at {rip:#x} (address {addr:#x}) is not an inline guest access"
-                )));
-            };
-            recover(m, &site.recover)?;
-            m.stats.registers_recovered += site.recover.len() as u64;
-            m.cpu.pc = site.pc;
-            m.cpu.retired += u64::from(site.retired);
-            m.stats.faults_handled += 1;
-            m.stats.code_write_faults += 1;
-            1
-        }
         EntryResult::Fault { rip, addr } => {
-            let Some((site, transition)) = cache.inline_fault(rip as u64, addr as u64) else {
+            // An inline store into a page that holds translated code: nothing about the
+            // access changes; the interpreter repeats the store, which unmarks the page
+            // and lists it, so its translations go next. Any other inline fault makes
+            // the access VARIABLE.
+            let code_write = u32::try_from(addr.wrapping_sub(arena.0)).is_ok_and(|a| m.mem.is_code_write_fault(a));
+            let found = match code_write {
+                true => cache.fault_site(rip as u64).map(|site| (site, None)),
+                false => cache.inline_fault(rip as u64, addr as u64),
+            };
+            let Some((site, transition)) = found else {
                 return Err(JitError::Internal(format!(
                     "host fault at {rip:#x} (address {addr:#x}) is not an inline guest access"
                 )));
@@ -319,7 +309,8 @@ fn run_translated(
             if let Some(t) = transition {
                 m.stats.transitions.add(t);
             }
-            0
+            m.stats.code_write_faults += u64::from(code_write);
+            u64::from(code_write)
         }
     };
     let ran = m.cpu.retired - before;
