@@ -149,23 +149,38 @@ unsafe impl Send for Arena {}
 
 impl Arena {
     fn reserve() -> std::io::Result<Arena> {
+        // Reserve one huge page more than needed and keep the part that starts on a
+        // huge-page boundary: guest ranges aligned to 2 MiB are then aligned in the host
+        // too, which transparent huge pages need.
         let len = (GUEST_SPACE + ARENA_GUARD) as usize;
+        let slack = HUGE_PAGE as usize;
         // SAFETY: an anonymous private PROT_NONE mapping at an address of the kernel's
         // choosing; it aliases nothing.
-        let base = unsafe {
+        let raw = unsafe {
             libc::mmap(
                 ptr::null_mut(),
-                len,
+                len + slack,
                 libc::PROT_NONE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
                 0,
             )
         };
-        if base == libc::MAP_FAILED {
+        if raw == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(Arena { base: base.cast() })
+        let head = (raw as usize).next_multiple_of(slack) - raw as usize;
+        // SAFETY: both ranges are the unused ends of the reservation just made.
+        unsafe {
+            if head > 0 {
+                libc::munmap(raw, head);
+            }
+            if slack - head > 0 {
+                libc::munmap(raw.cast::<u8>().add(head + len).cast(), slack - head);
+            }
+        }
+        // SAFETY: `head` < `slack`, inside the reservation.
+        Ok(Arena { base: unsafe { raw.cast::<u8>().add(head) } })
     }
 
     pub fn base(&self) -> *mut u8 {
@@ -215,6 +230,17 @@ impl Arena {
         // SAFETY: advisory only, on our own mapping.
         unsafe {
             libc::madvise(self.base.add(start as usize).cast(), (end - u64::from(start)) as usize, libc::MADV_HUGEPAGE);
+        }
+    }
+
+    /// Backs the huge-page-aligned `[start, end)` by huge pages now (`MADV_COLLAPSE`,
+    /// Linux 6.1 and later): a heap that grows a little at a time is touched before a
+    /// whole aligned huge page lies inside it, so its page faults only ever get small
+    /// pages. Best effort: where the kernel cannot, the pages stay small.
+    fn collapse_huge(&self, start: u32, end: u64) {
+        // SAFETY: advisory only, on our own mapping; the contents are kept.
+        unsafe {
+            libc::madvise(self.base.add(start as usize).cast(), (end - u64::from(start)) as usize, libc::MADV_COLLAPSE);
         }
     }
 }
@@ -281,6 +307,17 @@ impl std::fmt::Debug for Memory {
 
 /// RAM regions of at least this size ask for transparent huge pages.
 const HUGE_PAGE_MIN: u64 = 2 << 20;
+/// The size (and alignment) of an x86-64 huge page.
+const HUGE_PAGE: u64 = 2 << 20;
+
+/// The aligned huge pages that a region growing from `[start, old_end)` to
+/// `[start, new_end)` covers whole for the first time, as one range.
+fn newly_whole_huge_pages(start: u64, old_end: u64, new_end: u64) -> Option<(u64, u64)> {
+    let first =
+        start.next_multiple_of(HUGE_PAGE).max((old_end + 1).saturating_sub(HUGE_PAGE).next_multiple_of(HUGE_PAGE));
+    let last = new_end & !(HUGE_PAGE - 1);
+    (first < last).then_some((first, last))
+}
 
 pub fn page_down(addr: u64) -> u64 {
     addr & !(u64::from(PAGE) - 1)
@@ -452,7 +489,13 @@ impl Memory {
             if self.huge_pages && new_top - u64::from(start) >= HUGE_PAGE_MIN {
                 self.arena.advise_huge(start, new_top);
             }
-            self.arena.protect(old_top as u32, new_top, PERM_R | PERM_W).is_ok()
+            let ok = self.arena.protect(old_top as u32, new_top, PERM_R | PERM_W).is_ok();
+            if let Some((first, last)) = newly_whole_huge_pages(u64::from(start), old_top, new_top) {
+                if ok && self.huge_pages {
+                    self.arena.collapse_huge(first as u32, last);
+                }
+            }
+            ok
         } else if new_top < old_top {
             self.arena.discard(new_top as u32, old_top).is_ok()
         } else {
@@ -815,6 +858,36 @@ mod tests {
         assert_eq!(m.load(0x1_5000, Width::B4), Ok(0), "regrown heap is zeroed");
         assert_eq!(m.set_brk(0x1000), 0x1_6000, "below heap start: unchanged");
         assert_eq!(m.set_brk(0xffff_0000), 0x1_6000, "beyond limit: unchanged");
+    }
+
+    #[test]
+    fn the_arena_starts_on_a_huge_page_boundary() {
+        for _ in 0..4 {
+            let m = Memory::new(true, false).unwrap();
+            assert_eq!(m.arena_base() as u64 % HUGE_PAGE, 0);
+        }
+    }
+
+    #[test]
+    fn a_growing_heap_collapses_each_huge_page_once_it_covers_it_whole() {
+        const MIB: u64 = 1 << 20;
+        // A heap from 0x13000: [0, 2 MiB) starts below it, [2 MiB, 4 MiB) is the first.
+        assert_eq!(newly_whole_huge_pages(0x1_3000, 0x1_3000, 2 * MIB), None);
+        assert_eq!(newly_whole_huge_pages(0x1_3000, 2 * MIB, 4 * MIB - 0x1000), None);
+        assert_eq!(newly_whole_huge_pages(0x1_3000, 4 * MIB - 0x1000, 4 * MIB), Some((2 * MIB, 4 * MIB)));
+        assert_eq!(newly_whole_huge_pages(0x1_3000, 4 * MIB, 6 * MIB - 0x1000), None, "already whole");
+        assert_eq!(newly_whole_huge_pages(0x1_3000, 5 * MIB, 6 * MIB), Some((4 * MIB, 6 * MIB)));
+        assert_eq!(newly_whole_huge_pages(0x1_3000, 3 * MIB, 9 * MIB + 5), Some((2 * MIB, 8 * MIB)));
+        assert_eq!(newly_whole_huge_pages(2 * MIB, 2 * MIB, 4 * MIB), Some((2 * MIB, 4 * MIB)), "an aligned start");
+        // Growth keeps the contents of a collapsed heap.
+        let mut m = Memory::new(true, false).unwrap();
+        m.add_ram(0x1_0000, 0x1_3000, PERM_R | PERM_W, "data").unwrap();
+        m.set_heap(0x1_3000, 0x1000_0000);
+        assert_eq!(m.set_brk(0x1_3000 + 0x1_0000), 0x2_3000);
+        m.store(0x2_0000, Width::B4, 0x1234_5678).unwrap();
+        assert_eq!(m.set_brk(0x40_1000), 0x40_1000);
+        assert_eq!(m.load(0x2_0000, Width::B4), Ok(0x1234_5678));
+        assert_eq!(m.load(0x3f_fffc, Width::B4), Ok(0));
     }
 
     #[test]
