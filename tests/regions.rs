@@ -127,3 +127,57 @@ fn max_insns_stops_exactly_inside_regions() {
         }
     }
 }
+
+/// A loop whose body has a diamond: `i` is written before it and used after the
+/// access in the merge block (one value from the dominator, not a parameter of the
+/// merge), `s4` in one arm only (a parameter of the merge). After iteration `k` the
+/// pointer jumps to `target`.
+fn diamond(n: u32, k: u32, target: u32) -> Vec<u32> {
+    let mut t = Vec::new();
+    t.extend(li(S0, DATA_BASE));
+    t.extend(li(S1, n));
+    t.extend(li(S2, 0));
+    t.extend(li(S3, 0));
+    t.extend(li(S4, 0));
+    t.extend(li(S5, k));
+    t.extend(li(S6, target));
+    let head = t.len();
+    t.push(addi(S3, S3, 1)); // i += 1
+    t.push(i_type(0x13, 7, T2, S3, 1)); // andi t2, i, 1
+    t.push(beq(T2, ZERO, 8)); // even: skip the arm
+    t.push(addi(S4, S4, 3)); // odd: s4 += 3
+    t.push(slli(T1, S3, 2)); // merge: t1 = i << 2
+    t.push(lbu(T0, S0, 0)); // the access (i, s4, t1 live across it)
+    t.push(add(S2, S2, T0));
+    t.push(add(S2, S2, S4));
+    t.push(add(S2, S2, T1));
+    t.push(addi(S0, S0, 1));
+    t.push(bne(S3, S5, 8));
+    t.push(addi(S0, S6, 0));
+    let back = t.len();
+    t.push(blt(S3, S1, -(((back - head) * 4) as i32)));
+    t.push(add(A0, S2, S4));
+    t.extend(exit_seq());
+    t
+}
+
+#[test]
+fn values_from_dominators_and_merge_parameters_are_exact_at_faults_and_stops() {
+    for mem in [MemMode::Calls, MemMode::Adaptive, MemMode::Fastmem] {
+        let (m, exit) = check(&diamond(700, 10_000, DATA_BASE), mem, 3, 1_000_000);
+        assert!(matches!(exit, Exit::Exited(_)), "{mem:?}: {exit:?}");
+        assert!(m.stats.cache.region_blocks >= 3, "{mem:?}: the diamond is inside a region");
+        for limit in [5, 333, 4001] {
+            assert_eq!(check(&diamond(700, 10_000, DATA_BASE), mem, 3, limit).1, Exit::InsnLimit(limit));
+        }
+    }
+    // The access faults in the merge block: on a device (the run goes on) and on
+    // unmapped memory (the run ends), after both an odd and an even iteration.
+    for k in [201, 202] {
+        let (m, exit) = check(&diamond(260, k, UART_BASE), MemMode::Fastmem, 3, 1_000_000);
+        assert!(matches!(exit, Exit::Exited(_)), "{exit:?}");
+        assert!(m.stats.faults_handled >= 1, "the merge block's inline access faulted");
+        let (_, exit) = check(&diamond(400, k, 0x4000_0000), MemMode::Fastmem, 3, 1_000_000);
+        assert!(matches!(exit, Exit::Fault(f) if f.addr == 0x4000_0000), "{exit:?}");
+    }
+}

@@ -212,8 +212,20 @@ struct Lifter<'a, 'b> {
     total: Value,
     /// Current value of each guest register the region uses (x0 and unused: None).
     vals: [Option<Value>; 32],
-    /// The registers the region writes, in order (the block parameters after the total).
-    used: Vec<u8>,
+    /// Per region block: the registers passed to it as parameters (after the running
+    /// total), or `None` for a block with one edge into it, which continues with the
+    /// values its predecessor had (see [`block_parameters`]).
+    params: Vec<Option<Vec<u8>>>,
+    /// Per region block: its immediate dominator (see [`block_parameters`]).
+    idom: Vec<Option<usize>>,
+    /// Per region block with one edge into it: the state at that edge.
+    entry_state: Vec<Option<EdgeState>>,
+    /// Per region block: the state at its end (where its edges leave).
+    end_state: Vec<Option<EdgeState>>,
+    /// The state on entry to the region.
+    entry: Option<EdgeState>,
+    /// The registers the region writes, with their values on entry.
+    entry_vals: Vec<(u8, Value)>,
     /// The registers it only reads, with their values from the entry.
     invariant: Vec<(u8, Value)>,
     /// Registers and sites at inline accesses whose values the fault path recovers
@@ -240,6 +252,126 @@ struct Lifter<'a, 'b> {
     tail_sig: ir::SigRef,
     slot_for: &'b mut dyn FnMut(u32) -> u64,
     sites: Vec<Site>,
+}
+
+/// The values guest registers have on an edge into a block without parameters.
+#[derive(Clone, Copy)]
+struct EdgeState {
+    vals: [Option<Value>; 32],
+    labels: [u32; 33],
+    total: Value,
+}
+
+/// How region blocks are lifted: in `order`; per block the registers (of `used`, the
+/// registers the region writes) it takes as parameters, or `None` for a block with one
+/// edge into it, which continues with its predecessor's values; and per block its
+/// immediate dominator (`None` for the head and blocks the head does not reach).
+///
+/// Joins (the head when something jumps back to it, and blocks with two or more edges
+/// in) take the running total and the registers that can arrive with different values:
+/// those whose writes have the join in their iterated dominance frontier. Every other
+/// register has there the value it had at the end of the join's immediate dominator.
+/// So no parameter always receives the same value: Cranelift would remove it, and with
+/// it the value label the fault path looks for.
+struct BlockParams {
+    order: Vec<usize>,
+    params: Vec<Option<Vec<u8>>>,
+    idom: Vec<Option<usize>>,
+}
+
+fn block_parameters(region: &Region, used: &[u8]) -> BlockParams {
+    let n = region.blocks.len();
+    let succ: Vec<&[usize]> = (0..n).map(|b| region.inside_successors(b)).collect();
+    // Breadth first from the head: dominators, and the one predecessor of a block with
+    // one edge in, come before the block.
+    let mut order = vec![0usize];
+    let mut reached = vec![false; n];
+    reached[0] = true;
+    let mut at = 0;
+    while at < order.len() {
+        for &s in succ[order[at]] {
+            if !reached[s] {
+                reached[s] = true;
+                order.push(s);
+            }
+        }
+        at += 1;
+    }
+    let mut preds = vec![Vec::new(); n];
+    for b in order.iter().copied() {
+        for &s in succ[b] {
+            preds[s].push(b);
+        }
+    }
+    // Dominator sets (regions are small), then immediate dominators.
+    let mut dom: Vec<Vec<bool>> = (0..n).map(|b| (0..n).map(|d| b != 0 || d == 0).collect()).collect();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &b in &order[1..] {
+            let mut d: Vec<bool> = (0..n).map(|x| preds[b].iter().all(|&p| dom[p][x])).collect();
+            d[b] = true;
+            if d != dom[b] {
+                dom[b] = d;
+                changed = true;
+            }
+        }
+    }
+    let depth = |b: usize| dom[b].iter().filter(|&&x| x).count();
+    let idom: Vec<Option<usize>> = (0..n)
+        .map(|b| {
+            (reached[b] && b != 0).then(|| (0..n).filter(|&d| d != b && dom[b][d]).max_by_key(|&d| depth(d))).flatten()
+        })
+        .collect();
+    // Dominance frontiers; the head's entry counts as one more edge into it.
+    let mut frontier = vec![Vec::new(); n];
+    for &b in &order {
+        let edges_in = preds[b].len() + usize::from(b == 0);
+        if edges_in < 2 {
+            continue;
+        }
+        for &p in &preds[b] {
+            let mut runner = Some(p);
+            while let Some(x) = runner {
+                if Some(x) == idom[b] {
+                    break;
+                }
+                if !frontier[x].contains(&b) {
+                    frontier[x].push(b);
+                }
+                runner = idom[x];
+            }
+        }
+    }
+    // Per register, the joins in the iterated frontier of the blocks that write it.
+    let block_writes: Vec<u32> =
+        region.blocks.iter().map(|b| b.insts.iter().fold(0u32, |acc, i| acc | writes(i))).collect();
+    let mut phis = vec![0u32; n];
+    for &r in used {
+        let bit = 1u32 << r;
+        let mut work: Vec<usize> = order.iter().copied().filter(|&b| block_writes[b] & bit != 0).collect();
+        while let Some(x) = work.pop() {
+            for &y in &frontier[x] {
+                if phis[y] & bit == 0 {
+                    phis[y] |= bit;
+                    work.push(y);
+                }
+            }
+        }
+    }
+    order.extend((0..n).filter(|&b| !reached[b]));
+    let params = (0..n)
+        .map(|b| {
+            if !reached[b] {
+                Some(used.to_vec())
+            } else if region.join[b] {
+                Some(used.iter().copied().filter(|&r| phis[b] & (1 << r) != 0).collect())
+            } else {
+                None
+            }
+        })
+        .collect();
+    BlockParams { order, params, idom }
 }
 
 /// Registers an instruction writes, as a mask.
@@ -365,30 +497,30 @@ pub fn lift_region(
     let insts = || region.blocks.iter().flat_map(|bl| bl.insts.iter());
     let mask = insts().fold(0u32, |acc, i| acc | reads(i) | writes(i));
     let written = insts().fold(0u32, |acc, i| acc | writes(i));
-    let mut args: Vec<BlockArg> = vec![retired0.into()];
-    let (mut used, mut invariant) = (Vec::new(), Vec::new());
+    let (mut used, mut invariant, mut entry_vals) = (Vec::new(), Vec::new(), Vec::new());
     for r in (1..32u8).filter(|r| mask & (1 << r) != 0) {
         let v = b.ins().load(I32, trusted(), cpu, OFFSET_REGS + 4 * i32::from(r));
         if written & (1 << r) != 0 {
             used.push(r);
-            args.push(v.into());
+            entry_vals.push((r, v));
         } else {
             invariant.push((r, v));
         }
     }
-    let blocks: Vec<ir::Block> = region
-        .blocks
+    let BlockParams { order, params, idom } = block_parameters(region, &used);
+    let blocks: Vec<ir::Block> = params
         .iter()
-        .map(|_| {
+        .map(|p| {
             let blk = b.create_block();
-            b.append_block_param(blk, I64);
-            for _ in &used {
-                b.append_block_param(blk, I32);
+            if let Some(regs) = p {
+                b.append_block_param(blk, I64);
+                for _ in regs {
+                    b.append_block_param(blk, I32);
+                }
             }
             blk
         })
         .collect();
-    b.ins().jump(blocks[0], &args);
 
     let mut l = Lifter {
         b,
@@ -399,7 +531,12 @@ pub fn lift_region(
         cpu,
         total: retired0,
         vals: [None; 32],
-        used,
+        params,
+        idom,
+        entry_state: vec![None; region.blocks.len()],
+        end_state: vec![None; region.blocks.len()],
+        entry: None,
+        entry_vals,
         invariant,
         recoveries: Vec::new(),
         access_sites: Vec::new(),
@@ -415,7 +552,20 @@ pub fn lift_region(
         slot_for,
         sites: vec![Site { pc: head_pc, retired: 0 }],
     };
-    for cur in 0..region.blocks.len() {
+    // The entry: into the head's parameters, or (when nothing in the region jumps back
+    // to it) straight on with the values just loaded.
+    for &(r, v) in &l.invariant.clone() {
+        l.vals[r as usize] = Some(v);
+    }
+    for &(r, v) in &l.entry_vals.clone() {
+        l.vals[r as usize] = Some(v);
+        l.label(usize::from(r), v);
+    }
+    l.label(TOTAL, retired0);
+    l.entry = Some(l.state());
+    let args = l.pass_to(0);
+    l.b.ins().jump(l.blocks[0], &args);
+    for cur in order {
         l.cur = cur;
         l.dirty = l.dirty_in[cur];
         l.b.switch_to_block(l.blocks[cur]);
@@ -447,17 +597,34 @@ impl Lifter<'_, '_> {
         &self.region.blocks[self.cur]
     }
 
-    /// Takes the current values from the parameters of region block `b`.
+    /// Takes the current values from the parameters of region block `b`, or from the
+    /// one edge into it.
     fn enter_block(&mut self, b: usize) {
-        let params = self.b.block_params(self.blocks[b]).to_vec();
-        self.total = params[0];
-        self.label(TOTAL, self.total);
-        for (k, &r) in self.used.clone().iter().enumerate() {
-            self.vals[r as usize] = Some(params[k + 1]);
-            self.label(usize::from(r), params[k + 1]);
-        }
-        for &(r, v) in &self.invariant {
-            self.vals[r as usize] = Some(v);
+        match self.params[b].clone() {
+            Some(regs) => {
+                // Registers without a parameter have their values from the end of the
+                // immediate dominator (the entry's, for the head).
+                let base = match self.idom[b] {
+                    Some(d) => self.end_state[d],
+                    None => self.entry,
+                }
+                .expect("a dominator is lifted before the blocks it dominates");
+                self.vals = base.vals;
+                self.labels = base.labels;
+                let params = self.b.block_params(self.blocks[b]).to_vec();
+                self.total = params[0];
+                self.label(TOTAL, self.total);
+                for (k, &r) in regs.iter().enumerate() {
+                    self.vals[r as usize] = Some(params[k + 1]);
+                    self.label(usize::from(r), params[k + 1]);
+                }
+            }
+            None => {
+                let state = self.entry_state[b].expect("a block with one edge in is lifted after its predecessor");
+                self.vals = state.vals;
+                self.labels = state.labels;
+                self.total = state.total;
+            }
         }
     }
 
@@ -468,11 +635,25 @@ impl Lifter<'_, '_> {
         self.next_label += 1;
     }
 
-    /// Arguments for a jump to a region block: the running total and the registers.
-    fn block_args(&self) -> Vec<BlockArg> {
-        let mut args: Vec<BlockArg> = vec![self.total.into()];
-        args.extend(self.used.iter().map(|&r| BlockArg::from(self.vals[r as usize].expect("used register"))));
-        args
+    /// Arguments for a jump to region block `s`: the running total and its registers;
+    /// for a block without parameters, none (its state is recorded for it instead).
+    fn pass_to(&mut self, s: usize) -> Vec<BlockArg> {
+        match &self.params[s] {
+            Some(regs) => {
+                let mut args: Vec<BlockArg> = vec![self.total.into()];
+                args.extend(regs.iter().map(|&r| BlockArg::from(self.vals[r as usize].expect("used register"))));
+                args
+            }
+            None => {
+                self.entry_state[s] = Some(self.state());
+                Vec::new()
+            }
+        }
+    }
+
+    /// The current values (for a block entered by one edge, or dominated by this one).
+    fn state(&self) -> EdgeState {
+        EdgeState { vals: self.vals, labels: self.labels, total: self.total }
     }
 
     fn reg(&mut self, r: u8) -> Value {
@@ -632,12 +813,15 @@ impl Lifter<'_, '_> {
             self.exit_chain(target, executed);
             return;
         };
+        if self.end_state[self.cur].is_none() {
+            self.end_state[self.cur] = Some(self.state());
+        }
         let saved_total = self.total;
         if self.region.join[s] {
             self.total = self.retired_after(executed);
             self.dirty |= RETIRED_BIT;
         }
-        let args = self.block_args();
+        let args = self.pass_to(s);
         if e.back {
             // Leave for the dispatcher (at the target's start) when the stretch from the
             // target could pass the budget, or a helper asked for the dispatcher.
