@@ -227,6 +227,7 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
         ("region_blocks", s.cache.region_blocks.to_string()),
         ("region_compile_ns", s.cache.region_compile_ns.to_string()),
         ("full_sync_translations", s.cache.full_sync_translations.to_string()),
+        ("recovery_recompiles", s.cache.recovery_recompiles.to_string()),
         ("code_pages_invalidated", s.cache.code_pages_invalidated.to_string()),
         ("blocks_split", s.cache.blocks_split.to_string()),
         (
@@ -281,6 +282,7 @@ const STATS_GROUPS: &[(&str, &[&str])] = &[
             "region_blocks",
             "region_compile_ns",
             "full_sync_translations",
+            "recovery_recompiles",
             "code_pages_invalidated",
             "blocks_split",
             "by_backend",

@@ -40,6 +40,9 @@ pub struct CacheStats {
     /// Translations that store every changed guest register before every inline access
     /// (the fault path could not have found some of them).
     pub full_sync_translations: u64,
+    /// Compiles done again to store registers the fault path could not find at an
+    /// inline access (see `backend::cranelift`).
+    pub recovery_recompiles: u64,
     /// Blocks whose code was too large for one translation and were split.
     pub blocks_split: u64,
     /// Guest pages whose translations were dropped because their code was written.

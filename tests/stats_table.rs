@@ -31,6 +31,7 @@ const KEYS: &[&str] = &[
     "region_blocks",
     "region_compile_ns",
     "full_sync_translations",
+    "recovery_recompiles",
     "code_pages_invalidated",
     "blocks_split",
     "by_backend",

@@ -601,6 +601,7 @@ impl CodeCache {
         let one = BackendStats { blocks: 1, guest_insns: insns, compile_ns, code_bytes: u64::from(t.size) };
         self.stats.record(name, one);
         self.stats.full_sync_translations += u64::from(t.full_sync);
+        self.stats.recovery_recompiles += u64::from(t.recompiles);
         if region.blocks.len() > 1 {
             self.stats.regions_compiled += 1;
             self.stats.region_blocks += region.blocks.len() as u64;

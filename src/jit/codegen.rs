@@ -54,6 +54,9 @@ pub struct Translation {
     /// The code stores every changed guest register before every inline access,
     /// because the fault path could not have recovered some of them.
     pub full_sync: bool,
+    /// Compiles of this translation before this one that were dropped because the
+    /// fault path could not have found some register (the next one stores it).
+    pub recompiles: u32,
 }
 
 /// Where the fault path finds a guest register's value that translated code did not

@@ -42,7 +42,15 @@ pub struct CraneliftBackend {
     helper_ids: [u32; HELPERS],
     ctx: Context,
     fctx: FunctionBuilderContext,
+    /// Per inline access pc: registers the fault path could not find there in an
+    /// earlier compile. Regions overlap (a hot loop is part of the regions grown from
+    /// each of its hot blocks), so a new region starts with these stored, which saves
+    /// it most of its compile rounds.
+    learned: HashMap<u32, u32>,
 }
+
+/// Bound on the access pcs [`CraneliftBackend::learned`] remembers.
+const MAX_LEARNED: usize = 1 << 16;
 
 fn build_isa(config: &CraneliftConfig) -> Result<OwnedTargetIsa, JitError> {
     let setup = |e: &dyn std::fmt::Display| JitError::Setup(e.to_string());
@@ -68,6 +76,7 @@ impl CraneliftBackend {
             helper_ids: [0; HELPERS],
             ctx: Context::new(),
             fctx: FunctionBuilderContext::new(),
+            learned: HashMap::new(),
         };
         backend.rebuild_module()?;
         Ok(backend)
@@ -194,8 +203,8 @@ impl CraneliftBackend {
         if !missing.is_empty() {
             return Ok(Err(missing));
         }
-        let full_sync = false;
-        Ok(Ok(Translation { code, size: compiled.code_info().total_size, inline_accesses, ir, full_sync }))
+        let size = compiled.code_info().total_size;
+        Ok(Ok(Translation { code, size, inline_accesses, ir, full_sync: false, recompiles: 0 }))
     }
 }
 
@@ -212,20 +221,25 @@ impl Backend for CraneliftBackend {
         // Where the fault path would miss a register (computed after the access, or not
         // kept), store it before that access and compile again; after a few rounds,
         // store every changed register before every inline access.
-        let mut forced = HashMap::new();
-        for _ in 0..MAX_RECOVERY_ROUNDS {
+        let mut forced: HashMap<u32, u32> =
+            region.access_pcs().into_iter().filter_map(|pc| Some((pc, *self.learned.get(&pc)?))).collect();
+        for round in 0..MAX_RECOVERY_ROUNDS {
             match self.compile_with(region, env, &forced)? {
-                Ok(t) => return Ok(t),
+                Ok(t) => return Ok(Translation { recompiles: round as u32, ..t }),
                 Err(missing) => {
+                    if self.learned.len() > MAX_LEARNED {
+                        self.learned.clear();
+                    }
                     for (pc, regs) in missing {
                         *forced.entry(pc).or_insert(0) |= regs;
+                        *self.learned.entry(pc).or_insert(0) |= regs;
                     }
                 }
             }
         }
         let all = region.access_pcs().into_iter().map(|pc| (pc, u32::MAX)).collect();
         match self.compile_with(region, env, &all)? {
-            Ok(t) => Ok(Translation { full_sync: true, ..t }),
+            Ok(t) => Ok(Translation { full_sync: true, recompiles: MAX_RECOVERY_ROUNDS as u32, ..t }),
             Err(_) => {
                 Err(JitError::Compile { pc: region.head().pc, msg: "no recovery needed, yet none possible".into() })
             }

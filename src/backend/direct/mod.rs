@@ -84,7 +84,7 @@ impl Backend for DirectBackend {
             Some(shortage) => JitError::CodeMemory(shortage),
             None => err(format!("code memory: {e}")),
         })??;
-        Ok(Translation { code, size: size as u32, inline_accesses, ir: None, full_sync: false })
+        Ok(Translation { code, size: size as u32, inline_accesses, ir: None, full_sync: false, recompiles: 0 })
     }
 
     fn flush(&mut self) -> Result<(), JitError> {
