@@ -247,6 +247,7 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
         ),
         ("faults_handled", s.faults_handled.to_string()),
         ("registers_recovered", s.registers_recovered.to_string()),
+        ("registers_computed", s.registers_computed.to_string()),
         ("code_write_faults", s.code_write_faults.to_string()),
         (
             "verify",
@@ -289,7 +290,7 @@ const STATS_GROUPS: &[(&str, &[&str])] = &[
         ],
     ),
     ("memory accesses", &["mem_mode", "accesses", "transitions"]),
-    ("faults", &["faults_handled", "registers_recovered", "code_write_faults"]),
+    ("faults", &["faults_handled", "registers_recovered", "registers_computed", "code_write_faults"]),
     ("verification", &["verify"]),
 ];
 

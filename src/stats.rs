@@ -119,6 +119,9 @@ pub struct Stats {
     /// Guest registers (and retired totals) the fault path took from the faulting code's
     /// host registers and frame.
     pub registers_recovered: u64,
+    /// Of those, the ones computed from another value the code kept (see
+    /// `ValueLoc::Computed`).
+    pub registers_computed: u64,
     /// `--verify`: what was checked.
     pub verify: VerifyStats,
 }

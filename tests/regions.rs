@@ -181,3 +181,42 @@ fn values_from_dominators_and_merge_parameters_are_exact_at_faults_and_stops() {
         assert!(matches!(exit, Exit::Fault(f) if f.addr == 0x4000_0000), "{exit:?}");
     }
 }
+
+/// A loop whose counter `s7 += 4` is first used after the access: the optimizer
+/// computes its new value there, so at a fault in the access the fault path computes it
+/// from the old value the code keeps. After iteration `k` the pointer jumps to `target`.
+fn lazy(n: u32, k: u32, target: u32) -> Vec<u32> {
+    const S7: u8 = 23;
+    let mut t = Vec::new();
+    t.extend(li(S0, DATA_BASE));
+    t.extend(li(S1, n));
+    t.extend(li(S2, 0));
+    t.extend(li(S3, 0));
+    t.extend(li(S5, k));
+    t.extend(li(S6, target));
+    t.extend(li(S7, 0x100));
+    let head = t.len();
+    t.push(addi(S7, S7, 4)); // first used after the access
+    t.push(addi(S3, S3, 1));
+    t.push(lbu(T0, S0, 0)); // the access
+    t.push(add(S2, S2, T0));
+    t.push(xor(S2, S2, S7));
+    t.push(addi(S0, S0, 1));
+    t.push(bne(S3, S5, 8));
+    t.push(addi(S0, S6, 0));
+    let back = t.len();
+    t.push(blt(S3, S1, -(((back - head) * 4) as i32)));
+    t.push(add(A0, S2, S7));
+    t.extend(exit_seq());
+    t
+}
+
+#[test]
+fn a_register_computed_after_the_access_is_computed_by_the_fault_path() {
+    let (m, exit) = check(&lazy(300, 200, UART_BASE), MemMode::Fastmem, 3, 1_000_000);
+    assert!(matches!(exit, Exit::Exited(_)), "{exit:?}");
+    assert!(m.stats.faults_handled >= 1);
+    assert!(m.stats.registers_computed >= 1, "computed registers: {}", m.stats.registers_computed);
+    let (_, exit) = check(&lazy(300, 200, 0x4000_0000), MemMode::Fastmem, 3, 1_000_000);
+    assert!(matches!(exit, Exit::Fault(f) if f.addr == 0x4000_0000), "{exit:?}");
+}

@@ -37,6 +37,7 @@ const KEYS: &[&str] = &[
     "by_backend",
     "faults_handled",
     "registers_recovered",
+    "registers_computed",
     "code_write_faults",
     "verify",
 ];

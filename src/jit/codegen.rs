@@ -69,6 +69,49 @@ pub enum ValueLoc {
     Cfa(i32),
     /// A constant.
     Const(u32),
+    /// Computed from the 32-bit value at a host register or stack slot by the first
+    /// `len` steps, in order: the code computes the register's value after the access
+    /// (or not at all, where it folded it into its uses), from a value it keeps.
+    Computed(Place, [Step; MAX_STEPS], u8),
+}
+
+/// A host register or stack slot (see [`ValueLoc`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    Gpr(u8),
+    Cfa(i32),
+}
+
+/// Most steps of a [`ValueLoc::Computed`].
+pub const MAX_STEPS: usize = 3;
+
+/// One 32-bit operation with a constant (shift amounts are taken mod 32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Add(u32),
+    Mul(u32),
+    And(u32),
+    Or(u32),
+    Xor(u32),
+    Shl(u32),
+    Shr(u32),
+    Sar(u32),
+}
+
+impl Step {
+    /// Applies the step to `x`.
+    pub fn apply(self, x: u32) -> u32 {
+        match self {
+            Step::Add(c) => x.wrapping_add(c),
+            Step::Mul(c) => x.wrapping_mul(c),
+            Step::And(c) => x & c,
+            Step::Or(c) => x | c,
+            Step::Xor(c) => x ^ c,
+            Step::Shl(c) => x << (c & 31),
+            Step::Shr(c) => x >> (c & 31),
+            Step::Sar(c) => ((x as i32) >> (c & 31)) as u32,
+        }
+    }
 }
 
 /// Guest "register" number that stands for the running retired total in a recovery

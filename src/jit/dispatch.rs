@@ -20,7 +20,7 @@ use crate::jit::abi::{EXIT_HOT, EXIT_STEP};
 use crate::jit::access::RegionClass;
 use crate::jit::block::ends_block;
 use crate::jit::cache::{CodeCache, Compiled};
-use crate::jit::codegen::{ValueLoc, RECOVER_RETIRED};
+use crate::jit::codegen::{Place, ValueLoc, RECOVER_RETIRED};
 use crate::jit::fault::{self, EntryResult};
 use crate::jit::verify::Verifier;
 use crate::jit::JitError;
@@ -130,13 +130,21 @@ fn recover(m: &mut Machine, list: &[(u8, ValueLoc)]) -> Result<(), JitError> {
         return Ok(());
     }
     fault::with_fault_context(|ctx| {
+        let read = |place: Place| match place {
+            Place::Gpr(g) => Ok(ctx.gprs[usize::from(g & 15)]),
+            Place::Cfa(off) => ctx
+                .frame_u64(i64::from(off))
+                .ok_or_else(|| JitError::Internal(format!("a guest register's stack slot (CFA{off:+}) was not kept"))),
+        };
         for &(r, loc) in list {
             let value = match loc {
-                ValueLoc::Gpr(g) => ctx.gprs[usize::from(g & 15)],
-                ValueLoc::Cfa(off) => ctx.frame_u64(i64::from(off)).ok_or_else(|| {
-                    JitError::Internal(format!("a guest register's stack slot (CFA{off:+}) was not kept"))
-                })?,
+                ValueLoc::Gpr(g) => read(Place::Gpr(g))?,
+                ValueLoc::Cfa(off) => read(Place::Cfa(off))?,
                 ValueLoc::Const(c) => u64::from(c),
+                ValueLoc::Computed(place, steps, len) => {
+                    let x = read(place)? as u32;
+                    u64::from(steps[..usize::from(len)].iter().fold(x, |x, s| s.apply(x)))
+                }
             };
             if r == RECOVER_RETIRED {
                 m.cpu.retired = value;
@@ -303,6 +311,8 @@ fn run_translated(
             // kept them; pc and the retired count come from the map.
             recover(m, &site.recover)?;
             m.stats.registers_recovered += site.recover.len() as u64;
+            m.stats.registers_computed +=
+                site.recover.iter().filter(|(_, loc)| matches!(loc, ValueLoc::Computed(..))).count() as u64;
             m.cpu.pc = site.pc;
             m.cpu.retired += u64::from(site.retired);
             m.stats.faults_handled += 1;

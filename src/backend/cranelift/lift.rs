@@ -35,7 +35,7 @@ use crate::jit::abi::{
 };
 use crate::jit::access::{AccessState, RegionClass};
 use crate::jit::block::{is_access, BlockEnd};
-use crate::jit::codegen::AccessPlan;
+use crate::jit::codegen::{AccessPlan, Step, MAX_STEPS};
 use crate::jit::region::Region;
 use crate::memory::Device;
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -132,13 +132,17 @@ const TOTAL: usize = 32;
 /// [`RETIRED_BIT`] for the running total) the code did not store before it, the value
 /// label of each one's current value (every SSA value a guest register takes gets a
 /// label of its own, so a location found for it is that value's, never an older one's),
-/// and those that are constants.
+/// and those that are constants. For a register whose value is computed from another
+/// value by operations with constants, also that value's label and the operations: the
+/// optimizer may compute the register's value after the access, or fold it into its
+/// uses, while the value it comes from is still kept.
 #[derive(Clone, Debug)]
 pub struct Recovery {
     pub site: u32,
     pub regs: u32,
     pub labels: Vec<(u8, u32)>,
     pub consts: Vec<(u8, u32)>,
+    pub chains: Vec<(u8, u32, Vec<Step>)>,
 }
 
 /// A lifted region: the sites its source locations index, and what the fault path must
@@ -722,12 +726,17 @@ impl Lifter<'_, '_> {
             let total = self.total;
             self.b.ins().store(trusted(), total, self.cpu, OFFSET_RETIRED);
         }
-        let mut consts = Vec::new();
+        let (mut consts, mut chains) = (Vec::new(), Vec::new());
         for r in 1..32u8 {
             if keep & (1 << r) != 0 {
                 let v = self.reg(r);
                 if let Some(c) = self.const_of(v) {
                     consts.push((r, c));
+                } else if let Some((leaf, steps)) = self.chain_of(v) {
+                    let label = self.next_label;
+                    self.b.set_val_label(leaf, ValueLabel::from_u32(label));
+                    self.next_label += 1;
+                    chains.push((r, label, steps));
                 }
             }
         }
@@ -745,7 +754,7 @@ impl Lifter<'_, '_> {
             .filter(|r| keep & (1 << r) != 0)
             .map(|r| (r, self.labels[if r == 0 { TOTAL } else { usize::from(r) }]))
             .collect();
-        self.recoveries.push(Recovery { site, regs: keep, labels, consts });
+        self.recoveries.push(Recovery { site, regs: keep, labels, consts, chains });
     }
 
     /// Flags of an inline access at the current instruction: a trap code of its own (see
@@ -755,6 +764,50 @@ impl Lifter<'_, '_> {
         let code = inline_trap_code(self.access_sites.len() as u32);
         self.access_sites.push(site);
         MemFlagsData::new().with_trap_code(Some(code))
+    }
+
+    /// `v` as up to [`MAX_STEPS`] operations with constants applied to another 32-bit
+    /// value (the leaf), innermost first; `None` when `v` is not such an operation.
+    fn chain_of(&self, v: Value) -> Option<(Value, Vec<Step>)> {
+        use ir::{InstructionData as D, Opcode as O};
+        let dfg = &self.b.func.dfg;
+        let mut steps = Vec::new();
+        let mut cur = v;
+        while steps.len() < MAX_STEPS {
+            let Some(inst) = dfg.value_def(cur).inst() else { break };
+            let (op, x, c) = match dfg.insts[inst] {
+                D::Binary { opcode, args: [a, b] } => match (self.const_of(a), self.const_of(b)) {
+                    (_, Some(c)) => (opcode, a, c),
+                    (Some(c), None) if matches!(opcode, O::Iadd | O::Imul | O::Band | O::Bor | O::Bxor) => {
+                        (opcode, b, c)
+                    }
+                    _ => break,
+                },
+                _ => break,
+            };
+            let step = match op {
+                O::Iadd => Step::Add(c),
+                O::Isub => Step::Add(c.wrapping_neg()),
+                O::Imul => Step::Mul(c),
+                O::Band => Step::And(c),
+                O::Bor => Step::Or(c),
+                O::Bxor => Step::Xor(c),
+                O::Ishl => Step::Shl(c),
+                O::Ushr => Step::Shr(c),
+                O::Sshr => Step::Sar(c),
+                _ => break,
+            };
+            if dfg.value_type(x) != I32 || dfg.value_type(cur) != I32 {
+                break;
+            }
+            steps.push(step);
+            cur = x;
+        }
+        if steps.is_empty() || self.const_of(cur).is_some() {
+            return None;
+        }
+        steps.reverse();
+        Some((cur, steps))
     }
 
     /// The value of `v` if it is a constant.

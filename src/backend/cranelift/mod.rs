@@ -6,7 +6,9 @@
 pub mod lift;
 
 use crate::jit::abi::{Helper, HELPERS};
-use crate::jit::codegen::{Backend, CompileEnv, InlineAccess, Translation, ValueLoc, RECOVER_RETIRED};
+use crate::jit::codegen::{
+    Backend, CompileEnv, InlineAccess, Place, Step, Translation, ValueLoc, MAX_STEPS, RECOVER_RETIRED,
+};
 use crate::jit::codemem::{shortage_of, CodePool};
 use crate::jit::helpers;
 use crate::jit::region::Region;
@@ -179,14 +181,27 @@ impl CraneliftBackend {
                         recover.push((reg, ValueLoc::Const(c)));
                         continue;
                     }
-                    let found = ranges.get(&ValueLabel::from_u32(label)).and_then(|rs| {
-                        rs.iter().find(|x| x.start <= trap.offset && trap.offset < x.end).map(|x| x.loc)
-                    });
-                    let place = match found {
-                        Some(LabelValueLoc::Reg(preg)) => preg.to_real_reg().map(|real| ValueLoc::Gpr(real.hw_enc())),
-                        Some(LabelValueLoc::CFAOffset(off)) => i32::try_from(off).ok().map(ValueLoc::Cfa),
-                        None => None,
+                    let place_of = |label: u32| {
+                        let found = ranges.get(&ValueLabel::from_u32(label)).and_then(|rs| {
+                            rs.iter().find(|x| x.start <= trap.offset && trap.offset < x.end).map(|x| x.loc)
+                        });
+                        match found {
+                            Some(LabelValueLoc::Reg(preg)) => preg.to_real_reg().map(|real| Place::Gpr(real.hw_enc())),
+                            Some(LabelValueLoc::CFAOffset(off)) => i32::try_from(off).ok().map(Place::Cfa),
+                            None => None,
+                        }
                     };
+                    // Where the value is; else, computed from the value it comes from.
+                    let place = place_of(label).map(|p| match p {
+                        Place::Gpr(g) => ValueLoc::Gpr(g),
+                        Place::Cfa(off) => ValueLoc::Cfa(off),
+                    });
+                    let place = place.or_else(|| {
+                        let (_, leaf, steps) = rec.chains.iter().find(|(cr, ..)| *cr == r)?;
+                        let mut fixed = [Step::Add(0); MAX_STEPS];
+                        fixed[..steps.len()].copy_from_slice(steps);
+                        Some(ValueLoc::Computed(place_of(*leaf)?, fixed, steps.len() as u8))
+                    });
                     match place {
                         Some(place) => recover.push((reg, place)),
                         None => missing.push((site.pc, 1u32 << r)),
