@@ -18,33 +18,38 @@ const S4: u8 = 20;
 const S5: u8 = 21;
 const S6: u8 = 22;
 
-/// A loop of `n` iterations that reads a byte through pointer s0 (then stores it back
-/// one byte further on), with pure arithmetic around the accesses whose values live
-/// across them; after iteration `k` the pointer jumps to `target`. Exits with the sum.
-fn walker(n: u32, k: u32, target: u32) -> Vec<u32> {
+/// A loop of `n` iterations (counter s3) running `body`, which reads through pointer
+/// s0 and moves it on; after iteration `k` the pointer jumps to `target`. s2 starts at
+/// 0, `init` sets more registers; the loop exits with s2 + `result`.
+fn counted_loop(n: u32, k: u32, target: u32, init: &[(u8, u32)], body: &[u32], result: u8) -> Vec<u32> {
     let mut t = Vec::new();
-    t.extend(li(S0, DATA_BASE));
-    t.extend(li(S1, n));
-    t.extend(li(S2, 0));
-    t.extend(li(S3, 0));
-    t.extend(li(S4, 0x5a5a));
-    t.extend(li(S5, k));
-    t.extend(li(S6, target));
+    for (r, v) in [(S0, DATA_BASE), (S1, n), (S2, 0), (S3, 0), (S5, k), (S6, target)].iter().chain(init) {
+        t.extend(li(*r, *v));
+    }
     let head = t.len();
-    t.push(addi(S3, S3, 1)); // i += 1 (computed before the access, used after it)
-    t.push(slli(T1, S3, 3)); // t1 = i << 3
-    t.push(xor(S4, S4, T1)); // s4 ^= t1
-    t.push(lbu(T0, S0, 0)); // the access that faults once s0 leaves RAM
-    t.push(add(S2, S2, T0)); // sum += byte
-    t.push(sb(S0, T0, 1)); // a second access with the same pointer
-    t.push(addi(S0, S0, 2));
+    t.extend_from_slice(body);
     t.push(bne(S3, S5, 8)); // at i == k the pointer moves to `target`
     t.push(addi(S0, S6, 0));
     let back = t.len();
     t.push(blt(S3, S1, -(((back - head) * 4) as i32)));
-    t.push(add(A0, S2, S4));
+    t.push(add(A0, S2, result));
     t.extend(exit_seq());
     t
+}
+
+/// Reads a byte through pointer s0 (then stores it back one byte further on), with pure
+/// arithmetic around the accesses whose values live across them.
+fn walker(n: u32, k: u32, target: u32) -> Vec<u32> {
+    let body = [
+        addi(S3, S3, 1), // i += 1 (computed before the access, used after it)
+        slli(T1, S3, 3), // t1 = i << 3
+        xor(S4, S4, T1), // s4 ^= t1
+        lbu(T0, S0, 0),  // the access that faults once s0 leaves RAM
+        add(S2, S2, T0), // sum += byte
+        sb(S0, T0, 1),   // a second access with the same pointer
+        addi(S0, S0, 2),
+    ];
+    counted_loop(n, k, target, &[(S4, 0x5a5a)], &body, S4)
 }
 
 fn data() -> Vec<u8> {
@@ -130,35 +135,21 @@ fn max_insns_stops_exactly_inside_regions() {
 
 /// A loop whose body has a diamond: `i` is written before it and used after the
 /// access in the merge block (one value from the dominator, not a parameter of the
-/// merge), `s4` in one arm only (a parameter of the merge). After iteration `k` the
-/// pointer jumps to `target`.
+/// merge), `s4` in one arm only (a parameter of the merge).
 fn diamond(n: u32, k: u32, target: u32) -> Vec<u32> {
-    let mut t = Vec::new();
-    t.extend(li(S0, DATA_BASE));
-    t.extend(li(S1, n));
-    t.extend(li(S2, 0));
-    t.extend(li(S3, 0));
-    t.extend(li(S4, 0));
-    t.extend(li(S5, k));
-    t.extend(li(S6, target));
-    let head = t.len();
-    t.push(addi(S3, S3, 1)); // i += 1
-    t.push(i_type(0x13, 7, T2, S3, 1)); // andi t2, i, 1
-    t.push(beq(T2, ZERO, 8)); // even: skip the arm
-    t.push(addi(S4, S4, 3)); // odd: s4 += 3
-    t.push(slli(T1, S3, 2)); // merge: t1 = i << 2
-    t.push(lbu(T0, S0, 0)); // the access (i, s4, t1 live across it)
-    t.push(add(S2, S2, T0));
-    t.push(add(S2, S2, S4));
-    t.push(add(S2, S2, T1));
-    t.push(addi(S0, S0, 1));
-    t.push(bne(S3, S5, 8));
-    t.push(addi(S0, S6, 0));
-    let back = t.len();
-    t.push(blt(S3, S1, -(((back - head) * 4) as i32)));
-    t.push(add(A0, S2, S4));
-    t.extend(exit_seq());
-    t
+    let body = [
+        addi(S3, S3, 1),            // i += 1
+        i_type(0x13, 7, T2, S3, 1), // andi t2, i, 1
+        beq(T2, ZERO, 8),           // even: skip the arm
+        addi(S4, S4, 3),            // odd: s4 += 3
+        slli(T1, S3, 2),            // merge: t1 = i << 2
+        lbu(T0, S0, 0),             // the access (i, s4, t1 live across it)
+        add(S2, S2, T0),
+        add(S2, S2, S4),
+        add(S2, S2, T1),
+        addi(S0, S0, 1),
+    ];
+    counted_loop(n, k, target, &[(S4, 0)], &body, S4)
 }
 
 #[test]
@@ -184,31 +175,18 @@ fn values_from_dominators_and_merge_parameters_are_exact_at_faults_and_stops() {
 
 /// A loop whose counter `s7 += 4` is first used after the access: the optimizer
 /// computes its new value there, so at a fault in the access the fault path computes it
-/// from the old value the code keeps. After iteration `k` the pointer jumps to `target`.
+/// from the old value the code keeps.
 fn lazy(n: u32, k: u32, target: u32) -> Vec<u32> {
     const S7: u8 = 23;
-    let mut t = Vec::new();
-    t.extend(li(S0, DATA_BASE));
-    t.extend(li(S1, n));
-    t.extend(li(S2, 0));
-    t.extend(li(S3, 0));
-    t.extend(li(S5, k));
-    t.extend(li(S6, target));
-    t.extend(li(S7, 0x100));
-    let head = t.len();
-    t.push(addi(S7, S7, 4)); // first used after the access
-    t.push(addi(S3, S3, 1));
-    t.push(lbu(T0, S0, 0)); // the access
-    t.push(add(S2, S2, T0));
-    t.push(xor(S2, S2, S7));
-    t.push(addi(S0, S0, 1));
-    t.push(bne(S3, S5, 8));
-    t.push(addi(S0, S6, 0));
-    let back = t.len();
-    t.push(blt(S3, S1, -(((back - head) * 4) as i32)));
-    t.push(add(A0, S2, S7));
-    t.extend(exit_seq());
-    t
+    let body = [
+        addi(S7, S7, 4), // first used after the access
+        addi(S3, S3, 1),
+        lbu(T0, S0, 0), // the access
+        add(S2, S2, T0),
+        xor(S2, S2, S7),
+        addi(S0, S0, 1),
+    ];
+    counted_loop(n, k, target, &[(S7, 0x100)], &body, S7)
 }
 
 #[test]
