@@ -230,8 +230,11 @@ struct Lifter<'a, 'b> {
     entry: Option<EdgeState>,
     /// The registers the region writes, with their values on entry.
     entry_vals: Vec<(u8, Value)>,
-    /// The registers it only reads, with their values from the entry.
-    invariant: Vec<(u8, Value)>,
+    /// Registers it only reads that are loaded where used (a mask): `Cpu` holds their
+    /// values throughout, and x86 folds such a load into the instruction that uses it.
+    /// Only when the region uses more than [`MAX_RESIDENT`] registers: below that, each
+    /// is loaded once on entry and kept.
+    invariant: u32,
     /// Registers and sites at inline accesses whose values the fault path recovers
     /// from the machine state (see [`Recovery`]).
     recoveries: Vec<Recovery>,
@@ -257,6 +260,10 @@ struct Lifter<'a, 'b> {
     slot_for: &'b mut dyn FnMut(u32) -> u64,
     sites: Vec<Site>,
 }
+
+/// Most guest registers a region keeps as values in host registers (x86-64 has 16;
+/// the stack and frame pointers and `Cpu` take three, and the code needs temporaries).
+const MAX_RESIDENT: u32 = 10;
 
 /// The values guest registers have on an edge into a block without parameters.
 #[derive(Clone, Copy)]
@@ -495,21 +502,23 @@ pub fn lift_region(
         b.switch_to_block(run);
     }
 
-    // Every register the region reads or writes is loaded once, on entry. Those it
-    // writes are passed to each of the region's blocks as parameters (after the running
-    // total); the others keep their entry value, which dominates the whole region.
+    // Every register the region writes is loaded once, on entry, and passed between
+    // its blocks (see `block_parameters`); those it only reads are loaded on entry too,
+    // or where used.
     let insts = || region.blocks.iter().flat_map(|bl| bl.insts.iter());
     let mask = insts().fold(0u32, |acc, i| acc | reads(i) | writes(i));
     let written = insts().fold(0u32, |acc, i| acc | writes(i));
-    let (mut used, mut invariant, mut entry_vals) = (Vec::new(), Vec::new(), Vec::new());
-    for r in (1..32u8).filter(|r| mask & (1 << r) != 0) {
+    let (mut used, mut entry_vals, mut entry_invariant) = (Vec::new(), Vec::new(), Vec::new());
+    for r in (1..32u8).filter(|r| written & (1 << r) != 0) {
         let v = b.ins().load(I32, trusted(), cpu, OFFSET_REGS + 4 * i32::from(r));
-        if written & (1 << r) != 0 {
-            used.push(r);
-            entry_vals.push((r, v));
-        } else {
-            invariant.push((r, v));
-        }
+        used.push(r);
+        entry_vals.push((r, v));
+    }
+    // With more guest registers than the host can hold, those the region only reads
+    // are loaded where used rather than held (and spilled) across the whole region.
+    let invariant = if (mask & !1).count_ones() > MAX_RESIDENT { mask & !written & !1 } else { 0 };
+    for r in (1..32u8).filter(|r| mask & !written & !invariant & (1 << r) != 0) {
+        entry_invariant.push((r, b.ins().load(I32, trusted(), cpu, OFFSET_REGS + 4 * i32::from(r))));
     }
     let BlockParams { order, params, idom } = block_parameters(region, &used);
     let blocks: Vec<ir::Block> = params
@@ -558,7 +567,7 @@ pub fn lift_region(
     };
     // The entry: into the head's parameters, or (when nothing in the region jumps back
     // to it) straight on with the values just loaded.
-    for &(r, v) in &l.invariant.clone() {
+    for &(r, v) in &entry_invariant {
         l.vals[r as usize] = Some(v);
     }
     for &(r, v) in &l.entry_vals.clone() {
@@ -661,6 +670,9 @@ impl Lifter<'_, '_> {
     }
 
     fn reg(&mut self, r: u8) -> Value {
+        if self.invariant & (1 << r) != 0 {
+            return self.b.ins().load(I32, trusted(), self.cpu, OFFSET_REGS + 4 * i32::from(r));
+        }
         match self.vals[r as usize] {
             Some(v) if r != 0 => v,
             _ => self.b.ins().iconst(I32, 0),
