@@ -63,10 +63,8 @@ pub struct Translation {
 /// store to `Cpu` before an inline access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValueLoc {
-    /// A host general register, by x86 encoding (0 = rax ... 15 = r15).
-    Gpr(u8),
-    /// A stack slot at this offset from the canonical frame address (`rbp + 16`).
-    Cfa(i32),
+    /// In a host register or stack slot.
+    At(Place),
     /// A constant.
     Const(u32),
     /// Computed from the 32-bit value at a host register or stack slot by the first
@@ -75,10 +73,12 @@ pub enum ValueLoc {
     Computed(Place, [Step; MAX_STEPS], u8),
 }
 
-/// A host register or stack slot (see [`ValueLoc`]).
+/// Where a value is when an inline access faults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Place {
+    /// A host general register, by x86 encoding (0 = rax ... 15 = r15).
     Gpr(u8),
+    /// A stack slot at this offset from the canonical frame address (`rbp + 16`).
     Cfa(i32),
 }
 

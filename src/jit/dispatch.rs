@@ -138,8 +138,7 @@ fn recover(m: &mut Machine, list: &[(u8, ValueLoc)]) -> Result<(), JitError> {
         };
         for &(r, loc) in list {
             let value = match loc {
-                ValueLoc::Gpr(g) => read(Place::Gpr(g))?,
-                ValueLoc::Cfa(off) => read(Place::Cfa(off))?,
+                ValueLoc::At(place) => read(place)?,
                 ValueLoc::Const(c) => u64::from(c),
                 ValueLoc::Computed(place, steps, len) => {
                     let x = read(place)? as u32;

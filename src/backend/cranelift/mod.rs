@@ -192,11 +192,7 @@ impl CraneliftBackend {
                         }
                     };
                     // Where the value is; else, computed from the value it comes from.
-                    let place = place_of(label).map(|p| match p {
-                        Place::Gpr(g) => ValueLoc::Gpr(g),
-                        Place::Cfa(off) => ValueLoc::Cfa(off),
-                    });
-                    let place = place.or_else(|| {
+                    let place = place_of(label).map(ValueLoc::At).or_else(|| {
                         let (_, leaf, steps) = rec.chains.iter().find(|(cr, ..)| *cr == r)?;
                         let mut fixed = [Step::Add(0); MAX_STEPS];
                         fixed[..steps.len()].copy_from_slice(steps);
