@@ -228,13 +228,11 @@ struct Lifter<'a, 'b> {
     end_state: Vec<Option<EdgeState>>,
     /// The state on entry to the region.
     entry: Option<EdgeState>,
-    /// The registers the region writes, with their values on entry.
-    entry_vals: Vec<(u8, Value)>,
     /// Registers it only reads that are loaded where used (a mask): `Cpu` holds their
     /// values throughout, and x86 folds such a load into the instruction that uses it.
     /// Only when the region uses more than [`MAX_RESIDENT`] registers: below that, each
     /// is loaded once on entry and kept.
-    invariant: u32,
+    load_at_use: u32,
     /// Registers and sites at inline accesses whose values the fault path recovers
     /// from the machine state (see [`Recovery`]).
     recoveries: Vec<Recovery>,
@@ -385,6 +383,11 @@ fn block_parameters(region: &Region, used: &[u8]) -> BlockParams {
     BlockParams { order, params, idom }
 }
 
+/// Loads guest register `r` from `Cpu`.
+fn load_reg(b: &mut FunctionBuilder, cpu: Value, r: u8) -> Value {
+    b.ins().load(I32, trusted(), cpu, OFFSET_REGS + 4 * i32::from(r))
+}
+
 /// Registers an instruction writes, as a mask.
 fn writes(inst: &Inst) -> u32 {
     inst.dest().map_or(0, |rd| (1u32 << rd) & !1)
@@ -508,18 +511,12 @@ pub fn lift_region(
     let insts = || region.blocks.iter().flat_map(|bl| bl.insts.iter());
     let mask = insts().fold(0u32, |acc, i| acc | reads(i) | writes(i));
     let written = insts().fold(0u32, |acc, i| acc | writes(i));
-    let (mut used, mut entry_vals, mut entry_invariant) = (Vec::new(), Vec::new(), Vec::new());
-    for r in (1..32u8).filter(|r| written & (1 << r) != 0) {
-        let v = b.ins().load(I32, trusted(), cpu, OFFSET_REGS + 4 * i32::from(r));
-        used.push(r);
-        entry_vals.push((r, v));
-    }
     // With more guest registers than the host can hold, those the region only reads
     // are loaded where used rather than held (and spilled) across the whole region.
-    let invariant = if (mask & !1).count_ones() > MAX_RESIDENT { mask & !written & !1 } else { 0 };
-    for r in (1..32u8).filter(|r| mask & !written & !invariant & (1 << r) != 0) {
-        entry_invariant.push((r, b.ins().load(I32, trusted(), cpu, OFFSET_REGS + 4 * i32::from(r))));
-    }
+    let load_at_use = if (mask & !1).count_ones() > MAX_RESIDENT { mask & !written & !1 } else { 0 };
+    let on_entry: Vec<(u8, Value)> =
+        (1..32u8).filter(|r| mask & !load_at_use & (1 << r) != 0).map(|r| (r, load_reg(&mut b, cpu, r))).collect();
+    let used: Vec<u8> = (1..32u8).filter(|r| written & (1 << r) != 0).collect();
     let BlockParams { order, params, idom } = block_parameters(region, &used);
     let blocks: Vec<ir::Block> = params
         .iter()
@@ -549,8 +546,7 @@ pub fn lift_region(
         entry_state: vec![None; region.blocks.len()],
         end_state: vec![None; region.blocks.len()],
         entry: None,
-        entry_vals,
-        invariant,
+        load_at_use,
         recoveries: Vec::new(),
         access_sites: Vec::new(),
         labels: [0; 33],
@@ -567,12 +563,11 @@ pub fn lift_region(
     };
     // The entry: into the head's parameters, or (when nothing in the region jumps back
     // to it) straight on with the values just loaded.
-    for &(r, v) in &entry_invariant {
+    for &(r, v) in &on_entry {
         l.vals[r as usize] = Some(v);
-    }
-    for &(r, v) in &l.entry_vals.clone() {
-        l.vals[r as usize] = Some(v);
-        l.label(usize::from(r), v);
+        if written & (1 << r) != 0 {
+            l.label(usize::from(r), v);
+        }
     }
     l.label(TOTAL, retired0);
     l.entry = Some(l.state());
@@ -670,8 +665,8 @@ impl Lifter<'_, '_> {
     }
 
     fn reg(&mut self, r: u8) -> Value {
-        if self.invariant & (1 << r) != 0 {
-            return self.b.ins().load(I32, trusted(), self.cpu, OFFSET_REGS + 4 * i32::from(r));
+        if self.load_at_use & (1 << r) != 0 {
+            return load_reg(&mut self.b, self.cpu, r);
         }
         match self.vals[r as usize] {
             Some(v) if r != 0 => v,
