@@ -305,10 +305,10 @@ impl std::fmt::Debug for Memory {
     }
 }
 
-/// RAM regions of at least this size ask for transparent huge pages.
-const HUGE_PAGE_MIN: u64 = 2 << 20;
 /// The size (and alignment) of an x86-64 huge page.
 const HUGE_PAGE: u64 = 2 << 20;
+/// RAM regions of at least this size ask for transparent huge pages.
+const HUGE_PAGE_MIN: u64 = HUGE_PAGE;
 
 /// The aligned huge pages that a region growing from `[start, old_end)` to
 /// `[start, new_end)` covers whole for the first time, as one range.
@@ -490,8 +490,8 @@ impl Memory {
                 self.arena.advise_huge(start, new_top);
             }
             let ok = self.arena.protect(old_top as u32, new_top, PERM_R | PERM_W).is_ok();
-            if let Some((first, last)) = newly_whole_huge_pages(u64::from(start), old_top, new_top) {
-                if ok && self.huge_pages {
+            if ok && self.huge_pages {
+                if let Some((first, last)) = newly_whole_huge_pages(u64::from(start), old_top, new_top) {
                     self.arena.collapse_huge(first as u32, last);
                 }
             }
