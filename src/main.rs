@@ -128,6 +128,11 @@ struct RunArgs {
     /// Hot code is compiled as regions (loops, paths) by the optimizing tier.
     #[arg(long, value_enum, default_value = "on")]
     regions: OnOff,
+    /// Cranelift code writes the guest state at stores that loads follow, and a load
+    /// that faults resumes there; off: every inline access keeps the exact state where
+    /// it is (more stores).
+    #[arg(long, value_enum, default_value = "on")]
+    checkpoints: OnOff,
     /// Print every translation: the same as --dump guest,clif,host.
     #[arg(long)]
     print_code: bool,
@@ -384,6 +389,7 @@ fn run(args: RunArgs, mut io: Io) -> anyhow::Result<ExitCode> {
         tier_up: args.tier_up,
         compile_thread: !args.no_compile_thread,
         regions: matches!(args.regions, OnOff::On),
+        checkpoints: matches!(args.checkpoints, OnOff::On),
         planted_bug: args.plant_bug,
         ..JitConfig::default()
     };

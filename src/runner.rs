@@ -249,6 +249,7 @@ pub fn stats_pairs(m: &Machine, report: &RunReport) -> Vec<(&'static str, String
         ("registers_recovered", s.registers_recovered.to_string()),
         ("registers_computed", s.registers_computed.to_string()),
         ("code_write_faults", s.code_write_faults.to_string()),
+        ("faults_rolled_back", s.faults_rolled_back.to_string()),
         (
             "verify",
             format!(
@@ -290,7 +291,10 @@ const STATS_GROUPS: &[(&str, &[&str])] = &[
         ],
     ),
     ("memory accesses", &["mem_mode", "accesses", "transitions"]),
-    ("faults", &["faults_handled", "registers_recovered", "registers_computed", "code_write_faults"]),
+    (
+        "faults",
+        &["faults_handled", "registers_recovered", "registers_computed", "code_write_faults", "faults_rolled_back"],
+    ),
     ("verification", &["verify"]),
 ];
 

@@ -116,6 +116,9 @@ pub struct Stats {
     pub faults_handled: u64,
     /// Of those, inline stores into a page that holds translated code.
     pub code_write_faults: u64,
+    /// Of those, the ones that resumed at the last checkpoint (`Cpu` as it was) rather
+    /// than at the access.
+    pub faults_rolled_back: u64,
     /// Guest registers (and retired totals) the fault path took from the faulting code's
     /// host registers and frame.
     pub registers_recovered: u64,

@@ -73,7 +73,16 @@ fn run_both(text: &[u32], mode: MemMode, commit_after: u32) -> (Machine, CodeCac
     assert_eq!(direct.stats.transitions, m.stats.transitions, "same transitions ({mode:?})");
     assert_eq!(direct.stats.faults_handled, m.stats.faults_handled, "same faults ({mode:?})");
     assert_eq!(direct_cache.access_states(), cache.access_states(), "same final states ({mode:?})");
-    assert_eq!(direct_cache.stats.recompiles, cache.stats.recompiles, "same recompiles ({mode:?})");
+    // A fault that rolls back to the block's start (Cranelift: `Cpu` is exact there)
+    // may enter that block again, which recompiles it; the direct backend resumes at
+    // the access, in a new block.
+    let (direct_recompiles, recompiles) = (direct_cache.stats.recompiles, cache.stats.recompiles);
+    assert!(
+        direct_recompiles <= recompiles && recompiles <= direct_recompiles + m.stats.faults_rolled_back,
+        "same recompiles besides rollbacks ({mode:?}): direct {direct_recompiles}, cranelift {recompiles}, \
+         {} rollbacks",
+        m.stats.faults_rolled_back
+    );
     (m, cache, exit)
 }
 

@@ -182,14 +182,15 @@ fn tiered_moves_hot_code_to_cranelift_regions_and_agrees() {
     let mut with_regions = 0;
     for p in programs() {
         let (reference, exit) = run_program(&p, Backend::Tiered, &|o| o.backend = Backend::Interp);
-        for (regions, tier_up) in [(true, 1), (true, 3), (false, 1)] {
+        for (regions, tier_up, checkpoints) in [(true, 1, true), (true, 3, false), (false, 1, true)] {
             let (m, e) = run_program(&p, Backend::Tiered, &|o| {
                 o.jit.tier_up = tier_up;
                 o.jit.regions = regions;
+                o.jit.checkpoints = checkpoints;
                 // Compile on the dispatcher's thread, so every hot block is tiered up.
                 o.jit.compile_thread = false;
             });
-            let what = format!("tier-up {tier_up}, regions {regions}");
+            let what = format!("tier-up {tier_up}, regions {regions}, checkpoints {checkpoints}");
             assert_eq!(e, exit, "{} ({what}): exit", p.name);
             assert_same_state(&p.name, &what, &reference, &m);
             let c = &m.stats.cache;

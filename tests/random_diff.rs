@@ -90,8 +90,9 @@ fn variants(tweaks: &[(&str, Tweak)]) -> Vec<Variant> {
 
 /// Translating at once: as is (adaptive), one instruction per block, Cranelift without
 /// optimisation, every access starting inline (fastmem: device and unmapped accesses
-/// take the fault path), every access a call; and the plain default configuration, which
-/// interprets a block a number of times before translating it.
+/// take the fault path), every access a call, without regions, fastmem without checkpoints
+/// (the fault path recovers every inline access exactly where it is); and the plain default
+/// configuration, which interprets a block a number of times before translating it.
 fn basic_variants() -> Vec<Variant> {
     variants(&[
         ("compile_after=0", &|_| {}),
@@ -102,6 +103,10 @@ fn basic_variants() -> Vec<Variant> {
         ("default", &|j| *j = JitConfig::default()),
         ("compile_after=0,compile_thread=false", &|j| j.compile_thread = false),
         ("compile_after=0,regions=false", &|j| j.regions = false),
+        ("compile_after=0,mem=fastmem,checkpoints=false", &|j| {
+            j.mem = MemMode::Fastmem;
+            j.checkpoints = false;
+        }),
     ])
 }
 

@@ -1,7 +1,10 @@
 //! Hot regions: loops compiled as one function keep the interpreter's exact state at
 //! every exit, at `--max-insns` stops and when an inline access faults in the middle of
-//! an iteration (the fault path recovers the guest registers the code had not stored
-//! from the faulting code's host registers and frame).
+//! an iteration. Every program runs both ways the fault path can work: with
+//! checkpoints (a faulting load resumes at the last store that wrote the state to
+//! `Cpu`, or at the region's entry) and without (the fault path recovers the guest
+//! registers the code had not stored from the faulting code's host registers and
+//! frame).
 
 mod common;
 use common::*;
@@ -56,28 +59,42 @@ fn data() -> Vec<u8> {
     (0..4096u32).map(|i| (i * 7 + 3) as u8).collect()
 }
 
+/// The machines of one program run with checkpoints and without.
+struct Runs {
+    checkpoints: Machine,
+    exact: Machine,
+}
+
 /// Runs `text` on the interpreter and on the tiered backend (regions compiled on the
-/// dispatcher's thread after `tier_up` entries) and compares the whole final state.
-fn check(text: &[u32], mem: MemMode, tier_up: u32, max_insns: u64) -> (Machine, Exit) {
+/// dispatcher's thread after `tier_up` entries), with checkpoints and without, and
+/// compares the whole final state.
+fn check(text: &[u32], mem: MemMode, tier_up: u32, max_insns: u64) -> (Runs, Exit) {
     let elf = elf_image(text, &data(), 64 * 1024);
     let mut reference = machine(&elf, &[], b"");
     let want = run_on(&mut reference, Backend::Interp, Some(max_insns));
-    let mut m = machine(&elf, &[], b"");
-    let mut opts = RunOptions { backend: Backend::Tiered, max_insns: Some(max_insns), ..RunOptions::default() };
-    opts.jit.verify = true;
-    opts.jit.compile_after = 0;
-    opts.jit.tier_up = tier_up;
-    opts.jit.compile_thread = false;
-    opts.jit.mem = mem;
-    let exit = runner::run(&mut m, &opts).expect("runs").exit;
-    let what = format!("{mem:?}, tier-up {tier_up}, max {max_insns}");
-    assert_eq!(exit, want, "exit ({what})");
-    assert_eq!(m.cpu.regs, reference.cpu.regs, "registers ({what})");
-    assert_eq!(m.cpu.pc, reference.cpu.pc, "pc ({what})");
-    assert_eq!(m.cpu.retired, reference.cpu.retired, "retired ({what})");
-    assert_eq!(m.mem.ram_hash(), reference.mem.ram_hash(), "memory ({what})");
-    assert_eq!(m.io.stdout_bytes(), reference.io.stdout_bytes(), "stdout ({what})");
-    (m, exit)
+    let [checkpoints, exact] = [true, false].map(|checkpoints| {
+        let mut m = machine(&elf, &[], b"");
+        let mut opts = RunOptions { backend: Backend::Tiered, max_insns: Some(max_insns), ..RunOptions::default() };
+        opts.jit.verify = true;
+        opts.jit.compile_after = 0;
+        opts.jit.tier_up = tier_up;
+        opts.jit.compile_thread = false;
+        opts.jit.mem = mem;
+        opts.jit.checkpoints = checkpoints;
+        let exit = runner::run(&mut m, &opts).expect("runs").exit;
+        let what = format!("{mem:?}, tier-up {tier_up}, max {max_insns}, checkpoints {checkpoints}");
+        assert_eq!(exit, want, "exit ({what})");
+        assert_eq!(m.cpu.regs, reference.cpu.regs, "registers ({what})");
+        assert_eq!(m.cpu.pc, reference.cpu.pc, "pc ({what})");
+        assert_eq!(m.cpu.retired, reference.cpu.retired, "retired ({what})");
+        assert_eq!(m.mem.ram_hash(), reference.mem.ram_hash(), "memory ({what})");
+        assert_eq!(m.io.stdout_bytes(), reference.io.stdout_bytes(), "stdout ({what})");
+        if !checkpoints {
+            assert_eq!(m.stats.faults_rolled_back, 0, "no rollbacks without checkpoints ({what})");
+        }
+        m
+    });
+    (Runs { checkpoints, exact }, want)
 }
 
 #[test]
@@ -85,9 +102,9 @@ fn a_loop_becomes_one_region_and_agrees() {
     let text = walker(500, 10_000, DATA_BASE);
     for mem in [MemMode::Calls, MemMode::Adaptive, MemMode::Fastmem] {
         for tier_up in [1, 3, 20] {
-            let (m, exit) = check(&text, mem, tier_up, 1_000_000);
+            let (runs, exit) = check(&text, mem, tier_up, 1_000_000);
             assert!(matches!(exit, Exit::Exited(_)));
-            assert!(m.stats.cache.regions_compiled >= 1, "{mem:?}/{tier_up}: the loop is a region");
+            assert!(runs.checkpoints.stats.cache.regions_compiled >= 1, "{mem:?}/{tier_up}: the loop is a region");
         }
     }
 }
@@ -98,11 +115,19 @@ fn a_fault_in_the_middle_of_a_region_recovers_the_registers_from_the_host() {
     // the fault path rebuilds the guest state and the access goes on through the
     // generic path (reading the UART's registers, writing its THR).
     let text = walker(260, 200, UART_BASE);
-    let (m, exit) = check(&text, MemMode::Fastmem, 3, 1_000_000);
+    let (runs, exit) = check(&text, MemMode::Fastmem, 3, 1_000_000);
     assert!(matches!(exit, Exit::Exited(_)), "{exit:?}");
+    let m = &runs.exact;
     assert!(m.stats.cache.regions_compiled >= 1);
     assert!(m.stats.faults_handled >= 1, "the region's inline access faulted");
     assert!(m.stats.registers_recovered >= 1, "registers came from the host: {}", m.stats.registers_recovered);
+    // With checkpoints the store of each iteration is one (a load follows it around
+    // the loop): the faulting load resumes there, and the store runs again. The load
+    // is VARIABLE then, a helper call that ends the store's window, so the store
+    // syncs exactly when it faults in its turn.
+    let m = &runs.checkpoints;
+    assert_eq!(m.stats.faults_handled, 2, "the load and then the store faulted (checkpoints)");
+    assert_eq!(m.stats.faults_rolled_back, 1, "the load rolled back");
 }
 
 #[test]
@@ -155,9 +180,9 @@ fn diamond(n: u32, k: u32, target: u32) -> Vec<u32> {
 #[test]
 fn values_from_dominators_and_merge_parameters_are_exact_at_faults_and_stops() {
     for mem in [MemMode::Calls, MemMode::Adaptive, MemMode::Fastmem] {
-        let (m, exit) = check(&diamond(700, 10_000, DATA_BASE), mem, 3, 1_000_000);
+        let (runs, exit) = check(&diamond(700, 10_000, DATA_BASE), mem, 3, 1_000_000);
         assert!(matches!(exit, Exit::Exited(_)), "{mem:?}: {exit:?}");
-        assert!(m.stats.cache.region_blocks >= 3, "{mem:?}: the diamond is inside a region");
+        assert!(runs.exact.stats.cache.region_blocks >= 3, "{mem:?}: the diamond is inside a region");
         for limit in [5, 333, 4001] {
             assert_eq!(check(&diamond(700, 10_000, DATA_BASE), mem, 3, limit).1, Exit::InsnLimit(limit));
         }
@@ -165,9 +190,11 @@ fn values_from_dominators_and_merge_parameters_are_exact_at_faults_and_stops() {
     // The access faults in the merge block: on a device (the run goes on) and on
     // unmapped memory (the run ends), after both an odd and an even iteration.
     for k in [201, 202] {
-        let (m, exit) = check(&diamond(260, k, UART_BASE), MemMode::Fastmem, 3, 1_000_000);
+        let (runs, exit) = check(&diamond(260, k, UART_BASE), MemMode::Fastmem, 3, 1_000_000);
         assert!(matches!(exit, Exit::Exited(_)), "{exit:?}");
-        assert!(m.stats.faults_handled >= 1, "the merge block's inline access faulted");
+        assert!(runs.exact.stats.faults_handled >= 1, "the merge block's inline access faulted");
+        // No store in the loop: the load rolls back to the region's entry.
+        assert!(runs.checkpoints.stats.faults_rolled_back >= 1, "the load rolled back to the region's entry");
         let (_, exit) = check(&diamond(400, k, 0x4000_0000), MemMode::Fastmem, 3, 1_000_000);
         assert!(matches!(exit, Exit::Fault(f) if f.addr == 0x4000_0000), "{exit:?}");
     }
@@ -191,8 +218,9 @@ fn lazy(n: u32, k: u32, target: u32) -> Vec<u32> {
 
 #[test]
 fn a_register_computed_after_the_access_is_computed_by_the_fault_path() {
-    let (m, exit) = check(&lazy(300, 200, UART_BASE), MemMode::Fastmem, 3, 1_000_000);
+    let (runs, exit) = check(&lazy(300, 200, UART_BASE), MemMode::Fastmem, 3, 1_000_000);
     assert!(matches!(exit, Exit::Exited(_)), "{exit:?}");
+    let m = &runs.exact;
     assert!(m.stats.faults_handled >= 1);
     assert!(m.stats.registers_computed >= 1, "computed registers: {}", m.stats.registers_computed);
     let (_, exit) = check(&lazy(300, 200, 0x4000_0000), MemMode::Fastmem, 3, 1_000_000);

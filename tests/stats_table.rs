@@ -39,6 +39,7 @@ const KEYS: &[&str] = &[
     "registers_recovered",
     "registers_computed",
     "code_write_faults",
+    "faults_rolled_back",
     "verify",
 ];
 

@@ -19,7 +19,11 @@ use crate::jit::{BackendKind, JitConfig, JitError};
 pub fn create(kind: BackendKind, config: &JitConfig, pool: &CodePool) -> Result<Box<dyn Backend>, JitError> {
     Ok(match kind {
         BackendKind::Cranelift => Box::new(cranelift::CraneliftBackend::new(
-            cranelift::CraneliftConfig { optimize: config.optimize, verify: config.verify },
+            cranelift::CraneliftConfig {
+                optimize: config.optimize,
+                verify: config.verify,
+                checkpoints: config.checkpoints,
+            },
             pool.clone(),
         )?),
         BackendKind::Direct => Box::new(direct::DirectBackend::new()),

@@ -137,6 +137,8 @@ pub struct FaultSite {
     pub block: u32,
     pub retired: u32,
     pub recover: Box<[(u8, ValueLoc)]>,
+    /// Resume at the checkpoint in `Cpu` (see `InlineAccess::rollback`).
+    pub rollback: bool,
 }
 
 /// A translated block, as the dispatcher enters it.
@@ -618,7 +620,13 @@ impl CodeCache {
             self.forget_sites(old);
         }
         for a in &t.inline_accesses {
-            let site = FaultSite { pc: a.pc, block: pc, retired: a.retired, recover: a.recover.clone().into() };
+            let site = FaultSite {
+                pc: a.pc,
+                block: pc,
+                retired: a.retired,
+                recover: a.recover.clone().into(),
+                rollback: a.rollback,
+            };
             self.fault_map.insert(a.host, site);
         }
         if let Some(dump) = &mut self.dump {

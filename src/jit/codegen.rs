@@ -132,6 +132,10 @@ pub struct InlineAccess {
     /// Guest registers (or [`RECOVER_RETIRED`]) whose current values are not in `Cpu`,
     /// and where they are when the access faults.
     pub recover: Vec<(u8, ValueLoc)>,
+    /// `Cpu` holds the exact state at an earlier point of the same entry, with only
+    /// loads and register operations since, which can run again: the fault resumes
+    /// there (`cpu.pc` and `cpu.retired` say where), `retired` and `recover` are unused.
+    pub rollback: bool,
 }
 
 /// A code generator (see `crate::backend` for the ones there are).

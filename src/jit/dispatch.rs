@@ -283,6 +283,8 @@ fn run_translated(
     if !m.mem.uart_out.is_empty() {
         m.flush_uart();
     }
+    // Did a fault resume at a checkpoint store that had already run?
+    let mut rolled_past_store = false;
     let step = match result {
         // A refused access: the interpreter executes that one instruction.
         EntryResult::Exit(EXIT_STEP) => 1,
@@ -307,13 +309,21 @@ fn run_translated(
                 )));
             };
             // Registers not stored before the access are recovered from where the code
-            // kept them; pc and the retired count come from the map.
-            recover(m, &site.recover)?;
-            m.stats.registers_recovered += site.recover.len() as u64;
-            m.stats.registers_computed +=
-                site.recover.iter().filter(|(_, loc)| matches!(loc, ValueLoc::Computed(..))).count() as u64;
-            m.cpu.pc = site.pc;
-            m.cpu.retired += u64::from(site.retired);
+            // kept them; pc and the retired count come from the map. After a rollback
+            // `Cpu` is already exact, at the checkpoint: what ran since runs again,
+            // with the access now made VARIABLE (or, for a code write, the page's
+            // translations gone).
+            if site.rollback {
+                m.stats.faults_rolled_back += 1;
+                rolled_past_store = site.pc != m.cpu.pc;
+            } else {
+                recover(m, &site.recover)?;
+                m.stats.registers_recovered += site.recover.len() as u64;
+                m.stats.registers_computed +=
+                    site.recover.iter().filter(|(_, loc)| matches!(loc, ValueLoc::Computed(..))).count() as u64;
+                m.cpu.pc = site.pc;
+                m.cpu.retired += u64::from(site.retired);
+            }
             m.stats.faults_handled += 1;
             if let Some(t) = transition {
                 m.stats.transitions.add(t);
@@ -336,7 +346,7 @@ fn run_translated(
     }
     if let Some(v) = watch.verifier.as_deref_mut() {
         let code = || cache.describe(&m.mem, pc, &block, epoch);
-        v.check(m, &code).map_err(JitError::Mismatch)?;
+        v.check(m, &code, rolled_past_store).map_err(JitError::Mismatch)?;
     }
     Ok(step)
 }

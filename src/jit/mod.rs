@@ -73,6 +73,10 @@ pub struct JitConfig {
     pub regions: bool,
     /// Cap on the blocks of a region.
     pub max_region_blocks: usize,
+    /// Cranelift code writes its state to `Cpu` at some stores (checkpoints) and a
+    /// fault in a load after one resumes there; off: every inline access makes the
+    /// exact state recoverable where it is (see the lifter's `Sync`).
+    pub checkpoints: bool,
     /// A deliberately broken lifting, to show that `--verify` catches one: every
     /// register-register `add` is translated as a `sub`. Never set outside tests.
     pub planted_bug: bool,
@@ -103,6 +107,7 @@ impl Default for JitConfig {
             compile_thread: true,
             regions: true,
             max_region_blocks: region::DEFAULT_MAX_REGION_BLOCKS,
+            checkpoints: true,
             planted_bug: false,
             max_translation_bytes: codemem::CHUNK_SIZE,
         }

@@ -64,6 +64,9 @@ pub struct LiftEnv {
     pub arena_base: u64,
     /// The target's front-end configuration (for `FunctionBuilder::finalize`).
     pub frontend: TargetFrontendConfig,
+    /// Stores may be checkpoints and loads roll back to them (else every inline access
+    /// syncs exactly; see [`Sync`]).
+    pub checkpoints: bool,
 }
 
 /// Distinct user trap codes Cranelift offers (1..=250).
@@ -143,6 +146,15 @@ pub struct Recovery {
     pub labels: Vec<(u8, u32)>,
     pub consts: Vec<(u8, u32)>,
     pub chains: Vec<(u8, u32, Vec<Step>)>,
+    /// `Cpu` holds the state at the last checkpoint and the fault resumes there (see
+    /// [`Sync::Rollback`]); nothing else is recovered.
+    pub rollback: bool,
+}
+
+impl Recovery {
+    fn rollback(site: u32) -> Recovery {
+        Recovery { site, regs: 0, labels: Vec::new(), consts: Vec::new(), chains: Vec::new(), rollback: true }
+    }
 }
 
 /// A lifted region: the sites its source locations index, and what the fault path must
@@ -246,6 +258,8 @@ struct Lifter<'a, 'b> {
     forced: &'b std::collections::HashMap<u32, u32>,
     /// Per region block and instruction: the guest registers live after it.
     live_after: Vec<Vec<u32>>,
+    /// Per region block and instruction: how an inline access there syncs.
+    sync: Vec<Vec<Sync>>,
     /// Registers (and [`RETIRED_BIT`]) written since they were last stored to `Cpu`.
     dirty: u32,
     /// Per region block: what may be dirty when it starts.
@@ -414,6 +428,7 @@ fn dirty_sets(
     inline: &dyn Fn(u32) -> bool,
     live_after: &[Vec<u32>],
     forced: &std::collections::HashMap<u32, u32>,
+    sync: &[Vec<Sync>],
 ) -> Vec<u32> {
     let n = region.blocks.len();
     let mut dirty_in = vec![0u32; n];
@@ -426,8 +441,12 @@ fn dirty_sets(
             for (i, inst) in block.insts.iter().enumerate() {
                 let pc = block.pc_of(i);
                 if is_access(inst) && inline(pc) {
-                    // What `sync_for_access` stores is clean after the access.
-                    d = kept_dirty(d, live_after[b][i], inst, forced.get(&pc).copied().unwrap_or(0));
+                    // What the sync before the access stores is clean after it.
+                    d = match sync[b][i] {
+                        Sync::Exact => kept_dirty(d, live_after[b][i], inst, forced.get(&pc).copied().unwrap_or(0)),
+                        Sync::Checkpoint => RETIRED_BIT,
+                        Sync::Rollback => d,
+                    };
                 }
                 d |= writes(inst);
             }
@@ -441,6 +460,130 @@ fn dirty_sets(
         }
     }
     dirty_in
+}
+
+/// How the fault path finds the exact guest state at an inline access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sync {
+    /// Dirty registers it could not recover are stored before the access; the others
+    /// are recovered from where the code keeps them (see [`Recovery`]).
+    Exact,
+    /// A store that first writes every dirty register, its pc and the retired count to
+    /// `Cpu`: a checkpoint, which later loads can roll back to.
+    Checkpoint,
+    /// Since the last checkpoint (or the region's entry, where `Cpu` is exact too) only
+    /// loads and register operations ran, which can run again: the fault resumes at
+    /// the checkpoint from `Cpu` as it is, and the access stores nothing.
+    Rollback,
+}
+
+/// Per region block and instruction, how each inline access syncs (other
+/// instructions: [`Sync::Exact`], unused).
+///
+/// A checkpoint is valid from the region's entry, and from a checkpoint store, until
+/// something that must not run twice: a store without a checkpoint (a load before it
+/// may read what it wrote), a helper or device access, an AMO. Loads where a
+/// checkpoint is valid on every path in roll back. A store becomes a checkpoint when
+/// an inline load can follow it before the next such barrier: then its one write of
+/// the state replaces the stores before each of those loads (in a loop, before each
+/// load of every iteration).
+fn sync_plan(region: &Region, inline: &dyn Fn(u32) -> bool) -> Vec<Vec<Sync>> {
+    #[derive(PartialEq)]
+    enum Kind {
+        Load,
+        Store,
+        Barrier,
+        Other,
+    }
+    let n = region.blocks.len();
+    let kind = |b: usize, i: usize| {
+        let block = &region.blocks[b];
+        let inst = &block.insts[i];
+        match inst {
+            Inst::Load { .. } | Inst::Store { .. } if !inline(block.pc_of(i)) => Kind::Barrier,
+            Inst::Load { .. } => Kind::Load,
+            Inst::Store { .. } => Kind::Store,
+            Inst::Amo { .. } => Kind::Barrier,
+            _ => Kind::Other,
+        }
+    };
+    // Can an inline load follow instruction `i` of block `b` before a barrier or store?
+    let load_follows = |b: usize, i: usize| {
+        let mut seen = vec![false; n];
+        let mut work = vec![(b, i + 1)];
+        while let Some((b, from)) = work.pop() {
+            let mut open = true;
+            for k in from..region.blocks[b].len() {
+                match kind(b, k) {
+                    Kind::Load => return true,
+                    Kind::Store | Kind::Barrier => {
+                        open = false;
+                        break;
+                    }
+                    Kind::Other => {}
+                }
+            }
+            if open {
+                for &s in region.inside_successors(b) {
+                    if !std::mem::replace(&mut seen[s], true) {
+                        work.push((s, 0));
+                    }
+                }
+            }
+        }
+        false
+    };
+    let mut plan: Vec<Vec<Sync>> = region.blocks.iter().map(|bl| vec![Sync::Exact; bl.len()]).collect();
+    for (b, block_plan) in plan.iter_mut().enumerate() {
+        for (i, sync) in block_plan.iter_mut().enumerate() {
+            if kind(b, i) == Kind::Store && load_follows(b, i) {
+                *sync = Sync::Checkpoint;
+            }
+        }
+    }
+    // Is a checkpoint valid at the start of each block (on every path in)? Optimistic
+    // start, then a fixpoint; the head is also entered from outside, where it is.
+    let mut preds = vec![Vec::new(); n];
+    for b in 0..n {
+        for &s in region.inside_successors(b) {
+            preds[s].push(b);
+        }
+    }
+    let out_of = |b: usize, mut valid: bool, plan: &[Vec<Sync>]| {
+        for i in 0..region.blocks[b].len() {
+            match kind(b, i) {
+                Kind::Store => valid = plan[b][i] == Sync::Checkpoint,
+                Kind::Barrier => valid = false,
+                Kind::Load | Kind::Other => {}
+            }
+        }
+        valid
+    };
+    let mut valid_out = vec![true; n];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for b in 0..n {
+            let valid_in = preds[b].iter().all(|&p| valid_out[p]);
+            let out = out_of(b, valid_in, &plan);
+            if out != valid_out[b] {
+                valid_out[b] = out;
+                changed = true;
+            }
+        }
+    }
+    for b in 0..n {
+        let mut valid = preds[b].iter().all(|&p| valid_out[p]);
+        for i in 0..region.blocks[b].len() {
+            match kind(b, i) {
+                Kind::Load if valid => plan[b][i] = Sync::Rollback,
+                Kind::Store => valid = plan[b][i] == Sync::Checkpoint,
+                Kind::Barrier => valid = false,
+                Kind::Load | Kind::Other => {}
+            }
+        }
+    }
+    plan
 }
 
 /// Builds the IR of `region` into `func` (whose signature must be [`block_signature`]).
@@ -464,7 +607,11 @@ pub fn lift_region(
         region.access_pcs().into_iter().map(|pc| (pc, plan_for(pc))).collect();
     let inline = |pc: u32| matches!(plans.get(&pc), Some(p) if p.state == AccessState::Committed(RegionClass::Ram));
     let live_after = liveness(region, &inline);
-    let dirty_in = dirty_sets(region, &inline, &live_after, forced);
+    let sync = match env.checkpoints {
+        true => sync_plan(region, &inline),
+        false => region.blocks.iter().map(|bl| vec![Sync::Exact; bl.len()]).collect(),
+    };
+    let dirty_in = dirty_sets(region, &inline, &live_after, forced, &sync);
 
     let mut b = FunctionBuilder::new(func, fctx);
     let entry = b.create_block();
@@ -553,6 +700,7 @@ pub fn lift_region(
         next_label: 0,
         forced,
         live_after,
+        sync,
         dirty: 0,
         dirty_in,
         plans,
@@ -761,7 +909,26 @@ impl Lifter<'_, '_> {
             .filter(|r| keep & (1 << r) != 0)
             .map(|r| (r, self.labels[if r == 0 { TOTAL } else { usize::from(r) }]))
             .collect();
-        self.recoveries.push(Recovery { site, regs: keep, labels, consts, chains });
+        self.recoveries.push(Recovery { site, regs: keep, labels, consts, chains, rollback: false });
+    }
+
+    /// Before the store at instruction `i`: writes every dirty register, its pc and the
+    /// retired count to `Cpu`, which then holds the exact state there until a barrier
+    /// (see [`sync_plan`]). The running total is marked dirty: `Cpu` now counts past it.
+    fn checkpoint(&mut self, i: usize) {
+        self.store_dirty();
+        let pc = self.iconst(self.block().pc_of(i));
+        self.b.ins().store(trusted(), pc, self.cpu, OFFSET_PC);
+        let retired = self.retired_after(i);
+        self.b.ins().store(trusted(), retired, self.cpu, OFFSET_RETIRED);
+        self.dirty = RETIRED_BIT;
+        self.roll_back_to_checkpoint();
+    }
+
+    /// The fault at the current inline access resumes at the last checkpoint.
+    fn roll_back_to_checkpoint(&mut self) {
+        let site = self.sites.len() as u32 - 1;
+        self.recoveries.push(Recovery::rollback(site));
     }
 
     /// Flags of an inline access at the current instruction: a trap code of its own (see
@@ -975,7 +1142,11 @@ impl Lifter<'_, '_> {
     /// One inline access to `arena_base + zext(addr)`, marked with the inline trap code.
     fn access_inline(&mut self, i: usize, access: Access, addr: Value) -> Option<Value> {
         let inst = self.block().insts[i];
-        self.sync_for_access(i, &inst);
+        match self.sync[self.cur][i] {
+            Sync::Exact => self.sync_for_access(i, &inst),
+            Sync::Checkpoint => self.checkpoint(i),
+            Sync::Rollback => self.roll_back_to_checkpoint(),
+        }
         let addr64 = self.b.ins().uextend(I64, addr);
         let host = self.b.ins().iadd_imm_s(addr64, self.env.arena_base as i64);
         let flags = self.inline_flags();

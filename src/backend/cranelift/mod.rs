@@ -34,6 +34,8 @@ pub struct CraneliftConfig {
     pub optimize: bool,
     /// Run Cranelift's IR verifier on every function.
     pub verify: bool,
+    /// Faults in loads may resume at a checkpoint (see [`crate::jit::JitConfig::checkpoints`]).
+    pub checkpoints: bool,
 }
 
 /// The Cranelift code generator.
@@ -125,6 +127,7 @@ impl CraneliftBackend {
             hot_counter: env.hot_counter,
             frontend: module.isa().frontend_config(),
             arena_base: env.arena_base,
+            checkpoints: self.config.checkpoints,
         };
         self.ctx.clear();
         self.ctx.func.signature = lift::block_signature();
@@ -170,7 +173,9 @@ impl CraneliftBackend {
             };
             let site = lifted.sites.get(index as usize).ok_or_else(|| err(&"inline access without a site"))?;
             let mut recover = Vec::new();
-            if let Some(rec) = lifted.recoveries.iter().find(|r| r.site == index) {
+            let rec = lifted.recoveries.iter().find(|r| r.site == index);
+            let rollback = rec.is_some_and(|r| r.rollback);
+            if let Some(rec) = rec {
                 for r in 0..32u8 {
                     if rec.regs & (1 << r) == 0 {
                         continue;
@@ -209,6 +214,7 @@ impl CraneliftBackend {
                 pc: site.pc,
                 retired: site.retired,
                 recover,
+                rollback,
             });
         }
         if !missing.is_empty() {

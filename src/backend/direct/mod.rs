@@ -325,7 +325,13 @@ impl Emitter<'_, '_> {
     /// (guest registers are always in `Cpu`: nothing to recover).
     fn note_inline(&mut self, i: usize) {
         let host = self.base + self.ops.offset().0 as u64;
-        self.inline.push(InlineAccess { host, pc: self.block.pc_of(i), retired: i as u32, recover: Vec::new() });
+        self.inline.push(InlineAccess {
+            host,
+            pc: self.block.pc_of(i),
+            retired: i as u32,
+            recover: Vec::new(),
+            rollback: false,
+        });
     }
 
     /// One inline access to `arena_base + zext(eax)`, listed for the fault map.
