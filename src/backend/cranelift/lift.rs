@@ -7,7 +7,7 @@
 //! jump cache. Jumps between the region's blocks are jumps inside the function. Guest
 //! registers are SSA values, loaded from `Cpu` on entry, passed between the region's
 //! blocks as block parameters, and written back at exits (and
-//! before inline accesses, see below); x0 is the constant 0. The retired count and the
+//! before some inline accesses, see below); x0 is the constant 0. The retired count and the
 //! budget follow the scheme of [`crate::jit::region`]: a running total added to on
 //! edges into join blocks, a budget check on entry and on back edges.
 //!
@@ -22,19 +22,23 @@
 //!   `cpu.pc` (registers, pc, retired count). A refused access exits with
 //!   [`EXIT_STEP`]: the interpreter executes that one instruction, raising the guest
 //!   fault (or carrying out the device effect) exactly as it would have;
-//! - before every inline access, registers written since they were last stored, and the
-//!   running total when it changed, are stored to `Cpu`; each inline access's source
-//!   location names its guest pc and the instructions retired since the running total
-//!   (see [`Site`]), so when the access faults the dispatcher completes the state from
-//!   the fault map alone.
+//! - when an inline access faults, the dispatcher rebuilds the exact state from `Cpu` and
+//!   the fault map alone, one of two ways (chosen per access by `super::sync`): the
+//!   registers written since they were last stored that it could not find in the
+//!   faulting code's host registers and frame are stored to `Cpu` before the access, and
+//!   its source location names its guest pc and the instructions retired since the
+//!   running total (see [`Site`]); or `Cpu` holds a checkpoint (the state at the
+//!   region's entry, or at a store that wrote it there first) with only loads and
+//!   register operations since, and the fault resumes there.
 
+use super::sync::{dirty_sets, kept_dirty, liveness, reads, sync_plan, writes, Sync, RETIRED_BIT};
 use crate::guest::decode::{AluOp, AmoOp, BranchOp, Inst, LoadOp, StoreOp};
 use crate::jit::abi::{
     ArgKind, Helper, JumpCacheEntry, EXIT_DISPATCH, EXIT_HOT, EXIT_STEP, HELPERS, JUMP_CACHE_MASK, JUMP_CACHE_SHIFT,
     OFFSET_BUDGET_END, OFFSET_PC, OFFSET_REGS, OFFSET_RETIRED,
 };
 use crate::jit::access::{AccessState, RegionClass};
-use crate::jit::block::{is_access, BlockEnd};
+use crate::jit::block::BlockEnd;
 use crate::jit::codegen::{AccessPlan, Step, MAX_STEPS};
 use crate::jit::region::Region;
 use crate::memory::Device;
@@ -124,9 +128,6 @@ pub struct Site {
     pub retired: u32,
 }
 
-/// Bit of the dirty mask for the running retired total (x0 is never dirty).
-pub const RETIRED_BIT: u32 = 1;
-
 /// Index of the running retired total among the current labels (guest registers are
 /// 1..=31).
 const TOTAL: usize = 32;
@@ -164,55 +165,6 @@ pub struct Lifted {
     pub recoveries: Vec<Recovery>,
     /// The site of each inline access, by access number (see [`inline_trap_code`]).
     pub access_sites: Vec<u32>,
-}
-
-/// The dirty registers (and [`RETIRED_BIT`]) left unstored before an inline access
-/// `inst`: those live after it, except its own destination (whose old value dies there)
-/// and those `forced` out; the running total unless forced.
-fn kept_dirty(dirty: u32, live_after: u32, inst: &Inst, forced: u32) -> u32 {
-    dirty & (live_after | RETIRED_BIT) & !writes(inst) & !forced
-}
-
-/// Every guest register (a leaving path stores those it changed).
-const ALL_REGS: u32 = !1;
-
-/// Guest registers live after each instruction of each region block: read later before
-/// being written, or still to be stored by a path that leaves the region.
-fn liveness(region: &Region, inline: &dyn Fn(u32) -> bool) -> Vec<Vec<u32>> {
-    let n = region.blocks.len();
-    let succ: Vec<Vec<usize>> = (0..n).map(|b| region.inside_successors(b).to_vec()).collect();
-    // Does a path leave the region at the end of the block (an exit, not a jump inside)?
-    let leaves: Vec<bool> = (0..n)
-        .map(|b| {
-            let block = &region.blocks[b];
-            block.end != BlockEnd::Jump
-                || block.exit_targets().iter().any(|&t| region.edge(b, t).inside.is_none())
-                || matches!(block.insts.last(), Some(Inst::Jalr { .. }))
-        })
-        .collect();
-    let mut live_in = vec![0u32; n];
-    let mut live_after: Vec<Vec<u32>> = region.blocks.iter().map(|b| vec![0; b.len()]).collect();
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for b in (0..n).rev() {
-            let mut live = succ[b].iter().fold(if leaves[b] { ALL_REGS } else { 0 }, |acc, &s| acc | live_in[s]);
-            for (i, inst) in region.blocks[b].insts.iter().enumerate().rev() {
-                // Loads and stores that call a helper can leave (a refused access).
-                let pc = region.blocks[b].pc_of(i);
-                if is_access(inst) && !inline(pc) {
-                    live |= ALL_REGS;
-                }
-                live_after[b][i] = live;
-                live = (live & !writes(inst)) | reads(inst);
-            }
-            if live != live_in[b] {
-                live_in[b] = live;
-                changed = true;
-            }
-        }
-    }
-    live_after
 }
 
 /// Lifting state for one region.
@@ -402,190 +354,6 @@ fn load_reg(b: &mut FunctionBuilder, cpu: Value, r: u8) -> Value {
     b.ins().load(I32, trusted(), cpu, OFFSET_REGS + 4 * i32::from(r))
 }
 
-/// Registers an instruction writes, as a mask.
-fn writes(inst: &Inst) -> u32 {
-    inst.dest().map_or(0, |rd| (1u32 << rd) & !1)
-}
-
-/// Registers an instruction reads, as a mask.
-fn reads(inst: &Inst) -> u32 {
-    let m = |rs: &[u8]| rs.iter().fold(0u32, |acc, &r| acc | (1 << r)) & !1;
-    match *inst {
-        Inst::Jalr { rs1, .. } | Inst::Load { rs1, .. } | Inst::OpImm { rs1, .. } => m(&[rs1]),
-        Inst::Branch { rs1, rs2, .. }
-        | Inst::Store { rs1, rs2, .. }
-        | Inst::Op { rs1, rs2, .. }
-        | Inst::Amo { rs1, rs2, .. } => m(&[rs1, rs2]),
-        _ => 0,
-    }
-}
-
-/// What may be dirty at the start of each region block: registers written on some path
-/// since their last store (stores happen before inline accesses), and the running total
-/// after an edge into a join. A fixpoint over the region's edges.
-fn dirty_sets(
-    region: &Region,
-    inline: &dyn Fn(u32) -> bool,
-    live_after: &[Vec<u32>],
-    forced: &std::collections::HashMap<u32, u32>,
-    sync: &[Vec<Sync>],
-) -> Vec<u32> {
-    let n = region.blocks.len();
-    let mut dirty_in = vec![0u32; n];
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for b in 0..n {
-            let block = &region.blocks[b];
-            let mut d = dirty_in[b];
-            for (i, inst) in block.insts.iter().enumerate() {
-                let pc = block.pc_of(i);
-                if is_access(inst) && inline(pc) {
-                    // What the sync before the access stores is clean after it.
-                    d = match sync[b][i] {
-                        Sync::Exact => kept_dirty(d, live_after[b][i], inst, forced.get(&pc).copied().unwrap_or(0)),
-                        Sync::Checkpoint => RETIRED_BIT,
-                        Sync::Rollback => d,
-                    };
-                }
-                d |= writes(inst);
-            }
-            for &s in region.inside_successors(b) {
-                let out = d | if region.join[s] { RETIRED_BIT } else { 0 };
-                if dirty_in[s] | out != dirty_in[s] {
-                    dirty_in[s] |= out;
-                    changed = true;
-                }
-            }
-        }
-    }
-    dirty_in
-}
-
-/// How the fault path finds the exact guest state at an inline access.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Sync {
-    /// Dirty registers it could not recover are stored before the access; the others
-    /// are recovered from where the code keeps them (see [`Recovery`]).
-    Exact,
-    /// A store that first writes every dirty register, its pc and the retired count to
-    /// `Cpu`: a checkpoint, which later loads can roll back to.
-    Checkpoint,
-    /// Since the last checkpoint (or the region's entry, where `Cpu` is exact too) only
-    /// loads and register operations ran, which can run again: the fault resumes at
-    /// the checkpoint from `Cpu` as it is, and the access stores nothing.
-    Rollback,
-}
-
-/// Per region block and instruction, how each inline access syncs (other
-/// instructions: [`Sync::Exact`], unused).
-///
-/// A checkpoint is valid from the region's entry, and from a checkpoint store, until
-/// something that must not run twice: a store without a checkpoint (a load before it
-/// may read what it wrote), a helper or device access, an AMO. Loads where a
-/// checkpoint is valid on every path in roll back. A store becomes a checkpoint when
-/// an inline load can follow it before the next such barrier: then its one write of
-/// the state replaces the stores before each of those loads (in a loop, before each
-/// load of every iteration).
-fn sync_plan(region: &Region, inline: &dyn Fn(u32) -> bool) -> Vec<Vec<Sync>> {
-    #[derive(PartialEq)]
-    enum Kind {
-        Load,
-        Store,
-        Barrier,
-        Other,
-    }
-    let n = region.blocks.len();
-    let kind = |b: usize, i: usize| {
-        let block = &region.blocks[b];
-        let inst = &block.insts[i];
-        match inst {
-            Inst::Load { .. } | Inst::Store { .. } if !inline(block.pc_of(i)) => Kind::Barrier,
-            Inst::Load { .. } => Kind::Load,
-            Inst::Store { .. } => Kind::Store,
-            Inst::Amo { .. } => Kind::Barrier,
-            _ => Kind::Other,
-        }
-    };
-    // Can an inline load follow instruction `i` of block `b` before a barrier or store?
-    let load_follows = |b: usize, i: usize| {
-        let mut seen = vec![false; n];
-        let mut work = vec![(b, i + 1)];
-        while let Some((b, from)) = work.pop() {
-            let mut open = true;
-            for k in from..region.blocks[b].len() {
-                match kind(b, k) {
-                    Kind::Load => return true,
-                    Kind::Store | Kind::Barrier => {
-                        open = false;
-                        break;
-                    }
-                    Kind::Other => {}
-                }
-            }
-            if open {
-                for &s in region.inside_successors(b) {
-                    if !std::mem::replace(&mut seen[s], true) {
-                        work.push((s, 0));
-                    }
-                }
-            }
-        }
-        false
-    };
-    let mut plan: Vec<Vec<Sync>> = region.blocks.iter().map(|bl| vec![Sync::Exact; bl.len()]).collect();
-    for (b, block_plan) in plan.iter_mut().enumerate() {
-        for (i, sync) in block_plan.iter_mut().enumerate() {
-            if kind(b, i) == Kind::Store && load_follows(b, i) {
-                *sync = Sync::Checkpoint;
-            }
-        }
-    }
-    // Is a checkpoint valid at the start of each block (on every path in)? Optimistic
-    // start, then a fixpoint; the head is also entered from outside, where it is.
-    let mut preds = vec![Vec::new(); n];
-    for b in 0..n {
-        for &s in region.inside_successors(b) {
-            preds[s].push(b);
-        }
-    }
-    let out_of = |b: usize, mut valid: bool, plan: &[Vec<Sync>]| {
-        for i in 0..region.blocks[b].len() {
-            match kind(b, i) {
-                Kind::Store => valid = plan[b][i] == Sync::Checkpoint,
-                Kind::Barrier => valid = false,
-                Kind::Load | Kind::Other => {}
-            }
-        }
-        valid
-    };
-    let mut valid_out = vec![true; n];
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for b in 0..n {
-            let valid_in = preds[b].iter().all(|&p| valid_out[p]);
-            let out = out_of(b, valid_in, &plan);
-            if out != valid_out[b] {
-                valid_out[b] = out;
-                changed = true;
-            }
-        }
-    }
-    for b in 0..n {
-        let mut valid = preds[b].iter().all(|&p| valid_out[p]);
-        for i in 0..region.blocks[b].len() {
-            match kind(b, i) {
-                Kind::Load if valid => plan[b][i] = Sync::Rollback,
-                Kind::Store => valid = plan[b][i] == Sync::Checkpoint,
-                Kind::Barrier => valid = false,
-                Kind::Load | Kind::Other => {}
-            }
-        }
-    }
-    plan
-}
-
 /// Builds the IR of `region` into `func` (whose signature must be [`block_signature`]).
 /// `slot_for(target)` returns the address of the exit slot to chain through for a
 /// jump to `target`; `plan_for(pc)` says how to perform the access at `pc`. With
@@ -608,7 +376,7 @@ pub fn lift_region(
     let inline = |pc: u32| matches!(plans.get(&pc), Some(p) if p.state == AccessState::Committed(RegionClass::Ram));
     let live_after = liveness(region, &inline);
     let sync = match env.checkpoints {
-        true => sync_plan(region, &inline),
+        true => sync_plan(region, &inline, &live_after, forced),
         false => region.blocks.iter().map(|bl| vec![Sync::Exact; bl.len()]).collect(),
     };
     let dirty_in = dirty_sets(region, &inline, &live_after, forced, &sync);

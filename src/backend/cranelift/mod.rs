@@ -4,6 +4,7 @@
 //! code is near them.
 
 pub mod lift;
+mod sync;
 
 use crate::jit::abi::{Helper, HELPERS};
 use crate::jit::codegen::{
