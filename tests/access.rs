@@ -61,11 +61,7 @@ fn run_both(text: &[u32], mode: MemMode, commit_after: u32) -> (Machine, CodeCac
         m.finish();
         let what = format!("{backend:?}, {mode:?}");
         assert_eq!(exit, want, "exit ({what})");
-        assert_eq!(m.cpu.regs, reference.cpu.regs, "registers ({what})");
-        assert_eq!(m.cpu.pc, reference.cpu.pc, "pc ({what})");
-        assert_eq!(m.cpu.retired, reference.cpu.retired, "retired ({what})");
-        assert_eq!(m.mem.ram_hash(), reference.mem.ram_hash(), "memory ({what})");
-        assert_eq!(m.io.stdout_bytes(), reference.io.stdout_bytes(), "stdout ({what})");
+        assert_same_machine(&what, &reference, &m);
         Some((m, cache, exit))
     });
     let (direct, direct_cache, _) = runs[1].take().expect("direct run");

@@ -84,11 +84,7 @@ fn check(text: &[u32], mem: MemMode, tier_up: u32, max_insns: u64) -> (Runs, Exi
         let exit = runner::run(&mut m, &opts).expect("runs").exit;
         let what = format!("{mem:?}, tier-up {tier_up}, max {max_insns}, checkpoints {checkpoints}");
         assert_eq!(exit, want, "exit ({what})");
-        assert_eq!(m.cpu.regs, reference.cpu.regs, "registers ({what})");
-        assert_eq!(m.cpu.pc, reference.cpu.pc, "pc ({what})");
-        assert_eq!(m.cpu.retired, reference.cpu.retired, "retired ({what})");
-        assert_eq!(m.mem.ram_hash(), reference.mem.ram_hash(), "memory ({what})");
-        assert_eq!(m.io.stdout_bytes(), reference.io.stdout_bytes(), "stdout ({what})");
+        assert_same_machine(&what, &reference, &m);
         if !checkpoints {
             assert_eq!(m.stats.faults_rolled_back, 0, "no rollbacks without checkpoints ({what})");
         }

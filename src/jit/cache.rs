@@ -72,6 +72,11 @@ impl<T: Copy + Default> Cells<T> {
         slab.cell(i)
     }
 
+    /// The value of the cell `alloc` handed out as the `index`-th.
+    fn get(&self, index: usize) -> T {
+        self.slabs[index / SLAB_CELLS].get(index % SLAB_CELLS)
+    }
+
     /// Forgets every cell (the slabs are reused). Only when no code can use them.
     fn clear(&mut self) {
         self.used = 0;
@@ -200,6 +205,9 @@ pub struct CodeCache {
     blocks: HashMap<u32, Compiled>,
     slots: Slots,
     counters: Cells<u32>,
+    /// The tier-up counter of the translation at each pc that has one, by index in
+    /// `counters`: entries left before it tiers up.
+    counter_of: HashMap<u32, usize>,
     jump_cache: SharedCells<JumpCacheEntry>,
     records: HashMap<u32, Record>,
     fault_map: BTreeMap<u64, FaultSite>,
@@ -294,6 +302,7 @@ impl CodeCache {
             blocks: HashMap::new(),
             slots: Slots { cells: Cells::new(), by_target: HashMap::new(), stub: 0 },
             counters: Cells::new(),
+            counter_of: HashMap::new(),
             jump_cache: SharedCells::new(JUMP_CACHE_ENTRIES, JumpCacheEntry::EMPTY),
             records: HashMap::new(),
             fault_map: BTreeMap::new(),
@@ -392,6 +401,7 @@ impl CodeCache {
         self.blocks.clear();
         self.slots.clear();
         self.counters.clear();
+        self.counter_of.clear();
         self.jump_cache.fill(JumpCacheEntry::EMPTY);
         self.fault_map.clear();
         self.invalidated.clear();
@@ -469,7 +479,8 @@ impl CodeCache {
         } else {
             Some(self.discover(mem, pc, self.config.max_block_insns)).filter(|b| !b.is_empty()).map(Region::single)
         };
-        let Some(region) = region else { return Ok(()) };
+        let Some(mut region) = region else { return Ok(()) };
+        region.entries = self.entries_of(&region);
         if self.dumps_events() {
             let (from, to) = (self.tiers[usize::from(c.tier)].name(), self.tiers[usize::from(next)].name());
             let (n, insns) = (region.blocks.len(), region.insns());
@@ -506,7 +517,7 @@ impl CodeCache {
         // A write to the region's code from now on drops its head, which voids the
         // request when it comes back.
         self.note_code(mem, &region)?;
-        let hot_counter = self.hot_counter(tier);
+        let hot_counter = self.hot_counter(tier, region.head().pc);
         let mut slots = HashMap::new();
         for target in region.exit_targets() {
             let code = self.blocks.get(&target).map(|c| c.code);
@@ -586,10 +597,28 @@ impl CodeCache {
         Ok(())
     }
 
-    /// A tier-up counter for code compiled by `tier`, when there is a next tier.
-    fn hot_counter(&mut self, tier: u8) -> Option<u64> {
+    /// A tier-up counter for the code at `pc` compiled by `tier`, when there is a next
+    /// tier.
+    fn hot_counter(&mut self, tier: u8, pc: u32) -> Option<u64> {
         let has_next = usize::from(tier) + 1 < self.tiers.len();
-        has_next.then(|| self.counters.alloc(self.config.tier_up.max(1)) as u64)
+        if !has_next {
+            self.counter_of.remove(&pc);
+            return None;
+        }
+        self.counter_of.insert(pc, self.counters.used);
+        Some(self.counters.alloc(self.config.tier_up.max(1)) as u64)
+    }
+
+    /// How often the tier below entered each block of `region` (at most `tier_up`): from
+    /// the tier-up counter of its translation, which counts down and wraps past zero; a
+    /// block without one has tiered up already.
+    fn entries_of(&self, region: &Region) -> Vec<u32> {
+        let tier_up = self.config.tier_up.max(1);
+        let entered = |pc: u32| match self.counter_of.get(&pc) {
+            Some(&i) => tier_up.checked_sub(self.counters.get(i)).unwrap_or(tier_up),
+            None => tier_up,
+        };
+        region.blocks.iter().map(|b| entered(b.pc)).collect()
     }
 
     /// The plan for the access at `pc` in the block at `block_pc` (creating its record).
@@ -761,7 +790,7 @@ impl CodeCache {
     /// Compiles `region` with the inline code generator of `tier`.
     fn compile(&mut self, region: &Region, tier: u8) -> Result<(Translation, u64), JitError> {
         let start = Instant::now();
-        let hot_counter = self.hot_counter(tier);
+        let hot_counter = self.hot_counter(tier, region.head().pc);
         let blocks = &self.blocks;
         let slots = &mut self.slots;
         let linked = &mut self.stats.chained_exits;
@@ -791,6 +820,7 @@ impl CodeCache {
     pub fn invalidate(&mut self, pc: u32) {
         if let Some(old) = self.blocks.remove(&pc) {
             self.forget_sites(old);
+            self.counter_of.remove(&pc);
             self.invalidated.insert(pc);
             self.slots.set(pc, self.slots.stub);
             let i = jump_cache_index(pc);

@@ -51,6 +51,9 @@ pub struct Region {
     /// Per block: the most instructions that can retire from its start before the next
     /// budget check or exit.
     pub stretch: Vec<u32>,
+    /// Per block: how often the tier below entered it before the region was formed,
+    /// where known (else 0 for every block): how hot each part of the region is.
+    pub entries: Vec<u32>,
     /// Per block: the blocks its back edges go to.
     back: Vec<Vec<usize>>,
     /// Per block: the region blocks it can continue at.
@@ -212,7 +215,7 @@ impl Region {
         for b in 0..n {
             longest(b, &blocks, &succ, &back, &mut stretch, &mut done);
         }
-        Region { blocks, pending, join, stretch, back, succ, index }
+        Region { entries: vec![0; n], blocks, pending, join, stretch, back, succ, index }
     }
 
     /// The head block.

@@ -270,3 +270,13 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Asserts that `m` ended in the interpreter's final state (`reference`): registers, pc,
+/// retired count, RAM and stdout; `what` names the run in a failure.
+pub fn assert_same_machine(what: &str, reference: &Machine, m: &Machine) {
+    assert_eq!(m.cpu.regs, reference.cpu.regs, "registers ({what})");
+    assert_eq!(m.cpu.pc, reference.cpu.pc, "pc ({what})");
+    assert_eq!(m.cpu.retired, reference.cpu.retired, "retired ({what})");
+    assert_eq!(m.mem.ram_hash(), reference.mem.ram_hash(), "memory ({what})");
+    assert_eq!(m.io.stdout_bytes(), reference.io.stdout_bytes(), "stdout ({what})");
+}

@@ -152,9 +152,10 @@ enum Kind {
 /// follow before the next barrier may become a checkpoint: it does where that makes
 /// fewer stores to `Cpu` than syncing exactly (its own write of every dirty register
 /// against the stores the loads after it would make), counting the stores at each
-/// instruction `8^d` times for an instruction inside `d` loops of the region (a block
-/// that jumps to itself, an innermost loop, counts one loop more). Each candidate is
-/// tried as an exact store in turn and stays one where that costs no more.
+/// instruction as often as the tier below entered its block (`Region::entries`), or,
+/// where that is unknown, `8^d` times for an instruction inside `d` loops of the region
+/// (a block that jumps to itself, an innermost loop, counts one loop more). Each
+/// candidate is tried as an exact store in turn and stays one where that costs no more.
 pub(super) fn sync_plan(
     region: &Region,
     inline: &dyn Fn(u32) -> bool,
@@ -202,12 +203,17 @@ pub(super) fn sync_plan(
         }
         false
     };
-    // A block that jumps to itself is an innermost loop: it counts once more.
-    let weights: Vec<u64> = loop_depths(region, &preds)
-        .iter()
-        .enumerate()
-        .map(|(b, &d)| 1u64 << (3 * (d + u32::from(region.inside_successors(b).contains(&b))).min(6)))
-        .collect();
+    // How often each block runs: as the tier below counted it, else estimated from
+    // the loops around it (a block that jumps to itself, an innermost loop, counts
+    // once more).
+    let weights: Vec<u64> = match region.entries.iter().any(|&e| e > 0) {
+        true => region.entries.iter().map(|&e| u64::from(e) + 1).collect(),
+        false => loop_depths(region, &preds)
+            .iter()
+            .enumerate()
+            .map(|(b, &d)| 1u64 << (3 * (d + u32::from(region.inside_successors(b).contains(&b))).min(6)))
+            .collect(),
+    };
     let cost = |plan: &[Vec<Sync>]| plan_cost(region, inline, live_after, forced, plan, &weights);
     let mut plan: Vec<Vec<Sync>> = region.blocks.iter().map(|bl| vec![Sync::Exact; bl.len()]).collect();
     let mut candidates = Vec::new();
