@@ -153,8 +153,8 @@ enum Kind {
 /// fewer stores to `Cpu` than syncing exactly (its own write of every dirty register
 /// against the stores the loads after it would make), counting the stores at each
 /// instruction as often as the tier below entered its block (`Region::entries`), or,
-/// where that is unknown, `8^d` times for an instruction inside `d` loops of the region
-/// (a block that jumps to itself, an innermost loop, counts one loop more). Each
+/// where that is unknown, `8^d` times for an instruction inside `d` loops of the region;
+/// either way 8 times more in a block that jumps to itself (an innermost loop). Each
 /// candidate is tried as an exact store in turn and stays one where that costs no more.
 pub(super) fn sync_plan(
     region: &Region,
@@ -204,14 +204,16 @@ pub(super) fn sync_plan(
         false
     };
     // How often each block runs: as the tier below counted it, else estimated from
-    // the loops around it (a block that jumps to itself, an innermost loop, counts
-    // once more).
+    // the loops around it. A block that jumps to itself, an innermost loop, counts 8
+    // times more either way: the count stops at the tier-up threshold, and a block
+    // that tiered up already (counted as reaching it) may have run far more often.
+    let self_loop = |b: usize| u32::from(region.inside_successors(b).contains(&b));
     let weights: Vec<u64> = match region.entries.iter().any(|&e| e > 0) {
-        true => region.entries.iter().map(|&e| u64::from(e) + 1).collect(),
+        true => region.entries.iter().enumerate().map(|(b, &e)| (u64::from(e) + 1) << (3 * self_loop(b))).collect(),
         false => loop_depths(region, &preds)
             .iter()
             .enumerate()
-            .map(|(b, &d)| 1u64 << (3 * (d + u32::from(region.inside_successors(b).contains(&b))).min(6)))
+            .map(|(b, &d)| 1u64 << (3 * (d + self_loop(b)).min(6)))
             .collect(),
     };
     let cost = |plan: &[Vec<Sync>]| plan_cost(region, inline, live_after, forced, plan, &weights);
