@@ -5,6 +5,8 @@
 //! picolibc rv32imac ones (`imac-*`); the rv32imac builds of the runtime programs
 //! (`bin/imac/`) must give the same expected output as their rv32im builds.
 
+mod common;
+
 use rvdbt::jit::access::MemMode;
 use rvdbt::machine::{Exit, Machine, MachineConfig};
 use rvdbt::runner::{self, Backend, RunOptions};
@@ -84,15 +86,6 @@ fn run_program(p: &Program, backend: Backend, tweak: &dyn Fn(&mut RunOptions)) -
     (m, report.exit)
 }
 
-/// Compares a backend's final machine with the interpreter's.
-fn assert_same_state(name: &str, what: &str, reference: &Machine, m: &Machine) {
-    assert_eq!(m.cpu.retired, reference.cpu.retired, "{name} ({what}): retired instructions");
-    assert_eq!(m.cpu.regs, reference.cpu.regs, "{name} ({what}): registers");
-    assert_eq!(m.cpu.pc, reference.cpu.pc, "{name} ({what}): pc");
-    assert_eq!(m.mem.ram_hash(), reference.mem.ram_hash(), "{name} ({what}): RAM contents");
-    assert_eq!(m.io.stdout_bytes(), reference.io.stdout_bytes(), "{name} ({what}): stdout");
-}
-
 #[test]
 fn every_program_gives_its_expected_output_on_every_backend() {
     for p in programs() {
@@ -124,7 +117,7 @@ fn every_program_gives_its_expected_output_on_every_backend() {
                     let what =
                         format!("--backend {} --mem {} --compile-after {compile_after}", backend.name(), mode.name());
                     assert_eq!(e, exit, "{} ({what}): exit", p.name);
-                    assert_same_state(&p.name, &what, &reference, &m);
+                    common::assert_same_machine(&format!("{}, {what}", p.name), &reference, &m);
                 }
             }
         }
@@ -151,7 +144,7 @@ fn rv32imac_builds_give_the_expected_output_on_every_backend() {
                 });
                 let what = format!("--backend {} --mem {}", backend.name(), mode.name());
                 assert_eq!(e, exit, "{name} ({what}): exit");
-                assert_same_state(&name, &what, &reference, &m);
+                common::assert_same_machine(&format!("{name}, {what}"), &reference, &m);
             }
         }
     }
@@ -169,7 +162,7 @@ fn tiny_code_cache_forces_flushes_and_changes_nothing() {
             });
             let what = format!("{}, 16 KiB code cache", backend.name());
             assert_eq!(e, exit, "{} ({what}): exit", p.name);
-            assert_same_state(&p.name, &what, &reference, &m);
+            common::assert_same_machine(&format!("{}, {what}", p.name), &reference, &m);
             if m.stats.cache.total().code_bytes > 64 * 1024 {
                 assert!(m.stats.cache.cache_flushes > 0, "{} ({what}): a 16 KiB cache must flush", p.name);
             }
@@ -192,7 +185,7 @@ fn tiered_moves_hot_code_to_cranelift_regions_and_agrees() {
             });
             let what = format!("tier-up {tier_up}, regions {regions}, checkpoints {checkpoints}");
             assert_eq!(e, exit, "{} ({what}): exit", p.name);
-            assert_same_state(&p.name, &what, &reference, &m);
+            common::assert_same_machine(&format!("{}, {what}", p.name), &reference, &m);
             let c = &m.stats.cache;
             let names: Vec<_> = c.by_backend.iter().map(|(n, _)| *n).collect();
             assert_eq!(names, ["direct", "cranelift"], "{}", p.name);
@@ -240,7 +233,7 @@ fn unoptimized_and_tiny_blocks_agree_with_the_interpreter() {
                 });
                 let what = format!("{}, {what}", backend.name());
                 assert_eq!(e, exit, "{} ({what}): exit", p.name);
-                assert_same_state(&p.name, &what, &reference, &m);
+                common::assert_same_machine(&format!("{}, {what}", p.name), &reference, &m);
             }
         }
     }
@@ -260,7 +253,7 @@ fn max_insns_is_exact_on_every_backend() {
                 o.jit.tier_up = 2;
             });
             assert_eq!(e, Exit::InsnLimit(limit), "{} at {limit}", backend.name());
-            assert_same_state("sieve", &format!("{} --max-insns {limit}", backend.name()), &reference, &m);
+            common::assert_same_machine(&format!("sieve, {} --max-insns {limit}", backend.name()), &reference, &m);
         }
     }
 }

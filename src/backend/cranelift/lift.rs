@@ -375,10 +375,7 @@ pub fn lift_region(
         region.access_pcs().into_iter().map(|pc| (pc, plan_for(pc))).collect();
     let inline = |pc: u32| matches!(plans.get(&pc), Some(p) if p.state == AccessState::Committed(RegionClass::Ram));
     let live_after = liveness(region, &inline);
-    let sync = match env.checkpoints {
-        true => sync_plan(region, &inline, &live_after, forced),
-        false => region.blocks.iter().map(|bl| vec![Sync::Exact; bl.len()]).collect(),
-    };
+    let sync = sync_plan(region, &inline, &live_after, forced, env.checkpoints);
     let dirty_in = dirty_sets(region, &inline, &live_after, forced, &sync);
 
     let mut b = FunctionBuilder::new(func, fctx);
@@ -684,11 +681,8 @@ impl Lifter<'_, '_> {
     /// retired count to `Cpu`, which then holds the exact state there until a barrier
     /// (see [`sync_plan`]). The running total is marked dirty: `Cpu` now counts past it.
     fn checkpoint(&mut self, i: usize) {
-        self.store_dirty();
         let pc = self.iconst(self.block().pc_of(i));
-        self.b.ins().store(trusted(), pc, self.cpu, OFFSET_PC);
-        let retired = self.retired_after(i);
-        self.b.ins().store(trusted(), retired, self.cpu, OFFSET_RETIRED);
+        self.write_back(pc, i);
         self.dirty = RETIRED_BIT;
         self.roll_back_to_checkpoint();
     }

@@ -143,7 +143,7 @@ enum Kind {
 }
 
 /// Per region block and instruction, how each inline access syncs (other
-/// instructions: [`Sync::Exact`], unused).
+/// instructions: [`Sync::Exact`], unused); every access exactly without `checkpoints`.
 ///
 /// A checkpoint is valid from the region's entry, and from a checkpoint store, until
 /// something that must not run twice: a store without a checkpoint (a load before it
@@ -161,7 +161,12 @@ pub(super) fn sync_plan(
     inline: &dyn Fn(u32) -> bool,
     live_after: &[Vec<u32>],
     forced: &HashMap<u32, u32>,
+    checkpoints: bool,
 ) -> Vec<Vec<Sync>> {
+    let mut plan: Vec<Vec<Sync>> = region.blocks.iter().map(|bl| vec![Sync::Exact; bl.len()]).collect();
+    if !checkpoints {
+        return plan;
+    }
     let n = region.blocks.len();
     let kinds: Vec<Vec<Kind>> = region
         .blocks
@@ -217,7 +222,6 @@ pub(super) fn sync_plan(
             .collect(),
     };
     let cost = |plan: &[Vec<Sync>]| plan_cost(region, inline, live_after, forced, plan, &weights);
-    let mut plan: Vec<Vec<Sync>> = region.blocks.iter().map(|bl| vec![Sync::Exact; bl.len()]).collect();
     let mut candidates = Vec::new();
     for b in 0..n {
         for i in 0..region.blocks[b].len() {
