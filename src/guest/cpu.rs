@@ -16,7 +16,9 @@ pub struct Cpu {
     _pad: u32,
     /// Instructions retired so far.
     pub retired: u64,
-    /// Translated code returns to the dispatcher before `retired` would pass this.
+    /// Translated code returns to the dispatcher before `retired` would pass this. Set
+    /// on each entry; while translated code runs, only the profiling helpers change it
+    /// (to 0, to leave soon), which lets code without profiling accesses read it once.
     pub budget_end: u64,
 }
 

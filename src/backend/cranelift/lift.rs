@@ -178,6 +178,9 @@ struct Lifter<'a, 'b> {
     cpu: Value,
     /// The running retired total.
     total: Value,
+    /// `budget_end` as read on entry, where nothing in the region can change it (no
+    /// access profiles): back edges compare against it rather than load it again.
+    fixed_budget_end: Option<Value>,
     /// Current value of each guest register the region uses (x0 and unused: None).
     vals: [Option<Value>; 32],
     /// Per region block: the registers passed to it as parameters (after the running
@@ -430,6 +433,11 @@ pub fn lift_region(
         (1..32u8).filter(|r| mask & !load_at_use & (1 << r) != 0).map(|r| (r, load_reg(&mut b, cpu, r))).collect();
     let used: Vec<u8> = (1..32u8).filter(|r| written & (1 << r) != 0).collect();
     let BlockParams { order, params, idom } = block_parameters(region, &used);
+    // Only the profiling helpers change `budget_end` while translated code runs.
+    let fixed_budget_end = plans
+        .values()
+        .all(|p| matches!(p.state, AccessState::Variable | AccessState::Committed(RegionClass::Ram)))
+        .then_some(budget_end);
     let blocks: Vec<ir::Block> = params
         .iter()
         .map(|p| {
@@ -452,6 +460,7 @@ pub fn lift_region(
         blocks,
         cpu,
         total: retired0,
+        fixed_budget_end,
         vals: [None; 32],
         params,
         idom,
@@ -815,9 +824,21 @@ impl Lifter<'_, '_> {
             // Leave for the dispatcher (at the target's start) when the stretch from the
             // target could pass the budget, or a helper asked for the dispatcher.
             let total = self.total;
-            let budget_end = self.b.ins().load(I64, trusted(), self.cpu, OFFSET_BUDGET_END);
-            let after = self.b.ins().iadd_imm_s(total, i64::from(self.region.stretch[s]));
-            let over = self.b.ins().icmp(IntCC::UnsignedGreaterThan, after, budget_end);
+            let stretch = i64::from(self.region.stretch[s]);
+            let over = match self.fixed_budget_end {
+                // total > budget_end - stretch, a bound computed once outside the loop;
+                // counts stay far below 2^63, so the difference and the signed compare
+                // are exact.
+                Some(budget_end) => {
+                    let bound = self.b.ins().iadd_imm_s(budget_end, -stretch);
+                    self.b.ins().icmp(IntCC::SignedGreaterThan, total, bound)
+                }
+                None => {
+                    let budget_end = self.b.ins().load(I64, trusted(), self.cpu, OFFSET_BUDGET_END);
+                    let after = self.b.ins().iadd_imm_s(total, stretch);
+                    self.b.ins().icmp(IntCC::UnsignedGreaterThan, after, budget_end)
+                }
+            };
             let out = self.b.create_block();
             self.b.set_cold_block(out);
             self.b.ins().brif(over, out, &[], self.blocks[s], &args);
