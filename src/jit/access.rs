@@ -53,6 +53,15 @@ pub enum AccessState {
     Variable,
 }
 
+impl AccessState {
+    /// Does translated code for an access in this state feed its record through a
+    /// profiling helper (NAIVE; COMMITTED to a device, on its slow path)? Those helpers
+    /// are what cuts `Cpu::budget_end` when the state changes.
+    pub fn profiles(self) -> bool {
+        matches!(self, AccessState::Naive { .. } | AccessState::Committed(RegionClass::Device(_)))
+    }
+}
+
 /// How translation memory accesses start (`--mem`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MemMode {

@@ -434,10 +434,7 @@ pub fn lift_region(
     let used: Vec<u8> = (1..32u8).filter(|r| written & (1 << r) != 0).collect();
     let BlockParams { order, params, idom } = block_parameters(region, &used);
     // Only the profiling helpers change `budget_end` while translated code runs.
-    let fixed_budget_end = plans
-        .values()
-        .all(|p| matches!(p.state, AccessState::Variable | AccessState::Committed(RegionClass::Ram)))
-        .then_some(budget_end);
+    let fixed_budget_end = plans.values().all(|p| !p.state.profiles()).then_some(budget_end);
     let blocks: Vec<ir::Block> = params
         .iter()
         .map(|p| {
