@@ -128,6 +128,9 @@ struct RunArgs {
     /// Hot code is compiled as regions (loops, paths) by the optimizing tier.
     #[arg(long, value_enum, default_value = "on")]
     regions: OnOff,
+    /// Cap on the guest blocks of one region.
+    #[arg(long, value_name = "N", default_value_t = rvdbt::jit::region::DEFAULT_MAX_REGION_BLOCKS, value_parser = parse_region_cap)]
+    max_region_blocks: usize,
     /// Cranelift code writes the guest state at stores that loads follow, and a load
     /// that faults resumes there; off: every inline access keeps the exact state where
     /// it is (more stores).
@@ -218,6 +221,14 @@ fn parse_block_cap(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if (1..=4096).contains(&n) => Ok(n),
         _ => Err(format!("invalid block cap '{s}' (1 to 4096)")),
+    }
+}
+
+fn parse_region_cap(s: &str) -> Result<usize, String> {
+    let max = rvdbt::jit::region::MAX_REGION_INSNS;
+    match s.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("invalid region cap '{s}' (1 to {max} blocks)")),
     }
 }
 
@@ -389,6 +400,7 @@ fn run(args: RunArgs, mut io: Io) -> anyhow::Result<ExitCode> {
         tier_up: args.tier_up,
         compile_thread: !args.no_compile_thread,
         regions: matches!(args.regions, OnOff::On),
+        max_region_blocks: args.max_region_blocks,
         checkpoints: matches!(args.checkpoints, OnOff::On),
         planted_bug: args.plant_bug,
         ..JitConfig::default()

@@ -252,3 +252,50 @@ fn a_register_computed_after_the_access_is_computed_by_the_fault_path() {
     let (_, exit) = check(&lazy(300, 200, 0x4000_0000), MemMode::Fastmem, 3, 1_000_000);
     assert!(matches!(exit, Exit::Fault(f) if f.addr == 0x4000_0000), "{exit:?}");
 }
+
+/// A loop that calls a function through a pointer (s6) every iteration and adds its
+/// result (a0) to s2; after iteration `k` the pointer moves to a second function.
+fn caller(n: u32, k: u32) -> Vec<u32> {
+    // Layout: setup (10 words), loop (7), exit (3), first callee (4), second (3).
+    let first = TEXT_BASE + 4 * (10 + 7 + 3);
+    let second = first + 4 * 4;
+    let mut t = Vec::new();
+    for (r, v) in [(S1, n), (S2, 0), (S3, 0), (S5, k), (S6, first)] {
+        t.extend(li(r, v));
+    }
+    let head = t.len();
+    t.push(addi(S3, S3, 1));
+    t.push(jalr(RA, S6, 0)); // the call through the pointer ends the head block
+    t.push(add(S2, S2, A0));
+    t.push(bne(S3, S5, 12)); // at i == k the pointer moves on
+    t.extend(li(S6, second));
+    let back = t.len();
+    t.push(blt(S3, S1, -(((back - head) * 4) as i32)));
+    t.push(add(A0, S2, ZERO));
+    t.extend(exit_seq());
+    assert_eq!(t.len() * 4, (first - TEXT_BASE) as usize);
+    t.extend([slli(A0, S3, 1), xor(A0, A0, S3), addi(A0, A0, 7), jalr(ZERO, RA, 0)]);
+    t.extend([slli(A0, S3, 2), sub(A0, A0, S2), jalr(ZERO, RA, 0)]);
+    t
+}
+
+#[test]
+fn a_call_through_a_pointer_continues_in_the_region_at_the_target_it_took() {
+    // The head block ends in the call: the region takes in the callee its direct code
+    // saw last (guarded by comparing the target) and the callee's return comes back
+    // into the region. The callee's own code tiers up first (it is entered as often as
+    // the return point and before it); the return point then heads the loop's region:
+    // itself, the back edge's block, the loop head and the callee.
+    let (runs, exit) = check(&caller(2000, 10_000), MemMode::Adaptive, 3, 1_000_000);
+    assert!(matches!(exit, Exit::Exited(_)), "{exit:?}");
+    for m in [&runs.checkpoints, &runs.exact] {
+        assert_eq!((m.stats.cache.regions_compiled, m.stats.cache.region_blocks), (1, 4));
+    }
+    // The pointer changes mid-run: the guard fails, the call leaves the region through
+    // the jump cache, and the state stays the interpreter's.
+    let (_, exit) = check(&caller(2000, 700), MemMode::Adaptive, 3, 1_000_000);
+    assert!(matches!(exit, Exit::Exited(_)), "{exit:?}");
+    for limit in [5, 2101, 3333] {
+        assert_eq!(check(&caller(2000, 700), MemMode::Adaptive, 3, limit).1, Exit::InsnLimit(limit));
+    }
+}

@@ -104,6 +104,18 @@ impl Block {
         out
     }
 
+    /// Does the block end in an indirect jump (`jalr`: a return, or a call or jump
+    /// through a register)?
+    pub fn ends_indirect(&self) -> bool {
+        matches!(self.insts.last(), Some(Inst::Jalr { .. }))
+    }
+
+    /// Does the block end in a return (`jalr` to the link register `ra` or `t0`, not
+    /// linking: the form the ISA names a return)?
+    pub fn ends_in_return(&self) -> bool {
+        matches!(self.insts.last(), Some(Inst::Jalr { rd: 0, rs1: 1 | 5, .. }))
+    }
+
     /// Guest pcs of the block's memory accesses (loads, stores and AMOs).
     pub fn access_pcs(&self) -> Vec<u32> {
         (0..self.len()).filter(|&i| is_access(&self.insts[i])).map(|i| self.pc_of(i)).collect()

@@ -51,7 +51,7 @@ use std::time::Instant;
 const SLAB_CELLS: usize = 1024;
 
 /// Fixed-address cells that translated code reads or writes (exit slots, tier-up
-/// counters), allocated in slabs and all forgotten at once.
+/// counters, targets of indirect jumps), allocated in slabs and all forgotten at once.
 struct Cells<T: Copy + Default> {
     slabs: Vec<SharedCells<T>>,
     used: usize,
@@ -208,6 +208,9 @@ pub struct CodeCache {
     /// The tier-up counter of the translation at each pc that has one, by index in
     /// `counters`: entries left before it tiers up.
     counter_of: HashMap<u32, usize>,
+    /// The cell where the translation at each pc that has one stores the target of its
+    /// closing indirect jump, by index in `counters` (0 until it runs).
+    target_of: HashMap<u32, usize>,
     jump_cache: SharedCells<JumpCacheEntry>,
     records: HashMap<u32, Record>,
     fault_map: BTreeMap<u64, FaultSite>,
@@ -303,6 +306,7 @@ impl CodeCache {
             slots: Slots { cells: Cells::new(), by_target: HashMap::new(), stub: 0 },
             counters: Cells::new(),
             counter_of: HashMap::new(),
+            target_of: HashMap::new(),
             jump_cache: SharedCells::new(JUMP_CACHE_ENTRIES, JumpCacheEntry::EMPTY),
             records: HashMap::new(),
             fault_map: BTreeMap::new(),
@@ -402,6 +406,7 @@ impl CodeCache {
         self.slots.clear();
         self.counters.clear();
         self.counter_of.clear();
+        self.target_of.clear();
         self.jump_cache.fill(JumpCacheEntry::EMPTY);
         self.fault_map.clear();
         self.invalidated.clear();
@@ -472,10 +477,10 @@ impl CodeCache {
         let Some(tier) = self.tiers.get(usize::from(next)) else { return Ok(()) };
         let background = matches!(tier, Tier::Background { .. });
         let region = if self.config.regions && tier.regions() && self.breakpoints.is_empty() {
-            let blocks = &self.blocks;
-            Region::form(mem, pc, self.config.max_block_insns, self.config.max_region_blocks, &|t| {
-                blocks.contains_key(&t)
-            })
+            let (blocks, counters, target_of) = (&self.blocks, &self.counters, &self.target_of);
+            let taken = |t: u32| blocks.contains_key(&t);
+            let seen_target = |b: u32| target_of.get(&b).map(|&i| counters.get(i));
+            Region::form(mem, pc, self.config.max_block_insns, self.config.max_region_blocks, &taken, &seen_target)
         } else {
             Some(self.discover(mem, pc, self.config.max_block_insns)).filter(|b| !b.is_empty()).map(Region::single)
         };
@@ -518,6 +523,7 @@ impl CodeCache {
         // request when it comes back.
         self.note_code(mem, &region)?;
         let hot_counter = self.hot_counter(tier, region.head().pc);
+        let target_cell = self.target_cell(tier, &region);
         let mut slots = HashMap::new();
         for target in region.exit_targets() {
             let code = self.blocks.get(&target).map(|c| c.code);
@@ -533,6 +539,7 @@ impl CodeCache {
             jump_cache: self.jump_cache.base() as u64,
             near: self.pool.near(),
             hot_counter,
+            target_cell,
             ir: self.config.dump.clif,
             slots,
             plans,
@@ -607,6 +614,20 @@ impl CodeCache {
         }
         self.counter_of.insert(pc, self.counters.used);
         Some(self.counters.alloc(self.config.tier_up.max(1)) as u64)
+    }
+
+    /// A cell for the target of the indirect jump that closes a one-block `region`
+    /// compiled by `tier`, when there is a next tier (whose regions follow that target).
+    /// Not for returns: a function called from several places returns to each in turn,
+    /// and a region that holds the call follows the return to its own call site.
+    fn target_cell(&mut self, tier: u8, region: &Region) -> Option<u64> {
+        let has_next = usize::from(tier) + 1 < self.tiers.len();
+        let head = region.head();
+        if !has_next || region.blocks.len() != 1 || !head.ends_indirect() || head.ends_in_return() {
+            return None;
+        }
+        self.target_of.insert(region.head().pc, self.counters.used);
+        Some(self.counters.alloc(0) as u64)
     }
 
     /// How often the tier below entered each block of `region` (at most `tier_up`): from
@@ -791,6 +812,7 @@ impl CodeCache {
     fn compile(&mut self, region: &Region, tier: u8) -> Result<(Translation, u64), JitError> {
         let start = Instant::now();
         let hot_counter = self.hot_counter(tier, region.head().pc);
+        let target_cell = self.target_cell(tier, region);
         let blocks = &self.blocks;
         let slots = &mut self.slots;
         let linked = &mut self.stats.chained_exits;
@@ -804,6 +826,7 @@ impl CodeCache {
             near: self.pool.near(),
             pool: &self.pool,
             hot_counter,
+            target_cell,
             ir: self.config.dump.clif,
             slot_for: &mut slot_for,
             plan_for: &mut plan_for,
@@ -821,6 +844,7 @@ impl CodeCache {
         if let Some(old) = self.blocks.remove(&pc) {
             self.forget_sites(old);
             self.counter_of.remove(&pc);
+            self.target_of.remove(&pc);
             self.invalidated.insert(pc);
             self.slots.set(pc, self.slots.stub);
             let i = jump_cache_index(pc);

@@ -32,6 +32,10 @@ pub struct CompileEnv<'a> {
     /// when it reaches zero the block exits with [`crate::jit::abi::EXIT_HOT`] before
     /// executing anything (so a higher tier can take over).
     pub hot_counter: Option<u64>,
+    /// When set (a block that ends in an indirect jump, below the last tier): the
+    /// address of a `u32` cell the block stores the jump's target to, so that the
+    /// regions the next tier forms can follow it (see [`crate::jit::region::Region::form`]).
+    pub target_cell: Option<u64>,
     /// Keep the intermediate form as text ([`Translation::ir`]) for `--dump clif`.
     pub ir: bool,
     /// The exit slot (an 8-byte cell holding code to continue at) for a jump to `target`.

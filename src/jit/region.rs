@@ -61,10 +61,11 @@ pub struct Region {
     index: HashMap<u32, usize>,
 }
 
-/// Where a call's callee returns to: the instruction after a `jal` that links.
+/// Where a call's callee returns to: the instruction after a `jal` or `jalr` that
+/// links.
 fn return_point(block: &Block) -> Option<u32> {
     match block.insts.last() {
-        Some(Inst::Jal { rd, .. }) if *rd != 0 => Some(block.next_pc()),
+        Some(Inst::Jal { rd, .. } | Inst::Jalr { rd, .. }) if *rd != 0 => Some(block.next_pc()),
         _ => None,
     }
 }
@@ -72,21 +73,24 @@ fn return_point(block: &Block) -> Option<u32> {
 impl Region {
     /// A region of one block.
     pub fn single(block: Block) -> Region {
-        Region::analyse(vec![block])
+        Region::analyse(vec![block], vec![None])
     }
 
     /// Grows a region from the block at `head`, breadth first, along the successors
     /// `taken` says the program has run: each block's exit targets (branch targets and
     /// fall-throughs, jump and call targets, the continuation of a capped block) and the
-    /// return points of its calls. Indirect jumps are followed only to those return
-    /// points (see [`Region::indirect_targets`]). At most `max_blocks` blocks and
-    /// [`MAX_REGION_INSNS`] instructions. `None` when the head cannot be translated.
+    /// return points of its calls. Indirect jumps (returns, calls through pointers) are
+    /// followed to those return points and to the target `seen_target` says the block
+    /// at a pc took last (see [`Region::indirect_targets`]). At most `max_blocks`
+    /// blocks and [`MAX_REGION_INSNS`] instructions. `None` when the head cannot be
+    /// translated.
     pub fn form(
         mem: &Memory,
         head: u32,
         max_block_insns: usize,
         max_blocks: usize,
         taken: &dyn Fn(u32) -> bool,
+        seen_target: &dyn Fn(u32) -> Option<u32>,
     ) -> Option<Region> {
         let first = discover(mem, head, max_block_insns);
         if first.is_empty() {
@@ -99,7 +103,9 @@ impl Region {
         let mut seen = HashSet::from([head]);
         let mut next = 0;
         while next < blocks.len() && blocks.len() < max_blocks {
-            let candidates = blocks[next].exit_targets().into_iter().chain(return_point(&blocks[next]));
+            let b = &blocks[next];
+            let went = if b.ends_indirect() { seen_target(b.pc) } else { None };
+            let candidates = b.exit_targets().into_iter().chain(went).chain(return_point(b));
             for target in candidates {
                 if blocks.len() >= max_blocks || seen.contains(&target) || !taken(target) {
                     continue;
@@ -116,21 +122,26 @@ impl Region {
             }
             next += 1;
         }
-        Some(Region::analyse(blocks))
+        let seen = blocks.iter().map(|b| if b.ends_indirect() { seen_target(b.pc) } else { None }).collect();
+        Some(Region::analyse(blocks, seen))
     }
 
-    fn analyse(blocks: Vec<Block>) -> Region {
+    /// The analysis of `blocks` (the head first); `seen_target` per block: the target
+    /// its indirect jump was seen to take (see [`Region::form`]).
+    fn analyse(blocks: Vec<Block>, seen_target: Vec<Option<u32>>) -> Region {
         let n = blocks.len();
         let index: HashMap<u32, usize> = blocks.iter().enumerate().map(|(i, b)| (b.pc, i)).collect();
-        // Indirect jumps may continue at the return point of any call in the region.
+        // Indirect jumps may continue at the return point of any call in the region,
+        // and at the target they were seen to take.
         let returns: Vec<usize> =
             blocks.iter().filter_map(return_point).filter_map(|t| index.get(&t).copied()).collect();
         let succ: Vec<Vec<usize>> = blocks
             .iter()
-            .map(|b| {
+            .zip(&seen_target)
+            .map(|(b, seen)| {
                 let mut s: Vec<usize> = b.exit_targets().iter().filter_map(|t| index.get(t).copied()).collect();
-                if matches!(b.insts.last(), Some(Inst::Jalr { .. })) {
-                    for &r in &returns {
+                if b.ends_indirect() {
+                    for r in seen.and_then(|t| index.get(&t).copied()).into_iter().chain(returns.iter().copied()) {
                         if !s.contains(&r) {
                             s.push(r);
                         }
@@ -239,11 +250,13 @@ impl Region {
     }
 
     /// For a block ending in an indirect jump: the pcs of region blocks it may continue
-    /// at (guarded by comparing the jump's target), i.e. return points of calls.
+    /// at (guarded by comparing the jump's target), i.e. the target it was seen to take
+    /// and return points of calls, in that order.
     pub fn indirect_targets(&self, b: usize) -> Vec<u32> {
-        match self.blocks[b].insts.last() {
-            Some(Inst::Jalr { .. }) => self.succ[b].iter().map(|&s| self.blocks[s].pc).collect(),
-            _ => Vec::new(),
+        if self.blocks[b].ends_indirect() {
+            self.succ[b].iter().map(|&s| self.blocks[s].pc).collect()
+        } else {
+            Vec::new()
         }
     }
 

@@ -34,6 +34,7 @@ pub struct Request {
     pub jump_cache: u64,
     pub near: bool,
     pub hot_counter: Option<u64>,
+    pub target_cell: Option<u64>,
     pub ir: bool,
     /// Exit slot per jump target.
     pub slots: HashMap<u32, u64>,
@@ -175,6 +176,7 @@ fn compile(backend: &mut dyn Backend, r: &Request, pool: &CodePool) -> Result<Tr
         near: r.near,
         pool,
         hot_counter: r.hot_counter,
+        target_cell: r.target_cell,
         ir: r.ir,
         slot_for: &mut slot_for,
         plan_for: &mut plan_for,

@@ -64,6 +64,9 @@ pub struct LiftEnv {
     pub jump_cache: u64,
     /// The region's tier-up counter, if it has one (see [`crate::jit::codegen::CompileEnv`]).
     pub hot_counter: Option<u64>,
+    /// Where the region stores the target of its closing indirect jump, if anywhere
+    /// (see [`crate::jit::codegen::CompileEnv`]).
+    pub target_cell: Option<u64>,
     /// Host address of guest address 0.
     pub arena_base: u64,
     /// The target's front-end configuration (for `FunctionBuilder::finalize`).
@@ -1170,7 +1173,12 @@ impl Lifter<'_, '_> {
                 }
                 let link = self.iconst(next);
                 self.set_reg(rd, link);
-                // A return to a call site in the region stays inside it.
+                if let Some(cell) = self.env.target_cell {
+                    let addr = self.b.ins().iconst(I64, cell as i64);
+                    self.b.ins().store(trusted(), target, addr, 0);
+                }
+                // A jump to the target it was seen to take, or a return to a call site,
+                // in the region stays inside it.
                 for t in self.region.indirect_targets(self.cur) {
                     let same = self.b.ins().icmp_imm_s(IntCC::Equal, target, i64::from(t as i32));
                     let hit = self.b.create_block();

@@ -126,6 +126,7 @@ impl CraneliftBackend {
             host_call_conv: module.isa().default_call_conv(),
             jump_cache: env.jump_cache,
             hot_counter: env.hot_counter,
+            target_cell: env.target_cell,
             frontend: module.isa().frontend_config(),
             arena_base: env.arena_base,
             checkpoints: self.config.checkpoints,

@@ -10,7 +10,8 @@
 //!   an inline access needs no write-back to be fault-exact;
 //! - `cpu.retired` keeps the count at block entry until an exit adds what ran;
 //! - the entry checks the budget and, below the last tier, counts down the tier-up
-//!   counter;
+//!   counter; a closing indirect jump that is not a return stores its target for the
+//!   regions the next tier forms;
 //! - memory accesses follow their access state exactly as the Cranelift backend does:
 //!   profiling or generic helper calls (a refused access exits to the interpreter for
 //!   that instruction), inline arena accesses (listed for the fault map), or a bounds
@@ -222,6 +223,9 @@ impl Emitter<'_, '_> {
     /// Continues at the target in `eax` through the jump cache, or the dispatcher.
     fn exit_indirect(&mut self, executed: usize) {
         let miss = self.ops.new_dynamic_label();
+        if let Some(cell) = self.env.target_cell {
+            dynasm!(self.ops ; .arch x64 ; mov rcx, QWORD cell as i64 ; mov DWORD [rcx], eax);
+        }
         dynasm!(self.ops ; .arch x64 ; mov DWORD [rbx + OFFSET_PC], eax);
         self.add_retired(executed);
         dynasm!(self.ops
