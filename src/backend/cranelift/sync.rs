@@ -154,8 +154,9 @@ enum Kind {
 /// against the stores the loads after it would make), counting the stores at each
 /// instruction as often as the tier below entered its block (`Region::entries`), or,
 /// where that is unknown, `8^d` times for an instruction inside `d` loops of the region;
-/// either way 8 times more in a block that jumps to itself (an innermost loop). Each
-/// candidate is tried as an exact store in turn and stays one where that costs no more.
+/// either way 8 times more in a block that jumps to itself (an innermost loop). Two
+/// greedy searches over the candidates, from all and from none (see the body), and the
+/// cheaper plan wins; ties go to fewer checkpoints.
 pub(super) fn sync_plan(
     region: &Region,
     inline: &dyn Fn(u32) -> bool,
@@ -163,7 +164,7 @@ pub(super) fn sync_plan(
     forced: &HashMap<u32, u32>,
     checkpoints: bool,
 ) -> Vec<Vec<Sync>> {
-    let mut plan: Vec<Vec<Sync>> = region.blocks.iter().map(|bl| vec![Sync::Exact; bl.len()]).collect();
+    let plan: Vec<Vec<Sync>> = region.blocks.iter().map(|bl| vec![Sync::Exact; bl.len()]).collect();
     if !checkpoints {
         return plan;
     }
@@ -222,29 +223,41 @@ pub(super) fn sync_plan(
             .collect(),
     };
     let cost = |plan: &[Vec<Sync>]| plan_cost(region, inline, live_after, forced, plan, &weights);
-    let mut candidates = Vec::new();
-    for b in 0..n {
-        for i in 0..region.blocks[b].len() {
-            if kinds[b][i] == Kind::Store && load_follows(b, i) {
-                plan[b][i] = Sync::Checkpoint;
-                candidates.push((b, i));
+    let candidates: Vec<(usize, usize)> = (0..n)
+        .flat_map(|b| (0..region.blocks[b].len()).map(move |i| (b, i)))
+        .filter(|&(b, i)| kinds[b][i] == Kind::Store && load_follows(b, i))
+        .collect();
+    // Two greedy searches, one from every candidate a checkpoint and one from none,
+    // each changing one candidate at a time while that does not cost more: two
+    // checkpoints that loads roll back to may each be worth keeping only without the
+    // other. The cheaper result wins.
+    let search = |start: Sync, other: Sync| {
+        let mut plan = plan.clone();
+        for &(b, i) in &candidates {
+            plan[b][i] = start;
+        }
+        mark_rollbacks(&kinds, &preds, &mut plan);
+        let mut best = cost(&plan);
+        for &(b, i) in &candidates {
+            plan[b][i] = other;
+            mark_rollbacks(&kinds, &preds, &mut plan);
+            let c = cost(&plan);
+            if c < best || (c == best && other == Sync::Exact) {
+                best = c;
+            } else {
+                plan[b][i] = start;
             }
         }
-    }
-    mark_rollbacks(&kinds, &preds, &mut plan);
-    let mut best = cost(&plan);
-    for (b, i) in candidates {
-        plan[b][i] = Sync::Exact;
         mark_rollbacks(&kinds, &preds, &mut plan);
-        let c = cost(&plan);
-        if c <= best {
-            best = c;
-        } else {
-            plan[b][i] = Sync::Checkpoint;
-        }
+        (best, plan)
+    };
+    let (from_all, all) = search(Sync::Checkpoint, Sync::Exact);
+    let (from_none, none) = search(Sync::Exact, Sync::Checkpoint);
+    if from_none <= from_all {
+        none
+    } else {
+        all
     }
-    mark_rollbacks(&kinds, &preds, &mut plan);
-    plan
 }
 
 /// Marks the loads of `plan` that roll back: those where a checkpoint is valid on every
