@@ -45,8 +45,8 @@ use crate::memory::Device;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I32, I64};
 use cranelift_codegen::ir::{
-    self, AbiParam, ExtFuncData, ExternalName, FuncRef, InstBuilder, MemFlagsData, Signature, SourceLoc, TrapCode,
-    UserExternalName, Value,
+    self, AbiParam, ExtFuncData, ExternalName, FuncRef, InstBuilder, MemFlagsData, Signature, SourceLoc, StackSlot,
+    StackSlotData, StackSlotKind, TrapCode, UserExternalName, Value,
 };
 use cranelift_codegen::ir::{BlockArg, ValueLabel};
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
@@ -181,9 +181,14 @@ struct Lifter<'a, 'b> {
     cpu: Value,
     /// The running retired total.
     total: Value,
-    /// `budget_end` as read on entry, where nothing in the region can change it (no
-    /// access profiles): back edges compare against it rather than load it again.
-    fixed_budget_end: Option<Value>,
+    /// Where nothing in the region can change `budget_end` (no access profiles): per
+    /// stretch of a back edge's target, a stack slot holding `budget_end - stretch` as
+    /// read on entry. A back edge compares the running total with it in memory (the
+    /// compare takes the load as its operand); a bound held as a value would be
+    /// recomputed from `budget_end` at every back edge (the optimizer rematerializes
+    /// an add of a constant) and hold a register across the loop. Empty otherwise:
+    /// back edges load `budget_end` again.
+    bounds: Vec<(u32, StackSlot)>,
     /// Current value of each guest register the region uses (x0 and unused: None).
     vals: [Option<Value>; 32],
     /// Per region block: the registers passed to it as parameters (after the running
@@ -437,7 +442,20 @@ pub fn lift_region(
     let used: Vec<u8> = (1..32u8).filter(|r| written & (1 << r) != 0).collect();
     let BlockParams { order, params, idom } = block_parameters(region, &used);
     // Only the profiling helpers change `budget_end` while translated code runs.
-    let fixed_budget_end = plans.values().all(|p| !p.state.profiles()).then_some(budget_end);
+    let mut bounds: Vec<(u32, StackSlot)> = Vec::new();
+    if plans.values().all(|p| !p.state.profiles()) {
+        for t in 0..region.blocks.len() {
+            for &s in region.inside_successors(t) {
+                let stretch = region.stretch[s];
+                if region.edge(t, region.blocks[s].pc).back && bounds.iter().all(|&(x, _)| x != stretch) {
+                    let slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 8, 3));
+                    let bound = b.ins().iadd_imm_s(budget_end, -i64::from(stretch));
+                    b.ins().stack_store(I64, bound, slot, 0);
+                    bounds.push((stretch, slot));
+                }
+            }
+        }
+    }
     let blocks: Vec<ir::Block> = params
         .iter()
         .map(|p| {
@@ -460,7 +478,7 @@ pub fn lift_region(
         blocks,
         cpu,
         total: retired0,
-        fixed_budget_end,
+        bounds,
         vals: [None; 32],
         params,
         idom,
@@ -825,12 +843,11 @@ impl Lifter<'_, '_> {
             // target could pass the budget, or a helper asked for the dispatcher.
             let total = self.total;
             let stretch = i64::from(self.region.stretch[s]);
-            let over = match self.fixed_budget_end {
-                // total > budget_end - stretch, a bound computed once outside the loop;
-                // counts stay far below 2^63, so the difference and the signed compare
-                // are exact.
-                Some(budget_end) => {
-                    let bound = self.b.ins().iadd_imm_s(budget_end, -stretch);
+            let over = match self.bounds.iter().find(|&&(x, _)| i64::from(x) == stretch) {
+                // total > budget_end - stretch, a bound computed on entry; counts stay
+                // far below 2^63, so the difference and the signed compare are exact.
+                Some(&(_, slot)) => {
+                    let bound = self.b.ins().stack_load(I64, I64, slot, 0);
                     self.b.ins().icmp(IntCC::SignedGreaterThan, total, bound)
                 }
                 None => {
