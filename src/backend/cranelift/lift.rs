@@ -31,7 +31,7 @@
 //!   region's entry, or at a store that wrote it there first) with only loads and
 //!   register operations since, and the fault resumes there.
 
-use super::sync::{dirty_sets, kept_dirty, liveness, reads, sync_plan, writes, Sync, RETIRED_BIT};
+use super::sync::{dirty_sets, entry_live, kept_dirty, liveness, reads, sync_plan, writes, Sync, RETIRED_BIT};
 use crate::guest::decode::{AluOp, AmoOp, BranchOp, Inst, LoadOp, StoreOp};
 use crate::jit::abi::{
     ArgKind, Helper, JumpCacheEntry, EXIT_DISPATCH, EXIT_HOT, EXIT_STEP, HELPERS, JUMP_CACHE_MASK, JUMP_CACHE_SHIFT,
@@ -430,15 +430,19 @@ pub fn lift_region(
 
     // Every register the region writes is loaded once, on entry, and passed between
     // its blocks (see `block_parameters`); those it only reads are loaded on entry too,
-    // or where used.
+    // or where used. A register whose value on entry nothing can use (written first on
+    // every path, see `entry_live`) starts as a constant instead of a load.
     let insts = || region.blocks.iter().flat_map(|bl| bl.insts.iter());
     let mask = insts().fold(0u32, |acc, i| acc | reads(i) | writes(i));
     let written = insts().fold(0u32, |acc, i| acc | writes(i));
     // With more guest registers than the host can hold, those the region only reads
     // are loaded where used rather than held (and spilled) across the whole region.
     let load_at_use = if (mask & !1).count_ones() > MAX_RESIDENT { mask & !written & !1 } else { 0 };
-    let on_entry: Vec<(u8, Value)> =
-        (1..32u8).filter(|r| mask & !load_at_use & (1 << r) != 0).map(|r| (r, load_reg(&mut b, cpu, r))).collect();
+    let live = entry_live(region, &dirty_in);
+    let on_entry: Vec<(u8, Value)> = (1..32u8)
+        .filter(|r| mask & !load_at_use & (1 << r) != 0)
+        .map(|r| (r, if live & (1 << r) != 0 { load_reg(&mut b, cpu, r) } else { b.ins().iconst(I32, 0) }))
+        .collect();
     let used: Vec<u8> = (1..32u8).filter(|r| written & (1 << r) != 0).collect();
     let BlockParams { order, params, idom } = block_parameters(region, &used);
     // Only the profiling helpers change `budget_end` while translated code runs.

@@ -60,6 +60,39 @@ pub(super) fn liveness(region: &Region, inline: &dyn Fn(u32) -> bool) -> Vec<Vec
     live_after
 }
 
+/// Guest registers whose value on entry the region's code may use: on some path from
+/// the head, read by an instruction, or stored to `Cpu` or recovered at a fault while
+/// possibly dirty, before the region writes them. Any instruction may sync or leave,
+/// storing or recovering what may be dirty there (`dirty_in` at the block's start and
+/// what the block wrote since: more than what is dirty after a sync, which is safe).
+/// The others need not be loaded on entry.
+pub(super) fn entry_live(region: &Region, dirty_in: &[u32]) -> u32 {
+    let n = region.blocks.len();
+    let mut live_in = vec![0u32; n];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for b in (0..n).rev() {
+            let insts = &region.blocks[b].insts;
+            let mut dirty_before = Vec::with_capacity(insts.len());
+            let mut dirty = dirty_in[b];
+            for inst in insts {
+                dirty_before.push(dirty);
+                dirty |= writes(inst);
+            }
+            let mut live = region.inside_successors(b).iter().fold(dirty, |acc, &s| acc | live_in[s]);
+            for (inst, &d) in insts.iter().zip(&dirty_before).rev() {
+                live = (live & !writes(inst)) | reads(inst) | d;
+            }
+            if live != live_in[b] {
+                live_in[b] = live;
+                changed = true;
+            }
+        }
+    }
+    live_in[0] & ALL_REGS
+}
+
 /// Registers an instruction writes, as a mask.
 pub(super) fn writes(inst: &Inst) -> u32 {
     inst.dest().map_or(0, |rd| (1u32 << rd) & !1)
@@ -362,5 +395,60 @@ fn after_sync(dirty: u32, live_after: u32, inst: &Inst, forced: u32, sync: Sync)
         Sync::Exact => kept_dirty(dirty, live_after, inst, forced),
         Sync::Checkpoint => RETIRED_BIT,
         Sync::Rollback => dirty,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guest::decode::decode;
+    use crate::jit::block::Block;
+
+    const A0: u32 = 10;
+    const A1: u32 = 11;
+    const A2: u32 = 12;
+    const A3: u32 = 13;
+
+    fn addi(rd: u32, rs1: u32, imm: i32) -> u32 {
+        ((imm as u32) << 20) | (rs1 << 15) | (rd << 7) | 0x13
+    }
+
+    fn add(rd: u32, rs1: u32, rs2: u32) -> u32 {
+        (rs2 << 20) | (rs1 << 15) | (rd << 7) | 0x33
+    }
+
+    /// `bne rs1, rs2, -8` (back to the block's start from its third instruction).
+    fn bne_back_8(rs1: u32, rs2: u32) -> u32 {
+        // imm = -8: imm[12|10:5] = 0b1111111, imm[4:1|11] = 0b11001.
+        (0x7f << 25) | (rs2 << 20) | (rs1 << 15) | (1 << 12) | (0x19 << 7) | 0x63
+    }
+
+    /// The registers whose value on entry `words` (one region block at 0x1000) may use.
+    fn live_on_entry(words: &[u32]) -> u32 {
+        let insts: Vec<_> = words.iter().map(|&w| decode(w)).collect();
+        let lens = vec![4; insts.len()];
+        let region = Region::single(Block::new(0x1000, insts, lens, BlockEnd::Jump, 4));
+        let inline = |_: u32| true;
+        let live_after = liveness(&region, &inline);
+        let forced = HashMap::new();
+        let sync = sync_plan(&region, &inline, &live_after, &forced, true);
+        entry_live(&region, &dirty_sets(&region, &inline, &live_after, &forced, &sync))
+    }
+
+    #[test]
+    fn a_register_written_before_any_use_is_not_live_on_entry() {
+        // a3 = 7; a1 = a1 + a3; a0 = a2 + 0; then a jump out (jal x0, +64).
+        let jal = (32 << 21) | 0x6f;
+        let live = live_on_entry(&[addi(A3, 0, 7), add(A1, A1, A3), addi(A0, A2, 0), jal]);
+        assert_eq!(live, (1 << A1) | (1 << A2));
+    }
+
+    #[test]
+    fn a_register_dirty_at_a_loop_head_is_live_on_entry() {
+        // The same a3 in a loop: the head's a3 is the entry value on the first
+        // iteration and the loop's on later ones, and what is dirty there may be
+        // stored or recovered, so the entry value is needed.
+        let live = live_on_entry(&[addi(A3, 0, 7), add(A1, A1, A3), bne_back_8(A1, A2)]);
+        assert_eq!(live, (1 << A1) | (1 << A2) | (1 << A3));
     }
 }
