@@ -1081,40 +1081,51 @@ impl Lifter<'_, '_> {
                 let hi = b.ins().sshr_imm_s(p, 32);
                 b.ins().ireduce(I32, hi)
             }
-            AluOp::Div | AluOp::Rem => {
-                // Cranelift traps on division by zero and INT_MIN / -1; RISC-V does not.
-                let zero = b.ins().icmp_imm_s(IntCC::Equal, bv, 0);
-                let a_min = b.ins().icmp_imm_s(IntCC::Equal, a, i64::from(i32::MIN));
-                let b_neg1 = b.ins().icmp_imm_s(IntCC::Equal, bv, -1);
-                let overflow = b.ins().band(a_min, b_neg1);
-                let special = b.ins().bor(zero, overflow);
-                let one = b.ins().iconst(I32, 1);
-                let divisor = b.ins().select(special, one, bv);
-                if op == AluOp::Div {
-                    // x / 1 = INT_MIN for the overflow case; all ones for division by zero.
-                    let q = b.ins().sdiv(a, divisor);
-                    let all_ones = b.ins().iconst(I32, -1);
-                    b.ins().select(zero, all_ones, q)
-                } else {
-                    // x % 1 = 0 for the overflow case; the dividend for division by zero.
-                    let r = b.ins().srem(a, divisor);
-                    b.ins().select(zero, a, r)
-                }
-            }
-            AluOp::Divu | AluOp::Remu => {
-                let zero = b.ins().icmp_imm_s(IntCC::Equal, bv, 0);
-                let one = b.ins().iconst(I32, 1);
-                let divisor = b.ins().select(zero, one, bv);
-                if op == AluOp::Divu {
-                    let q = b.ins().udiv(a, divisor);
-                    let all_ones = b.ins().iconst(I32, -1);
-                    b.ins().select(zero, all_ones, q)
-                } else {
-                    let r = b.ins().urem(a, divisor);
-                    b.ins().select(zero, a, r)
-                }
-            }
+            AluOp::Div | AluOp::Rem | AluOp::Divu | AluOp::Remu => self.divide(op, a, bv),
         }
+    }
+
+    /// RISC-V division and remainder. Cranelift traps on division by zero and on
+    /// INT_MIN / -1, which RISC-V defines (all ones or INT_MIN as the quotient, the
+    /// dividend or 0 as the remainder): those cases branch to a cold block, so the
+    /// common path is the host's divide alone.
+    fn divide(&mut self, op: AluOp, a: Value, bv: Value) -> Value {
+        let b = &mut self.b;
+        let signed = matches!(op, AluOp::Div | AluOp::Rem);
+        let zero = b.ins().icmp_imm_s(IntCC::Equal, bv, 0);
+        let special = if signed {
+            let a_min = b.ins().icmp_imm_s(IntCC::Equal, a, i64::from(i32::MIN));
+            let b_neg1 = b.ins().icmp_imm_s(IntCC::Equal, bv, -1);
+            let overflow = b.ins().band(a_min, b_neg1);
+            b.ins().bor(zero, overflow)
+        } else {
+            zero
+        };
+        let (fast, cold, join) = (b.create_block(), b.create_block(), b.create_block());
+        b.set_cold_block(cold);
+        let result = b.append_block_param(join, I32);
+        b.ins().brif(special, cold, &[], fast, &[]);
+        b.switch_to_block(fast);
+        let r = match op {
+            AluOp::Div => b.ins().sdiv(a, bv),
+            AluOp::Rem => b.ins().srem(a, bv),
+            AluOp::Divu => b.ins().udiv(a, bv),
+            _ => b.ins().urem(a, bv),
+        };
+        b.ins().jump(join, &[r.into()]);
+        b.switch_to_block(cold);
+        // By zero: the quotient is all ones, the remainder the dividend. INT_MIN / -1
+        // (signed only): the quotient is INT_MIN (the dividend), the remainder 0.
+        let r = if matches!(op, AluOp::Div | AluOp::Divu) {
+            let all_ones = b.ins().iconst(I32, -1);
+            b.ins().select(zero, all_ones, a)
+        } else {
+            let nothing = b.ins().iconst(I32, 0);
+            b.ins().select(zero, a, nothing)
+        };
+        b.ins().jump(join, &[r.into()]);
+        b.switch_to_block(join);
+        result
     }
 
     fn lift(&mut self, i: usize, inst: Inst) {
