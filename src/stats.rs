@@ -32,6 +32,8 @@ pub struct CacheStats {
     pub recompiles: u64,
     /// Blocks compiled again by a higher tier because they became hot.
     pub tier_ups: u64,
+    /// Tier-ups put off because the block was inside a region formed already.
+    pub tier_ups_deferred: u64,
     /// Translations of more than one block (regions), the blocks in them, and the time
     /// spent compiling them (also counted in the totals above).
     pub regions_compiled: u64,

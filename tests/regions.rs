@@ -299,3 +299,27 @@ fn a_call_through_a_pointer_continues_in_the_region_at_the_target_it_took() {
         assert_eq!(check(&caller(2000, 700), MemMode::Adaptive, 3, limit).1, Exit::InsnLimit(limit));
     }
 }
+
+#[test]
+fn blocks_of_a_loop_that_is_being_compiled_wait_for_its_region() {
+    // Every block of the loop gets hot within the same few iterations. On the compile
+    // thread the loop's region takes far longer than that to compile: the other blocks
+    // wait for it instead of each heading a region of its own around the same loop, and
+    // once it is linked in they are not entered again.
+    let text = diamond(800_000, u32::MAX, DATA_BASE);
+    let elf = elf_image(&text, &data(), 0xc_8000);
+    let mut reference = machine(&elf, &[], b"");
+    let want = run_on(&mut reference, Backend::Interp, None);
+    let mut m = machine(&elf, &[], b"");
+    let mut opts = RunOptions { backend: Backend::Tiered, ..RunOptions::default() };
+    opts.jit.compile_after = 0;
+    // Not lower: a slice ends every 4M instructions and the dispatcher enters the loop
+    // again at the block a back edge leads to, in direct code.
+    opts.jit.tier_up = 100;
+    let exit = runner::run(&mut m, &opts).expect("runs").exit;
+    assert_eq!(exit, want);
+    assert_same_machine("compile thread", &reference, &m);
+    let c = &m.stats.cache;
+    assert_eq!((c.tier_ups, c.regions_compiled), (1, 1), "one region for the loop");
+    assert!(c.tier_ups_deferred >= 1, "the loop's other blocks got hot while it compiled");
+}

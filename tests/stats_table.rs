@@ -27,6 +27,7 @@ const KEYS: &[&str] = &[
     "transitions",
     "recompiles",
     "tier_ups",
+    "tier_ups_deferred",
     "regions_compiled",
     "region_blocks",
     "region_compile_ns",

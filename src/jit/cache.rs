@@ -77,6 +77,11 @@ impl<T: Copy + Default> Cells<T> {
         self.slabs[index / SLAB_CELLS].get(index % SLAB_CELLS)
     }
 
+    /// Sets the cell `alloc` handed out as the `index`-th.
+    fn set(&self, index: usize, value: T) {
+        self.slabs[index / SLAB_CELLS].set(index % SLAB_CELLS, value);
+    }
+
     /// Forgets every cell (the slabs are reused). Only when no code can use them.
     fn clear(&mut self) {
         self.used = 0;
@@ -211,6 +216,9 @@ pub struct CodeCache {
     /// The cell where the translation at each pc that has one stores the target of its
     /// closing indirect jump, by index in `counters` (0 until it runs).
     target_of: HashMap<u32, usize>,
+    /// Blocks inside regions queued for a compile thread, other than their heads (see
+    /// [`CodeCache::tier_up`]).
+    covered: HashSet<u32>,
     jump_cache: SharedCells<JumpCacheEntry>,
     records: HashMap<u32, Record>,
     fault_map: BTreeMap<u64, FaultSite>,
@@ -307,6 +315,7 @@ impl CodeCache {
             counters: Cells::new(),
             counter_of: HashMap::new(),
             target_of: HashMap::new(),
+            covered: HashSet::new(),
             jump_cache: SharedCells::new(JUMP_CACHE_ENTRIES, JumpCacheEntry::EMPTY),
             records: HashMap::new(),
             fault_map: BTreeMap::new(),
@@ -407,6 +416,7 @@ impl CodeCache {
         self.counters.clear();
         self.counter_of.clear();
         self.target_of.clear();
+        self.covered.clear();
         self.jump_cache.fill(JumpCacheEntry::EMPTY);
         self.fault_map.clear();
         self.invalidated.clear();
@@ -471,10 +481,23 @@ impl CodeCache {
 
     /// The block at `pc` exited as hot: the next tier compiles it and takes its place
     /// (at once, or when its compile thread is done).
+    ///
+    /// A block inside a region queued for a compile thread gets hot at about the same
+    /// time as that region's head (they run in the same loop): until the region comes
+    /// back, its tier-up counter starts again (16 times longer, at least 4096) instead
+    /// of forming one more region around the same loop. When it comes back, the counters of the blocks inside it start
+    /// again: what still enters them is outside the region (a side entry), and a block
+    /// that gets hot that way heads a region of its own.
     pub fn tier_up(&mut self, mem: &mut Memory, pc: u32) -> Result<(), JitError> {
         let Some(&c) = self.blocks.get(&pc) else { return Ok(()) };
         let next = c.tier + 1;
         let Some(tier) = self.tiers.get(usize::from(next)) else { return Ok(()) };
+        if let (true, Some(&i)) = (self.covered.contains(&pc), self.counter_of.get(&pc)) {
+            // Each time costs a trip through the dispatcher: not too often.
+            self.counters.set(i, self.config.tier_up.max(1).saturating_mul(16).max(4096));
+            self.stats.tier_ups_deferred += 1;
+            return Ok(());
+        }
         let background = matches!(tier, Tier::Background { .. });
         let region = if self.config.regions && tier.regions() && self.breakpoints.is_empty() {
             let (blocks, counters, target_of) = (&self.blocks, &self.counters, &self.target_of);
@@ -495,6 +518,7 @@ impl CodeCache {
             ));
         }
         if background {
+            self.covered.extend(region.blocks[1..].iter().map(|b| b.pc));
             self.request(mem, region, next, c.code)
         } else {
             match self.translate_region(mem, region, next) {
@@ -579,6 +603,13 @@ impl CodeCache {
         compile_ns: u64,
     ) -> Result<(), JitError> {
         let region = &request.region;
+        // The blocks inside count their entries afresh (linked in, only those from
+        // outside the region).
+        for b in &region.blocks[1..] {
+            if let (true, Some(&i)) = (self.covered.remove(&b.pc), self.counter_of.get(&b.pc)) {
+                self.counters.set(i, self.config.tier_up.max(1));
+            }
+        }
         let t = match self.within_cap(result) {
             Ok(t) => t,
             // Near code memory ran out on the compile thread: start over with far code.
