@@ -485,9 +485,10 @@ impl CodeCache {
     /// A block inside a region queued for a compile thread gets hot at about the same
     /// time as that region's head (they run in the same loop): until the region comes
     /// back, its tier-up counter starts again (16 times longer, at least 4096) instead
-    /// of forming one more region around the same loop. When it comes back, the counters of the blocks inside it start
-    /// again: what still enters them is outside the region (a side entry), and a block
-    /// that gets hot that way heads a region of its own.
+    /// of forming one more region around the same loop. When it comes back, the
+    /// counters of the blocks inside it start again: what still enters them is outside
+    /// the region (a side entry), and a block that gets hot that way heads a region of
+    /// its own.
     pub fn tier_up(&mut self, mem: &mut Memory, pc: u32) -> Result<(), JitError> {
         let Some(&c) = self.blocks.get(&pc) else { return Ok(()) };
         let next = c.tier + 1;
@@ -638,8 +639,7 @@ impl CodeCache {
     /// A tier-up counter for the code at `pc` compiled by `tier`, when there is a next
     /// tier.
     fn hot_counter(&mut self, tier: u8, pc: u32) -> Option<u64> {
-        let has_next = usize::from(tier) + 1 < self.tiers.len();
-        if !has_next {
+        if !self.has_next(tier) {
             self.counter_of.remove(&pc);
             return None;
         }
@@ -652,13 +652,17 @@ impl CodeCache {
     /// Not for returns: a function called from several places returns to each in turn,
     /// and a region that holds the call follows the return to its own call site.
     fn target_cell(&mut self, tier: u8, region: &Region) -> Option<u64> {
-        let has_next = usize::from(tier) + 1 < self.tiers.len();
         let head = region.head();
-        if !has_next || region.blocks.len() != 1 || !head.ends_indirect() || head.ends_in_return() {
+        if !self.has_next(tier) || region.blocks.len() != 1 || !head.ends_indirect() || head.ends_in_return() {
             return None;
         }
-        self.target_of.insert(region.head().pc, self.counters.used);
+        self.target_of.insert(head.pc, self.counters.used);
         Some(self.counters.alloc(0) as u64)
+    }
+
+    /// Is there a tier above `tier`?
+    fn has_next(&self, tier: u8) -> bool {
+        usize::from(tier) + 1 < self.tiers.len()
     }
 
     /// How often the tier below entered each block of `region` (at most `tier_up`): from

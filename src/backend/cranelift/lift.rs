@@ -183,11 +183,10 @@ struct Lifter<'a, 'b> {
     total: Value,
     /// Where nothing in the region can change `budget_end` (no access profiles): per
     /// stretch of a back edge's target, a stack slot holding `budget_end - stretch` as
-    /// read on entry. A back edge compares the running total with it in memory (the
-    /// compare takes the load as its operand); a bound held as a value would be
-    /// recomputed from `budget_end` at every back edge (the optimizer rematerializes
-    /// an add of a constant) and hold a register across the loop. Empty otherwise:
-    /// back edges load `budget_end` again.
+    /// read on entry, which a back edge loads to compare the running total with; a
+    /// bound held as a value would be recomputed from `budget_end` at every back edge
+    /// (the optimizer rematerializes an add of a constant), which would then hold a
+    /// register across the loop. Empty otherwise: back edges load `budget_end` again.
     bounds: Vec<(u32, StackSlot)>,
     /// Current value of each guest register the region uses (x0 and unused: None).
     vals: [Option<Value>; 32],
