@@ -97,15 +97,17 @@ impl Region {
             return None;
         }
         let accesses = |b: &Block| b.access_pcs().len();
+        // Per block, the target its indirect jump was seen to take, read once.
+        let went_to = |b: &Block| if b.ends_indirect() { seen_target(b.pc) } else { None };
         let mut insns = first.len();
         let mut n_accesses = accesses(&first);
+        let mut went = vec![went_to(&first)];
         let mut blocks = vec![first];
         let mut seen = HashSet::from([head]);
         let mut next = 0;
         while next < blocks.len() && blocks.len() < max_blocks {
             let b = &blocks[next];
-            let went = if b.ends_indirect() { seen_target(b.pc) } else { None };
-            let candidates = b.exit_targets().into_iter().chain(went).chain(return_point(b));
+            let candidates = b.exit_targets().into_iter().chain(went[next]).chain(return_point(b));
             for target in candidates {
                 if blocks.len() >= max_blocks || seen.contains(&target) || !taken(target) {
                     continue;
@@ -118,12 +120,12 @@ impl Region {
                 }
                 insns += b.len();
                 n_accesses += accesses(&b);
+                went.push(went_to(&b));
                 blocks.push(b);
             }
             next += 1;
         }
-        let seen = blocks.iter().map(|b| if b.ends_indirect() { seen_target(b.pc) } else { None }).collect();
-        Some(Region::analyse(blocks, seen))
+        Some(Region::analyse(blocks, went))
     }
 
     /// The analysis of `blocks` (the head first); `seen_target` per block: the target
