@@ -198,6 +198,22 @@ fn fastmem_store_to_code_is_a_store_access_fault() {
 }
 
 #[test]
+fn storing_back_what_was_loaded_from_code_still_faults() {
+    // lw t1, 0(a0); sw t1, 0(a0) with a0 in the text: the store changes no byte, but the
+    // page is read-only, so it faults as the interpreter says (Cranelift would drop a
+    // store of the value just loaded from the same place as a no-op).
+    let mut text = li(A0, TEXT_BASE).to_vec();
+    text.push(lw(T1, A0, 0));
+    text.push(s_type(0x23, 2, A0, T1, 0));
+    text.extend(exit_seq());
+    for mode in [MemMode::Adaptive, MemMode::Fastmem] {
+        let (_, _, exit) = run_both(&text, mode, 1);
+        let fault = GuestFault { kind: FaultKind::StoreAccess, pc: TEXT_BASE + 12, addr: TEXT_BASE };
+        assert_eq!(exit, Exit::Fault(fault), "{mode:?}");
+    }
+}
+
+#[test]
 fn stores_before_a_fault_in_the_same_block_happen_once() {
     // One block: sw to counter A; lw from a0 (RAM, then a device); sw to counter B.
     // Called 5 times with RAM, once with the CLINT (mtimecmp, deterministic), 5 more with RAM.

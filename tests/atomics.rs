@@ -157,6 +157,16 @@ fn amo_faults_leave_the_state_exact() {
         assert_eq!(r.m.cpu.regs[A0 as usize], 0x1234, "{what}: rd unchanged");
         assert_eq!(r.exit.status(), 139);
     }
+    // AMOs that leave the word as it was (add 0, or 0, and all ones) on the text still
+    // fault: the store half must not be dropped as a no-op.
+    for (what, op, src) in [("amoadd 0", AMOADD, 0), ("amoor 0", AMOOR, 0), ("amoand -1", AMOAND, u32::MAX)] {
+        let mut text = li(A1, TEXT_BASE).to_vec();
+        text.extend(li(A0, src));
+        text.push(amo(op, ZERO, A1, A0));
+        text.extend(exit_seq());
+        let r = expect_fault(what, &text, 4, FaultKind::StoreAccess, TEXT_BASE);
+        assert_eq!(r.exit.status(), 139);
+    }
     let r = {
         let mut text = li(A1, TEXT_BASE).to_vec();
         text.extend(li(A0, 0x1234));

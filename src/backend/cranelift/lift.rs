@@ -732,6 +732,17 @@ impl Lifter<'_, '_> {
         MemFlagsData::new().with_trap_code(Some(code))
     }
 
+    /// Flags of an inline store: [`Lifter::inline_flags`], little-endian spelled out.
+    /// Cranelift drops a store of the value a load just read from the same place (an
+    /// "idempotent store"), but a guest store to a read-only page (text) must fault.
+    /// Its alias analysis only matches accesses of the same byte order, so no load
+    /// (native order) makes a store (explicitly little-endian, the same bytes on x86)
+    /// look idempotent; a store still makes a later identical store idempotent, which
+    /// is right (the first one did not fault).
+    fn inline_store_flags(&mut self) -> MemFlagsData {
+        self.inline_flags().with_endianness(ir::Endianness::Little)
+    }
+
     /// `v` as up to [`MAX_STEPS`] operations with constants applied to another 32-bit
     /// value (the leaf), innermost first; `None` when `v` is not such an operation.
     fn chain_of(&self, v: Value) -> Option<(Value, Vec<Step>)> {
@@ -952,7 +963,10 @@ impl Lifter<'_, '_> {
         }
         let addr64 = self.b.ins().uextend(I64, addr);
         let host = self.b.ins().iadd_imm_s(addr64, self.env.arena_base as i64);
-        let flags = self.inline_flags();
+        let flags = match access {
+            Access::Load { .. } => self.inline_flags(),
+            Access::Store { .. } => self.inline_store_flags(),
+        };
         let ins = self.b.ins();
         match access {
             Access::Load { width: 0, signed: true, .. } => Some(ins.sload8(I32, flags, host, 0)),
@@ -1310,7 +1324,7 @@ impl Lifter<'_, '_> {
                 let load_flags = self.inline_flags();
                 let old = self.b.ins().load(I32, load_flags, host, 0);
                 let new = self.amo_value(op, old, src);
-                let store_flags = self.inline_flags();
+                let store_flags = self.inline_store_flags();
                 self.b.ins().store(store_flags, new, host, 0);
                 old
             }
