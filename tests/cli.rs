@@ -702,6 +702,31 @@ fn dump_shows_a_recompile_after_a_fault_with_its_reason() {
 }
 
 #[test]
+fn inline_accesses_reach_guest_memory_through_a_32_bit_displacement() {
+    // A fresh process reserves its arena below 2 GiB, so Cranelift folds the arena base
+    // into the access's address (`[reg+0x10000000]`) instead of moving a 64-bit constant
+    // into a register first.
+    let dir = TempDir::new();
+    let file = dir.path("dump.txt");
+    let args =
+        ["--dump", "host", "--dump-file", file.to_str().unwrap(), "--backend", "cranelift", "--compile-after", "0"];
+    let o = run_file(Path::new("guest-programs/bin/fib.elf"), &args, &[], b"");
+    assert_status(&o, 0, &[]);
+    let dump = std::fs::read_to_string(&file).unwrap();
+    let displacement = |line: &str| {
+        let operand = line.split_once('[')?.1.split_once(']')?.0;
+        u64::from_str_radix(operand.split_once("+0x")?.1, 16).ok()
+    };
+    let bases: Vec<u64> =
+        dump.lines().filter(|l| l.contains("; inline guest access at")).filter_map(displacement).collect();
+    assert!(!bases.is_empty(), "{dump}");
+    let base = bases[0];
+    assert!(bases.iter().all(|&b| b == base), "{bases:x?}");
+    assert!((0x1000_0000..0x8000_0000).contains(&base) && base.is_multiple_of(2 << 20), "{base:#x}");
+    assert!(!dump.contains(&format!(",{base:#x}\n")), "the base moved into a register: {dump}");
+}
+
+#[test]
 fn dump_refuses_bad_requests() {
     let o = run_prog(&counted_program(), &[], &["--dump", "guest,asm"], &[], b"");
     assert_status(&o, 2, &["unknown dump 'asm' (guest, clif, host, events or all)"]);

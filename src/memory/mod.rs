@@ -1,7 +1,9 @@
 //! Guest memory: the 4 GiB host arena and the guest memory map (RAM regions and devices).
 //!
 //! The arena reserves 4 GiB plus a guard of host address space with `PROT_NONE`, so
-//! `arena_base + zext(addr)` can never leave the reservation. RAM regions are made
+//! `arena_base + zext(addr)` can never leave the reservation; it sits below 2 GiB where
+//! that address space is free, so translated code adds the base as a 32-bit displacement
+//! (`[addr + base]`) instead of holding a 64-bit constant in a register. RAM regions are made
 //! accessible inside it with the permissions the guest sees (read-only code and rodata);
 //! device pages and holes stay `PROT_NONE`, which is what makes inline accesses from
 //! translated code safe: anything that is not RAM faults.
@@ -149,6 +151,9 @@ unsafe impl Send for Arena {}
 
 impl Arena {
     fn reserve() -> std::io::Result<Arena> {
+        if let Some(arena) = Arena::reserve_low() {
+            return Ok(arena);
+        }
         // Reserve one huge page more than needed and keep the part that starts on a
         // huge-page boundary: guest ranges aligned to 2 MiB are then aligned in the host
         // too, which transparent huge pages need.
@@ -181,6 +186,39 @@ impl Arena {
         }
         // SAFETY: `head` < `slack`, inside the reservation.
         Ok(Arena { base: unsafe { raw.cast::<u8>().add(head) } })
+    }
+
+    /// Tries to reserve the arena at one of a few fixed addresses below 2 GiB, where the
+    /// base fits an x86-64 signed 32-bit displacement: translated code then addresses
+    /// guest memory as `[zext(addr) + base]` in one instruction, without a 64-bit
+    /// constant in a register. `None` when every candidate is taken (another arena, a
+    /// non-PIE host, valgrind), or the kernel ignores `MAP_FIXED_NOREPLACE`.
+    fn reserve_low() -> Option<Arena> {
+        let len = (GUEST_SPACE + ARENA_GUARD) as usize;
+        for base in LOW_ARENA_BASES {
+            // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping: the call
+            // fails (or, on kernels without the flag, returns another address, which is
+            // unmapped at once) when anything lives in the range.
+            let raw = unsafe {
+                libc::mmap(
+                    base as *mut libc::c_void,
+                    len,
+                    libc::PROT_NONE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE,
+                    -1,
+                    0,
+                )
+            };
+            if raw == libc::MAP_FAILED {
+                continue;
+            }
+            if raw as usize == base {
+                return Some(Arena { base: raw.cast() });
+            }
+            // SAFETY: a mapping this call just made, at an address we did not ask for.
+            unsafe { libc::munmap(raw, len) };
+        }
+        None
     }
 
     pub fn base(&self) -> *mut u8 {
@@ -307,6 +345,10 @@ impl std::fmt::Debug for Memory {
 
 /// The size (and alignment) of an x86-64 huge page.
 const HUGE_PAGE: u64 = 2 << 20;
+/// Where [`Arena::reserve_low`] tries to put the arena: 2 MiB aligned (for huge pages)
+/// and below 2 GiB (a signed 32-bit displacement).
+const LOW_ARENA_BASES: [usize; 7] =
+    [0x1000_0000, 0x2000_0000, 0x3000_0000, 0x4000_0000, 0x5000_0000, 0x6000_0000, 0x7000_0000];
 /// RAM regions of at least this size ask for transparent huge pages.
 const HUGE_PAGE_MIN: u64 = HUGE_PAGE;
 
