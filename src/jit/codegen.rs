@@ -121,6 +121,9 @@ impl Step {
 /// Guest "register" number that stands for the running retired total in a recovery
 /// list (its value is the count `cpu.retired` should hold).
 pub const RECOVER_RETIRED: u8 = 32;
+/// Like [`RECOVER_RETIRED`], for code that counts from the budget's end: the value is
+/// `cpu.retired - cpu.budget_end` (negative while within the budget).
+pub const RECOVER_RETIRED_BELOW_END: u8 = 33;
 
 /// An inline guest access in translated code: what the fault path needs to make `Cpu`
 /// exact when it faults.
@@ -133,7 +136,7 @@ pub struct InlineAccess {
     /// Instructions retired before it that `cpu.retired` (after recovery) does not
     /// count yet.
     pub retired: u32,
-    /// Guest registers (or [`RECOVER_RETIRED`]) whose current values are not in `Cpu`,
+    /// Guest registers (or [`RECOVER_RETIRED`], [`RECOVER_RETIRED_BELOW_END`]) whose current values are not in `Cpu`,
     /// and where they are when the access faults.
     pub recover: Vec<(u8, ValueLoc)>,
     /// `Cpu` holds the exact state at an earlier point of the same entry, with only

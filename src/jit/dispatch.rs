@@ -20,7 +20,7 @@ use crate::jit::abi::{EXIT_HOT, EXIT_STEP};
 use crate::jit::access::RegionClass;
 use crate::jit::block::ends_block;
 use crate::jit::cache::{CodeCache, Compiled};
-use crate::jit::codegen::{Place, ValueLoc, RECOVER_RETIRED};
+use crate::jit::codegen::{Place, ValueLoc, RECOVER_RETIRED, RECOVER_RETIRED_BELOW_END};
 use crate::jit::fault::{self, EntryResult};
 use crate::jit::verify::Verifier;
 use crate::jit::JitError;
@@ -147,6 +147,10 @@ fn recover(m: &mut Machine, list: &[(u8, ValueLoc)]) -> Result<(), JitError> {
             };
             if r == RECOVER_RETIRED {
                 m.cpu.retired = value;
+            } else if r == RECOVER_RETIRED_BELOW_END {
+                // `budget_end` is what the code was entered with: code that counts
+                // from it calls nothing that changes it.
+                m.cpu.retired = m.cpu.budget_end.wrapping_add(value);
             } else {
                 m.cpu.set_reg(r, value as u32);
             }

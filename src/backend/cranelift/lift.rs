@@ -45,8 +45,8 @@ use crate::memory::Device;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I32, I64};
 use cranelift_codegen::ir::{
-    self, AbiParam, ExtFuncData, ExternalName, FuncRef, InstBuilder, MemFlagsData, Signature, SourceLoc, StackSlot,
-    StackSlotData, StackSlotKind, TrapCode, UserExternalName, Value,
+    self, AbiParam, ExtFuncData, ExternalName, FuncRef, InstBuilder, MemFlagsData, Signature, SourceLoc, TrapCode,
+    UserExternalName, Value,
 };
 use cranelift_codegen::ir::{BlockArg, ValueLabel};
 use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
@@ -165,6 +165,9 @@ impl Recovery {
 /// recover at each inline access.
 pub struct Lifted {
     pub sites: Vec<Site>,
+    /// Is the running total counted from `budget_end` (see [`Lifter::below_end`])? Its
+    /// recovered value is then `cpu.retired - cpu.budget_end`.
+    pub below_end: bool,
     pub recoveries: Vec<Recovery>,
     /// The site of each inline access, by access number (see [`inline_trap_code`]).
     pub access_sites: Vec<u32>,
@@ -179,15 +182,15 @@ struct Lifter<'a, 'b> {
     cur: usize,
     blocks: Vec<ir::Block>,
     cpu: Value,
-    /// The running retired total.
+    /// The running retired total: the count itself, or (see `below_end`) the count
+    /// minus `budget_end`.
     total: Value,
-    /// Where nothing in the region can change `budget_end` (no access profiles): per
-    /// stretch of a back edge's target, a stack slot holding `budget_end - stretch` as
-    /// read on entry, which a back edge loads to compare the running total with; a
-    /// bound held as a value would be recomputed from `budget_end` at every back edge
-    /// (the optimizer rematerializes an add of a constant), which would then hold a
-    /// register across the loop. Empty otherwise: back edges load `budget_end` again.
-    bounds: Vec<(u32, StackSlot)>,
+    /// Where nothing in the region can change `budget_end` (no access profiles), the
+    /// running total counts from it: a negative number that a back edge compares with
+    /// the constant `-stretch`, with no bound to load or hold in a register; what stores
+    /// the count to `Cpu` adds `budget_end` back. Elsewhere it is the count, and back
+    /// edges load `budget_end` again.
+    below_end: bool,
     /// Current value of each guest register the region uses (x0 and unused: None).
     vals: [Option<Value>; 32],
     /// Per region block: the registers passed to it as parameters (after the running
@@ -444,21 +447,10 @@ pub fn lift_region(
         .collect();
     let used: Vec<u8> = (1..32u8).filter(|r| written & (1 << r) != 0).collect();
     let BlockParams { order, params, idom } = block_parameters(region, &used);
-    // Only the profiling helpers change `budget_end` while translated code runs.
-    let mut bounds: Vec<(u32, StackSlot)> = Vec::new();
-    if plans.values().all(|p| !p.state.profiles()) {
-        for t in 0..region.blocks.len() {
-            for &s in region.inside_successors(t) {
-                let stretch = region.stretch[s];
-                if region.edge(t, region.blocks[s].pc).back && bounds.iter().all(|&(x, _)| x != stretch) {
-                    let slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 8, 3));
-                    let bound = b.ins().iadd_imm_s(budget_end, -i64::from(stretch));
-                    b.ins().stack_store(I64, bound, slot, 0);
-                    bounds.push((stretch, slot));
-                }
-            }
-        }
-    }
+    // Only the profiling helpers change `budget_end` while translated code runs. Counts
+    // stay far below 2^63, so the difference and signed compares with it are exact.
+    let below_end = plans.values().all(|p| !p.state.profiles());
+    let total = if below_end { b.ins().isub(retired0, budget_end) } else { retired0 };
     let blocks: Vec<ir::Block> = params
         .iter()
         .map(|p| {
@@ -480,8 +472,8 @@ pub fn lift_region(
         cur: 0,
         blocks,
         cpu,
-        total: retired0,
-        bounds,
+        total,
+        below_end,
         vals: [None; 32],
         params,
         idom,
@@ -512,7 +504,7 @@ pub fn lift_region(
             l.label(usize::from(r), v);
         }
     }
-    l.label(TOTAL, retired0);
+    l.label(TOTAL, total);
     l.entry = Some(l.state());
     let args = l.pass_to(0);
     l.b.ins().jump(l.blocks[0], &args);
@@ -539,7 +531,7 @@ pub fn lift_region(
     }
     l.b.seal_all_blocks();
     l.b.finalize(env.frontend);
-    Lifted { sites: l.sites, recoveries: l.recoveries, access_sites: l.access_sites }
+    Lifted { sites: l.sites, below_end: l.below_end, recoveries: l.recoveries, access_sites: l.access_sites }
 }
 
 impl Lifter<'_, '_> {
@@ -674,7 +666,7 @@ impl Lifter<'_, '_> {
         let keep = kept_dirty(self.dirty, self.live_after[self.cur][i], inst, forced);
         if forced & RETIRED_BIT != 0 && self.dirty & RETIRED_BIT != 0 {
             let total = self.total;
-            self.b.ins().store(trusted(), total, self.cpu, OFFSET_RETIRED);
+            self.store_retired(total);
         }
         let (mut consts, mut chains) = (Vec::new(), Vec::new());
         for r in 1..32u8 {
@@ -813,7 +805,19 @@ impl Lifter<'_, '_> {
         self.store_dirty();
         self.b.ins().store(trusted(), pc, self.cpu, OFFSET_PC);
         let retired = self.retired_after(executed);
-        self.b.ins().store(trusted(), retired, self.cpu, OFFSET_RETIRED);
+        self.store_retired(retired);
+    }
+
+    /// Stores the running total `total` (or a count derived from it) as `cpu.retired`.
+    fn store_retired(&mut self, total: Value) {
+        let count = match self.below_end {
+            true => {
+                let budget_end = self.b.ins().load(I64, trusted(), self.cpu, OFFSET_BUDGET_END);
+                self.b.ins().iadd(total, budget_end)
+            }
+            false => total,
+        };
+        self.b.ins().store(trusted(), count, self.cpu, OFFSET_RETIRED);
     }
 
     /// Leaves the region for the dispatcher with `code`.
@@ -857,14 +861,10 @@ impl Lifter<'_, '_> {
             // target could pass the budget, or a helper asked for the dispatcher.
             let total = self.total;
             let stretch = i64::from(self.region.stretch[s]);
-            let over = match self.bounds.iter().find(|&&(x, _)| i64::from(x) == stretch) {
-                // total > budget_end - stretch, a bound computed on entry; counts stay
-                // far below 2^63, so the difference and the signed compare are exact.
-                Some(&(_, slot)) => {
-                    let bound = self.b.ins().stack_load(I64, I64, slot, 0);
-                    self.b.ins().icmp(IntCC::SignedGreaterThan, total, bound)
-                }
-                None => {
+            let over = match self.below_end {
+                // total - budget_end > -stretch
+                true => self.b.ins().icmp_imm_s(IntCC::SignedGreaterThan, total, -stretch),
+                false => {
                     let budget_end = self.b.ins().load(I64, trusted(), self.cpu, OFFSET_BUDGET_END);
                     let after = self.b.ins().iadd_imm_s(total, stretch);
                     self.b.ins().icmp(IntCC::UnsignedGreaterThan, after, budget_end)
@@ -879,7 +879,7 @@ impl Lifter<'_, '_> {
             let pc = self.iconst(target);
             self.b.ins().store(trusted(), pc, self.cpu, OFFSET_PC);
             let total = self.total;
-            self.b.ins().store(trusted(), total, self.cpu, OFFSET_RETIRED);
+            self.store_retired(total);
             let code = self.b.ins().iconst(I64, EXIT_DISPATCH);
             self.b.ins().return_(&[code]);
         } else {

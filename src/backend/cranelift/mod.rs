@@ -9,6 +9,7 @@ mod sync;
 use crate::jit::abi::{Helper, HELPERS};
 use crate::jit::codegen::{
     Backend, CompileEnv, InlineAccess, Place, Step, Translation, ValueLoc, MAX_STEPS, RECOVER_RETIRED,
+    RECOVER_RETIRED_BELOW_END,
 };
 use crate::jit::codemem::{shortage_of, CodePool};
 use crate::jit::helpers;
@@ -182,7 +183,11 @@ impl CraneliftBackend {
                     if rec.regs & (1 << r) == 0 {
                         continue;
                     }
-                    let reg = if r == 0 { RECOVER_RETIRED } else { r };
+                    let reg = match (r, lifted.below_end) {
+                        (0, false) => RECOVER_RETIRED,
+                        (0, true) => RECOVER_RETIRED_BELOW_END,
+                        _ => r,
+                    };
                     let label = rec.labels.iter().find(|(lr, _)| *lr == r).map_or(u32::MAX, |&(_, l)| l);
                     if let Some(&(_, c)) = rec.consts.iter().find(|(cr, _)| *cr == r) {
                         recover.push((reg, ValueLoc::Const(c)));
