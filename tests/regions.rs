@@ -253,6 +253,34 @@ fn a_register_computed_after_the_access_is_computed_by_the_fault_path() {
     assert!(matches!(exit, Exit::Fault(f) if f.addr == 0x4000_0000), "{exit:?}");
 }
 
+/// A loop whose `s7 += s4` (s4 kept in a register, not a constant) is first used after
+/// the access: at a fault there the fault path computes it from the two values.
+fn lazy_sum(n: u32, k: u32, target: u32) -> Vec<u32> {
+    const S7: u8 = 23;
+    let body = [
+        add(S7, S7, S4), // first used after the access
+        addi(S3, S3, 1),
+        lbu(T0, S0, 0), // the access
+        add(S2, S2, T0),
+        xor(S2, S2, S7),
+        addi(S0, S0, 1),
+    ];
+    counted_loop(n, k, target, &[(S7, 0x100), (S4, 0x1234)], &body, S7)
+}
+
+#[test]
+fn a_register_computed_from_two_kept_values_after_the_access_is_computed_by_the_fault_path() {
+    let (runs, exit) = check(&lazy_sum(300, 200, UART_BASE), MemMode::Fastmem, 3, 1_000_000);
+    assert!(matches!(exit, Exit::Exited(_)), "{exit:?}");
+    let m = &runs.exact;
+    assert!(m.stats.faults_handled >= 1);
+    assert!(m.stats.registers_computed >= 1, "computed registers: {}", m.stats.registers_computed);
+    // Nothing had to be stored before the access and compiled again.
+    assert_eq!(m.stats.cache.recovery_recompiles, 0);
+    let (_, exit) = check(&lazy_sum(300, 200, 0x4000_0000), MemMode::Fastmem, 3, 1_000_000);
+    assert!(matches!(exit, Exit::Fault(f) if f.addr == 0x4000_0000), "{exit:?}");
+}
+
 /// A loop that calls a function through a pointer (s6) every iteration and adds its
 /// result (a0) to s2; after iteration `k` the pointer moves to a second function.
 fn caller(n: u32, k: u32) -> Vec<u32> {

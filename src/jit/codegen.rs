@@ -75,6 +75,9 @@ pub enum ValueLoc {
     /// `len` steps, in order: the code computes the register's value after the access
     /// (or not at all, where it folded it into its uses), from a value it keeps.
     Computed(Place, [Step; MAX_STEPS], u8),
+    /// Computed by one operation from the 32-bit values at two places: the code
+    /// computes the register's value after the access from two values it keeps.
+    Combined(Place, Op, Place),
 }
 
 /// Where a value is when an inline access faults.
@@ -105,15 +108,47 @@ pub enum Step {
 impl Step {
     /// Applies the step to `x`.
     pub fn apply(self, x: u32) -> u32 {
+        let (op, c) = match self {
+            Step::Add(c) => (Op::Add, c),
+            Step::Mul(c) => (Op::Mul, c),
+            Step::And(c) => (Op::And, c),
+            Step::Or(c) => (Op::Or, c),
+            Step::Xor(c) => (Op::Xor, c),
+            Step::Shl(c) => (Op::Shl, c),
+            Step::Shr(c) => (Op::Shr, c),
+            Step::Sar(c) => (Op::Sar, c),
+        };
+        op.apply(x, c)
+    }
+}
+
+/// A 32-bit operation of two values (shift amounts are taken mod 32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Add,
+    Sub,
+    Mul,
+    And,
+    Or,
+    Xor,
+    Shl,
+    Shr,
+    Sar,
+}
+
+impl Op {
+    /// `x op y`.
+    pub fn apply(self, x: u32, y: u32) -> u32 {
         match self {
-            Step::Add(c) => x.wrapping_add(c),
-            Step::Mul(c) => x.wrapping_mul(c),
-            Step::And(c) => x & c,
-            Step::Or(c) => x | c,
-            Step::Xor(c) => x ^ c,
-            Step::Shl(c) => x << (c & 31),
-            Step::Shr(c) => x >> (c & 31),
-            Step::Sar(c) => ((x as i32) >> (c & 31)) as u32,
+            Op::Add => x.wrapping_add(y),
+            Op::Sub => x.wrapping_sub(y),
+            Op::Mul => x.wrapping_mul(y),
+            Op::And => x & y,
+            Op::Or => x | y,
+            Op::Xor => x ^ y,
+            Op::Shl => x << (y & 31),
+            Op::Shr => x >> (y & 31),
+            Op::Sar => ((x as i32) >> (y & 31)) as u32,
         }
     }
 }

@@ -144,6 +144,7 @@ fn recover(m: &mut Machine, list: &[(u8, ValueLoc)]) -> Result<(), JitError> {
                     let x = read(place)? as u32;
                     u64::from(steps[..usize::from(len)].iter().fold(x, |x, s| s.apply(x)))
                 }
+                ValueLoc::Combined(a, op, b) => u64::from(op.apply(read(a)? as u32, read(b)? as u32)),
             };
             if r == RECOVER_RETIRED {
                 m.cpu.retired = value;
@@ -323,8 +324,11 @@ fn run_translated(
             } else {
                 recover(m, &site.recover)?;
                 m.stats.registers_recovered += site.recover.len() as u64;
-                m.stats.registers_computed +=
-                    site.recover.iter().filter(|(_, loc)| matches!(loc, ValueLoc::Computed(..))).count() as u64;
+                m.stats.registers_computed += site
+                    .recover
+                    .iter()
+                    .filter(|(_, loc)| matches!(loc, ValueLoc::Computed(..) | ValueLoc::Combined(..)))
+                    .count() as u64;
                 m.cpu.pc = site.pc;
                 m.cpu.retired += u64::from(site.retired);
             }

@@ -39,7 +39,7 @@ use crate::jit::abi::{
 };
 use crate::jit::access::{AccessState, RegionClass};
 use crate::jit::block::BlockEnd;
-use crate::jit::codegen::{AccessPlan, Step, MAX_STEPS};
+use crate::jit::codegen::{AccessPlan, Op, Step, MAX_STEPS};
 use crate::jit::region::Region;
 use crate::memory::Device;
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -142,7 +142,8 @@ const TOTAL: usize = 32;
 /// and those that are constants. For a register whose value is computed from another
 /// value by operations with constants, also that value's label and the operations: the
 /// optimizer may compute the register's value after the access, or fold it into its
-/// uses, while the value it comes from is still kept.
+/// uses, while the value it comes from is still kept; else, for one operation of two
+/// values, their labels and the operation.
 #[derive(Clone, Debug)]
 pub struct Recovery {
     pub site: u32,
@@ -150,6 +151,9 @@ pub struct Recovery {
     pub labels: Vec<(u8, u32)>,
     pub consts: Vec<(u8, u32)>,
     pub chains: Vec<(u8, u32, Vec<Step>)>,
+    /// Registers computed by one operation from two kept values: (register, the first
+    /// value's label, the operation, the second value's label).
+    pub pairs: Vec<(u8, u32, Op, u32)>,
     /// `Cpu` holds the state at the last checkpoint and the fault resumes there (see
     /// [`Sync::Rollback`]); nothing else is recovered.
     pub rollback: bool,
@@ -157,8 +161,33 @@ pub struct Recovery {
 
 impl Recovery {
     fn rollback(site: u32) -> Recovery {
-        Recovery { site, regs: 0, labels: Vec::new(), consts: Vec::new(), chains: Vec::new(), rollback: true }
+        Recovery {
+            site,
+            regs: 0,
+            labels: Vec::new(),
+            consts: Vec::new(),
+            chains: Vec::new(),
+            pairs: Vec::new(),
+            rollback: true,
+        }
     }
+}
+
+/// The 32-bit operation a Cranelift opcode computes, for recovering a value at a fault.
+fn op_of(opcode: ir::Opcode) -> Option<Op> {
+    use ir::Opcode as O;
+    Some(match opcode {
+        O::Iadd => Op::Add,
+        O::Isub => Op::Sub,
+        O::Imul => Op::Mul,
+        O::Band => Op::And,
+        O::Bor => Op::Or,
+        O::Bxor => Op::Xor,
+        O::Ishl => Op::Shl,
+        O::Ushr => Op::Shr,
+        O::Sshr => Op::Sar,
+        _ => return None,
+    })
 }
 
 /// A lifted region: the sites its source locations index, and what the fault path must
@@ -668,7 +697,7 @@ impl Lifter<'_, '_> {
             let total = self.total;
             self.store_retired(total);
         }
-        let (mut consts, mut chains) = (Vec::new(), Vec::new());
+        let (mut consts, mut chains, mut pairs) = (Vec::new(), Vec::new(), Vec::new());
         for r in 1..32u8 {
             if keep & (1 << r) != 0 {
                 let v = self.reg(r);
@@ -679,6 +708,12 @@ impl Lifter<'_, '_> {
                     self.b.set_val_label(leaf, ValueLabel::from_u32(label));
                     self.next_label += 1;
                     chains.push((r, label, steps));
+                } else if let Some((x, op, y)) = self.pair_of(v) {
+                    let label = self.next_label;
+                    self.b.set_val_label(x, ValueLabel::from_u32(label));
+                    self.b.set_val_label(y, ValueLabel::from_u32(label + 1));
+                    self.next_label += 2;
+                    pairs.push((r, label, op, label + 1));
                 }
             }
         }
@@ -696,7 +731,7 @@ impl Lifter<'_, '_> {
             .filter(|r| keep & (1 << r) != 0)
             .map(|r| (r, self.labels[if r == 0 { TOTAL } else { usize::from(r) }]))
             .collect();
-        self.recoveries.push(Recovery { site, regs: keep, labels, consts, chains, rollback: false });
+        self.recoveries.push(Recovery { site, regs: keep, labels, consts, chains, pairs, rollback: false });
     }
 
     /// Before the store at instruction `i`: writes every dirty register, its pc and the
@@ -754,17 +789,17 @@ impl Lifter<'_, '_> {
                 },
                 _ => break,
             };
-            let step = match op {
-                O::Iadd => Step::Add(c),
-                O::Isub => Step::Add(c.wrapping_neg()),
-                O::Imul => Step::Mul(c),
-                O::Band => Step::And(c),
-                O::Bor => Step::Or(c),
-                O::Bxor => Step::Xor(c),
-                O::Ishl => Step::Shl(c),
-                O::Ushr => Step::Shr(c),
-                O::Sshr => Step::Sar(c),
-                _ => break,
+            let step = match op_of(op) {
+                Some(Op::Add) => Step::Add(c),
+                Some(Op::Sub) => Step::Add(c.wrapping_neg()),
+                Some(Op::Mul) => Step::Mul(c),
+                Some(Op::And) => Step::And(c),
+                Some(Op::Or) => Step::Or(c),
+                Some(Op::Xor) => Step::Xor(c),
+                Some(Op::Shl) => Step::Shl(c),
+                Some(Op::Shr) => Step::Shr(c),
+                Some(Op::Sar) => Step::Sar(c),
+                None => break,
             };
             if dfg.value_type(x) != I32 || dfg.value_type(cur) != I32 {
                 break;
@@ -777,6 +812,17 @@ impl Lifter<'_, '_> {
         }
         steps.reverse();
         Some((cur, steps))
+    }
+
+    /// `v` as one operation of two values that are not constants (see `chain_of` for
+    /// those with a constant), each of which the code may keep when `v` is not.
+    fn pair_of(&self, v: Value) -> Option<(Value, Op, Value)> {
+        let dfg = &self.b.func.dfg;
+        let inst = dfg.value_def(v).inst()?;
+        let ir::InstructionData::Binary { opcode, args: [x, y] } = dfg.insts[inst] else { return None };
+        let op = op_of(opcode)?;
+        let fits = [v, x, y].iter().all(|&w| dfg.value_type(w) == I32 && self.const_of(w).is_none());
+        fits.then_some((x, op, y))
     }
 
     /// The value of `v` if it is a constant.

@@ -210,6 +210,10 @@ impl CraneliftBackend {
                         fixed[..steps.len()].copy_from_slice(steps);
                         Some(ValueLoc::Computed(place_of(*leaf)?, fixed, steps.len() as u8))
                     });
+                    let place = place.or_else(|| {
+                        let &(_, x, op, y) = rec.pairs.iter().find(|(pr, ..)| *pr == r)?;
+                        Some(ValueLoc::Combined(place_of(x)?, op, place_of(y)?))
+                    });
                     match place {
                         Some(place) => recover.push((reg, place)),
                         None => missing.push((site.pc, 1u32 << r)),
