@@ -432,17 +432,8 @@ pub fn lift_region(
     b.set_srcloc(SourceLoc::new(0));
     let retired0 = b.ins().load(I64, trusted(), cpu, OFFSET_RETIRED);
     let budget_end = b.ins().load(I64, trusted(), cpu, OFFSET_BUDGET_END);
-    // Only the profiling helpers change `budget_end` while translated code runs. Counts
-    // stay far below 2^63, so the difference and signed compares with it are exact.
-    let below_end = plans.values().all(|p| !p.state.profiles());
-    let stretch0 = i64::from(region.stretch[0]);
-    let (total, over) = if below_end {
-        let total = b.ins().isub(retired0, budget_end);
-        (total, b.ins().icmp_imm_s(IntCC::SignedGreaterThan, total, -stretch0))
-    } else {
-        let after = b.ins().iadd_imm_s(retired0, stretch0);
-        (retired0, b.ins().icmp(IntCC::UnsignedGreaterThan, after, budget_end))
-    };
+    let after = b.ins().iadd_imm_s(retired0, i64::from(region.stretch[0]));
+    let over = b.ins().icmp(IntCC::UnsignedGreaterThan, after, budget_end);
     let out_of_budget = b.create_block();
     let body = b.create_block();
     b.set_cold_block(out_of_budget);
@@ -485,6 +476,10 @@ pub fn lift_region(
         .collect();
     let used: Vec<u8> = (1..32u8).filter(|r| written & (1 << r) != 0).collect();
     let BlockParams { order, params, idom } = block_parameters(region, &used);
+    // Only the profiling helpers change `budget_end` while translated code runs. Counts
+    // stay far below 2^63, so the difference and signed compares with it are exact.
+    let below_end = plans.values().all(|p| !p.state.profiles());
+    let total = if below_end { b.ins().isub(retired0, budget_end) } else { retired0 };
     let blocks: Vec<ir::Block> = params
         .iter()
         .map(|p| {
